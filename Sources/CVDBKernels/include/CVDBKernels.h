@@ -1,0 +1,49 @@
+#ifndef CVDBKERNELS_H
+#define CVDBKERNELS_H
+// Distance kernels and CRC32C for VDBKit.
+//
+// Each kernel exists in a scalar, an AVX2+FMA and an AVX-512 variant; the unsuffixed entry
+// point is an ELF ifunc resolved once at load time to the best variant the CPU supports, so
+// the hot path pays one indirect call and no branch. No allocation, no mutable globals.
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Instruction-set levels, in increasing order.
+typedef enum {
+    VDB_KERNEL_SCALAR = 0,
+    VDB_KERNEL_AVX2 = 1,
+    VDB_KERNEL_AVX512 = 2,
+} vdb_kernel_level;
+
+/// The level the unsuffixed kernels dispatch to on this CPU.
+vdb_kernel_level vdb_kernel_level_active(void);
+/// Whether this CPU can run the given level (tests call every supported variant).
+int vdb_kernel_level_supported(vdb_kernel_level level);
+
+/// Squared Euclidean distance of two `n`-float vectors.
+float vdb_l2sq_f32(const float *a, const float *b, size_t n);
+/// Inner product of two `n`-float vectors.
+float vdb_dot_f32(const float *a, const float *b, size_t n);
+
+/// One query against `rows` contiguous row-major vectors of `dim` floats: out[i] = l2sq(q, base[i]).
+void vdb_l2sq_f32_rows(const float *q, const float *base, size_t rows, size_t dim, float *out);
+/// One query against `rows` contiguous row-major vectors: out[i] = dot(q, base[i]).
+void vdb_dot_f32_rows(const float *q, const float *base, size_t rows, size_t dim, float *out);
+
+/// Explicit variants, for tests and benchmarks.
+float vdb_l2sq_f32_level(vdb_kernel_level level, const float *a, const float *b, size_t n);
+float vdb_dot_f32_level(vdb_kernel_level level, const float *a, const float *b, size_t n);
+
+/// CRC32C (Castagnoli), continuing from `crc` (pass 0 to start). Uses SSE4.2 when present.
+uint32_t vdb_crc32c(uint32_t crc, const void *data, size_t length);
+/// The portable table-driven CRC32C, kept for tests.
+uint32_t vdb_crc32c_portable(uint32_t crc, const void *data, size_t length);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

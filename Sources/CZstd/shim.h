@@ -1,0 +1,4 @@
+#ifndef VDB_CZSTD_SHIM_H
+#define VDB_CZSTD_SHIM_H
+#include <zstd.h>
+#endif

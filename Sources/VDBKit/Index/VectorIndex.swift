@@ -1,0 +1,42 @@
+/// Per-query knobs of approximate indexes; exact indexes ignore them.
+public struct SearchParameters: Sendable, Hashable, Codable {
+    /// HNSW beam width.
+    public var ef: Int?
+    /// IVF lists probed.
+    public var nprobe: Int?
+
+    public init(ef: Int? = nil, nprobe: Int? = nil) {
+        self.ef = ef
+        self.nprobe = nprobe
+    }
+}
+
+/// The kinds of index; the manifest stores the raw value.
+public enum IndexKind: String, Sendable, Codable, CaseIterable {
+    case flat
+}
+
+/// What every index over one segment provides (DESIGN "Indexes").
+///
+/// Indexes address the segment's rows by `RowOffset` and never copy vectors; results go into a
+/// caller-owned ``TopK`` so a query allocates nothing on the hot path.
+public protocol VectorIndex: Sendable {
+    var kind: IndexKind { get }
+    /// Whether results equal exact search.
+    var isExact: Bool { get }
+    /// Whether rows can be added without a rebuild.
+    var updatesIncrementally: Bool { get }
+    /// Bytes the index needs beyond the segment's vectors.
+    var memoryFootprint: Int { get }
+    /// Build progress in 0...1.
+    var buildProgress: Double { get }
+
+    /// Offers the segment's `k` nearest rows to `query` to `results`, with ids `idBase + row`.
+    ///
+    /// - Parameters:
+    ///   - query: a vector already prepared by the library's contract.
+    ///   - filter: when present, only these rows may be returned.
+    func search(
+        _ query: UnsafeBufferPointer<Float>, k: Int, filter: RowSet?, parameters: SearchParameters,
+        idBase: UInt64, into results: inout TopK)
+}

@@ -1,0 +1,154 @@
+public import SystemPackage
+import Foundation
+
+/// The files of one library under `<data-dir>/libraries/<name>/`, and the atomic switch of its
+/// live version:
+///
+/// ```
+/// CURRENT                       names the live manifest; replaced by an atomic rename
+/// manifest-<epoch>.json         one per published version, never modified
+/// shards/<n>/seg-<id>.vdbseg    immutable segments
+/// queries/<epoch>-*.{f,i}vecs   query set and ground truth, when the input had them
+/// ```
+public struct LibraryDirectory: Sendable {
+    public let name: String
+    public let root: FilePath
+
+    /// - Throws: `StorageError.invalidArgument` for a name that is not a safe directory name.
+    public init(dataDirectory: FilePath, name: String) throws(StorageError) {
+        try Self.validate(name: name)
+        self.name = name
+        root = dataDirectory.appending("libraries").appending(name)
+    }
+
+    /// Library names: 1-128 of `A-Z a-z 0-9 _ - .`, not starting with a dot.
+    public static func validate(name: String) throws(StorageError) {
+        let allowed = name.utf8.allSatisfy { c in
+            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x5F || c == 0x2D || c == 0x2E
+        }
+        guard (1...128).contains(name.utf8.count), allowed, !name.hasPrefix(".") else {
+            throw StorageError(.invalidArgument, "invalid library name '\(name)': use 1-128 letters, digits, '_', '-' or '.', not starting with '.'")
+        }
+    }
+
+    /// The names of the libraries in a data directory, sorted.
+    public static func libraryNames(in dataDirectory: FilePath) -> [String] {
+        let path = dataDirectory.appending("libraries").string
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        return names.filter { (try? validate(name: $0)) != nil && fileExists(FilePath(path).appending($0).appending("CURRENT")) }.sorted()
+    }
+
+    public var currentFile: FilePath { root.appending("CURRENT") }
+
+    public func manifestFileName(epoch: Epoch) -> String {
+        "manifest-" + zeroPadded(epoch, 6) + ".json"
+    }
+
+    public func segmentFileName(shard: UInt32, segment: UInt32) -> String {
+        "shards/\(shard)/seg-" + zeroPadded(UInt64(segment), 6) + ".vdbseg"
+    }
+
+    /// Whether the library has a published version.
+    public var exists: Bool { fileExists(currentFile) }
+
+    /// Reads the live manifest.
+    /// - Throws: `.notFound` when the library has no published version.
+    public func currentManifest() throws(StorageError) -> Manifest {
+        let current: [UInt8]
+        do {
+            current = try readWholeFile(currentFile)
+        } catch let error where error.code == .notFound {
+            throw StorageError(.notFound, "library '\(name)' does not exist (no \(currentFile))")
+        }
+        let fileName = String(decoding: current, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard fileName.hasPrefix("manifest-"), fileName.hasSuffix(".json"), !fileName.contains("/") else {
+            throw StorageError(.corruptManifest, "\(currentFile) names '\(fileName)', not a manifest file")
+        }
+        return try manifest(named: fileName)
+    }
+
+    /// Reads one manifest by file name.
+    public func manifest(named fileName: String) throws(StorageError) -> Manifest {
+        let path = root.appending(fileName)
+        let bytes = try readWholeFile(path)
+        let manifest: Manifest
+        do {
+            manifest = try Self.decoder.decode(Manifest.self, from: Data(bytes))
+        } catch {
+            throw StorageError(.corruptManifest, "\(path) does not parse: \(describe(error))")
+        }
+        try manifest.validate()
+        return manifest
+    }
+
+    /// Publishes `manifest` as the live version: writes `manifest-<epoch>.json` durably, then
+    /// replaces `CURRENT` by an atomic rename. A crash at any point leaves the old version or
+    /// the new one live, never neither.
+    public func publish(_ manifest: Manifest) throws(StorageError) {
+        try manifest.validate()
+        try ensureDirectory(root)
+        let fileName = manifestFileName(epoch: manifest.epoch)
+        let data: Data
+        do {
+            data = try Self.encoder.encode(manifest)
+        } catch {
+            throw StorageError(.corruptManifest, "cannot encode manifest \(manifest.epoch)", cause: nil)
+        }
+        try DurableFile.write(Array(data), to: root.appending(fileName))
+        try DurableFile.write(Array((fileName + "\n").utf8), to: currentFile)
+    }
+
+    /// Creates a directory (and parents) under the library.
+    public func ensureDirectory(_ path: FilePath) throws(StorageError) {
+        do {
+            try createDirectories(path)
+        } catch {
+            throw StorageError(.io, "cannot create directory \(path)", cause: error)
+        }
+    }
+
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        e.dateEncodingStrategy = .iso8601
+        return e
+    }()
+
+    static let decoder: JSONDecoder = {
+        let d = JSONDecoder()
+        d.dateDecodingStrategy = .iso8601
+        return d
+    }()
+}
+
+/// Reads a whole (small) file.
+func readWholeFile(_ path: FilePath) throws(StorageError) -> [UInt8] {
+    let fd: FileDescriptor
+    do {
+        fd = try FileDescriptor.open(path, .readOnly, options: [.closeOnExec])
+    } catch Errno.noSuchFileOrDirectory {
+        throw StorageError(.notFound, "\(path) does not exist")
+    } catch {
+        throw StorageError(.io, "cannot open \(path)", cause: error)
+    }
+    defer { try? fd.close() }
+    do {
+        // Read to end of file rather than trusting the size: /proc files report 0.
+        var bytes = [UInt8](repeating: 0, count: max(4096, try fd.fileSize() + 1))
+        var done = 0
+        while true {
+            if done == bytes.count { bytes.append(contentsOf: repeatElement(0, count: bytes.count)) }
+            let n = try bytes.withUnsafeMutableBytes { try fd.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[done...])) }
+            if n == 0 { break }
+            done += n
+        }
+        return Array(bytes[0..<done])
+    } catch {
+        throw StorageError(.io, "cannot read \(path)", cause: error)
+    }
+}
+
+func zeroPadded(_ value: UInt64, _ width: Int) -> String {
+    let s = String(value)
+    return String(repeating: "0", count: max(0, width - s.count)) + s
+}

@@ -1,0 +1,103 @@
+import ArgumentParser
+import SystemPackage
+import VDBKit
+
+extension VDBBuild {
+    struct Ingest: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Ingest HDF5 (ann-benchmarks layout), fvecs/bvecs or JSON Lines documents into a library.",
+            discussion: """
+                Streams the input, checks every vector against the library's contract, writes sharded segments \
+                and publishes one manifest version. A query set and ground truth found in an HDF5 file \
+                (`test`, `neighbors`, `distances`) are kept with the library for vdb-query.
+                """)
+
+        @OptionGroup var global: GlobalOptions
+
+        @Argument(help: "The input file: .hdf5/.h5, .fvecs, .bvecs, or .jsonl/.ndjson.")
+        var input: String
+
+        @Option(name: .long, help: "The library to create.")
+        var library: String
+
+        @Option(name: .long, help: "Input format when the extension does not tell: hdf5, fvecs, bvecs, jsonl.")
+        var format: InputFormat?
+
+        @Option(name: .long, help: "The metric (l2, cosine, dot), when the input does not declare one.")
+        var metric: String?
+
+        @Option(name: .long, help: "The embedding model's name, recorded in the contract.")
+        var model: String?
+
+        @Option(name: .long, help: "Number of shards; documents are placed by a hash of their id.")
+        var shards = 1
+
+        @Option(name: .long, help: "Close a segment once its vectors reach this many MiB.")
+        var segmentMib = 256
+
+        @Flag(name: .long, help: "Replace the contents of an existing library (new version, same contract).")
+        var replace = false
+
+        func validate() throws {
+            guard shards >= 1 && shards <= 1024 else { throw ValidationError("--shards must be in 1...1024") }
+            guard segmentMib >= 1 else { throw ValidationError("--segment-mib must be at least 1") }
+            if let metric, Metric(datasetName: metric) == nil { throw ValidationError("unknown metric '\(metric)'; use l2, cosine or dot") }
+            if format == nil, InputFormat(path: input) == nil {
+                throw ValidationError("cannot tell the format of '\(input)' from its extension; pass --format")
+            }
+        }
+
+        func run() throws {
+            let report = try reportingErrors {
+                let path = FilePath(input)
+                let options = IngestOptions(
+                    library: library, shardCount: shards, metric: metric.flatMap(Metric.init(datasetName:)), model: model,
+                    segmentVectorBytes: segmentMib << 20, replace: replace)
+                let progress = TerminalProgress()
+                defer { progress.finish() }
+                let dataDirectory = FilePath(global.dataDir)
+                switch format ?? InputFormat(path: input)! {
+                case .hdf5:
+                    let dataset = try HDF5Dataset(path: path)
+                    var source = try HDF5RowSource(dataset: dataset)
+                    return try Ingestor.ingest(source: &source, querySet: try dataset.querySet(), dataDirectory: dataDirectory, options: options, progress: progress.handler)
+                case .fvecs, .bvecs:
+                    var source = try VecsRowSource(path: path)
+                    return try Ingestor.ingest(source: &source, dataDirectory: dataDirectory, options: options, progress: progress.handler)
+                case .jsonl:
+                    var source = try JSONLinesSource(path: path)
+                    return try Ingestor.ingest(source: &source, dataDirectory: dataDirectory, options: options, progress: progress.handler)
+                }
+            }
+            if global.json {
+                print(try encodeJSON(report))
+            } else {
+                print("""
+                    ingested \(report.rows) rows (\(report.documents) documents) into library '\(report.library)' version \(report.epoch)
+                      contract: \(report.contract)
+                      \(report.shards) shard(s), \(report.segments) segment(s), \(Format.bytes(report.bytes)) in \(Format.fixed(report.seconds, 2)) s
+                    """)
+                if report.queries > 0 { print("  kept \(report.queries) queries with ground truth for vdb-query") }
+            }
+        }
+    }
+
+    enum InputFormat: String, ExpressibleByArgument, CaseIterable {
+        case hdf5, fvecs, bvecs, jsonl
+
+        init?(path: String) {
+            let lower = path.lowercased()
+            if lower.hasSuffix(".hdf5") || lower.hasSuffix(".h5") {
+                self = .hdf5
+            } else if lower.hasSuffix(".fvecs") {
+                self = .fvecs
+            } else if lower.hasSuffix(".bvecs") {
+                self = .bvecs
+            } else if lower.hasSuffix(".jsonl") || lower.hasSuffix(".ndjson") {
+                self = .jsonl
+            } else {
+                return nil
+            }
+        }
+    }
+}

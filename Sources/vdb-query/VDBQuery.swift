@@ -1,0 +1,191 @@
+import ArgumentParser
+import SystemPackage
+import VDBKit
+
+/// `vdb-query`: measure recall@k and latency of a library's index against ground truth.
+@main
+struct VDBQuery: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vdb-query",
+        abstract: "Measure recall@k, throughput and latency of a library's index, or answer one query.",
+        discussion: """
+            Queries come from the library's stored query set (kept from an HDF5 input), from --queries \
+            (HDF5 `test` or an fvecs file), or from --vector. Recall is measured against the file's ground \
+            truth, or against an exact search computed with BLAS when there is none.
+            """)
+
+    @Option(name: .long, help: "The data directory (default: $VDB_DATA_DIR or ./.vdb-data).")
+    var dataDir: String = ProcessEnvironment.value("VDB_DATA_DIR") ?? ".vdb-data"
+
+    @Option(name: .long, help: "The library to query.")
+    var library: String
+
+    @Option(name: .long, help: "A query file: HDF5 in the ann-benchmarks layout, or fvecs.")
+    var queries: String?
+
+    @Option(name: .long, help: "Ground truth for an fvecs query file: an ivecs file of row numbers.")
+    var groundTruth: String?
+
+    @Option(name: .long, help: "One query vector, comma-separated; prints its nearest chunks.")
+    var vector: String?
+
+    @Option(name: .short, help: "Neighbours per query.")
+    var k = 10
+
+    @Option(name: .long, help: "Use only the first N queries.")
+    var limit: Int?
+
+    @Option(name: .long, help: "Threads for the throughput run (default: all cores).")
+    var threads = 0
+
+    @Option(name: .long, help: "HNSW beam width (for indexes that have one).")
+    var ef: Int?
+
+    @Option(name: .long, help: "Sweep one index parameter, e.g. ef=10,20,40.")
+    var sweep: String?
+
+    @Option(name: .long, help: "Exit with status 1 when mean recall@k is below this.")
+    var minRecall: Double?
+
+    @Flag(name: .long, help: "Print the report as JSON.")
+    var json = false
+
+    func validate() throws {
+        guard (1...10_000).contains(k) else { throw ValidationError("-k must be in 1...10000") }
+        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+        if vector != nil && queries != nil { throw ValidationError("pass --vector or --queries, not both") }
+        if let minRecall, !(0...1).contains(minRecall) { throw ValidationError("--min-recall must be in 0...1") }
+        if let sweep {
+            // No index in this version has a tunable parameter; flat search is exact.
+            throw ValidationError("--sweep \(sweep): the library's index (flat, exact) has no parameter to sweep")
+        }
+    }
+
+    func run() throws {
+        let snapshot = try reportingErrors {
+            try LibrarySnapshot.openCurrent(dataDirectory: FilePath(dataDir), library: library, verifyChecksums: false)
+        }
+        let searcher = Searcher(snapshot: snapshot)
+        let parameters = SearchParameters(ef: ef)
+        if let vector {
+            try answerOne(vector, searcher: searcher, parameters: parameters)
+            return
+        }
+        let report = try reportingErrors {
+            let (vectors, truth) = try loadQueries(snapshot: snapshot)
+            var options = QueryRunOptions(k: k, parameters: parameters, threads: threads)
+            options.warmupQueries = min(100, vectors.count / snapshot.contract.dimension)
+            return try QueryRunner.run(searcher: searcher, queries: vectors, groundTruth: truth, options: options)
+        }
+        if json {
+            print(try encodeJSON(report))
+        } else {
+            print(render(report))
+        }
+        if let minRecall, let recall = report.recall, recall < minRecall {
+            printError("vdb-query: recall@\(k) \(Format.fixed(recall, 4)) is below --min-recall \(minRecall)")
+            throw ExitCode(ExitStatus.gateFailed)
+        }
+    }
+
+    /// The query vectors and their ground truth, from the file given or the library.
+    func loadQueries(snapshot: LibrarySnapshot) throws -> ([Float], GroundTruth) {
+        let dimension = snapshot.contract.dimension
+        var set: QuerySet
+        var source: String
+        if let queries {
+            if queries.lowercased().hasSuffix(".hdf5") || queries.lowercased().hasSuffix(".h5") {
+                guard let found = try HDF5Dataset(path: FilePath(queries)).querySet() else {
+                    throw IngestError(.malformedInput, "\(queries) has no 'test' dataset")
+                }
+                set = found
+            } else {
+                let read = try VecsFile.readFloats(FilePath(queries))
+                set = QuerySet(dimension: read.dimension, vectors: read.values)
+                if let groundTruth {
+                    let gt = try VecsFile.readInts(FilePath(groundTruth))
+                    set.neighbors = gt.values
+                    set.depth = gt.dimension
+                }
+            }
+            source = "ground truth in \(queries)"
+        } else {
+            guard let stored = try snapshot.querySet() else {
+                throw QueryError(.unavailable, "library '\(library)' has no stored query set; pass --queries FILE or --vector")
+            }
+            set = stored
+            source = "ground truth stored with the library"
+        }
+        guard set.dimension == dimension else {
+            throw IngestError(.dimensionMismatch, "the queries have dimension \(set.dimension); the library's contract is \(snapshot.contract)")
+        }
+        var count = set.count
+        if let limit { count = min(count, limit) }
+        let vectors = Array(set.vectors.prefix(count * dimension))
+        guard let neighbors = set.neighbors, set.depth > 0 else { return (vectors, .exact) }
+        let truth = GroundTruth.rows(
+            neighbors: Array(neighbors.prefix(count * set.depth)), distances: set.distances.map { Array($0.prefix(count * set.depth)) },
+            depth: set.depth, source: source)
+        return (vectors, truth)
+    }
+
+    func answerOne(_ text: String, searcher: Searcher, parameters: SearchParameters) throws {
+        let components = text.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) }
+        guard !components.isEmpty, components.allSatisfy({ $0 != nil }) else {
+            throw ValidationError("--vector must be comma-separated numbers")
+        }
+        let hits = try reportingErrors { try searcher.search(components.map { $0! }, k: k, parameters: parameters) }
+        if json {
+            print(try encodeJSON(hits))
+            return
+        }
+        var table = TextTable(header: ["rank", "chunk", "document", "distance"])
+        for (i, hit) in hits.enumerated() {
+            table.append([String(i + 1), hit.chunkID.description, hit.documentID.description, Format.fixed(Double(hit.distance), 6)])
+        }
+        print(table.render())
+    }
+
+    func render(_ r: QueryReport) -> String {
+        var lines = [
+            "library \(r.library) v\(r.epoch): \(r.rows) rows, dimension \(r.dimension), \(r.metric.rawValue)",
+            "index: \(r.index); kernels: \(r.instructionSet)",
+            "queries: \(r.queries), k = \(r.k)",
+            "",
+        ]
+        var table = TextTable(header: ["measure", "value"])
+        if let recall = r.recall {
+            table.append(["recall@\(r.k)", Format.fixed(recall, 4)])
+        } else {
+            table.append(["recall@\(r.k)", "n/a"])
+        }
+        table.append(["QPS, 1 thread", Format.fixed(r.singleThread.queriesPerSecond, 1)])
+        table.append(["QPS, \(r.multiThread.threads) threads", Format.fixed(r.multiThread.queriesPerSecond, 1)])
+        table.append(["latency p50 (ms)", Format.fixed(r.latency.p50Microseconds / 1000, 3)])
+        table.append(["latency p95 (ms)", Format.fixed(r.latency.p95Microseconds / 1000, 3)])
+        table.append(["latency p99 (ms)", Format.fixed(r.latency.p99Microseconds / 1000, 3)])
+        table.append(["latency max (ms)", Format.fixed(r.latency.maxMicroseconds / 1000, 3)])
+        if let scanned = r.scannedBytesPerSecond { table.append(["scanned, 1 thread (GB/s)", Format.fixed(scanned / 1e9, 2)]) }
+        table.append(["mapped segments", Format.bytes(r.memory.mappedSegmentBytes)])
+        table.append(["index memory", Format.bytes(r.memory.indexBytes)])
+        table.append(["peak resident", Format.bytes(r.memory.peakResidentBytes)])
+        lines.append(table.render())
+        lines.append("")
+        lines.append("ground truth: \(r.groundTruth)")
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// Runs a body, turning VDBKit errors into a message on stderr and a sysexits code.
+func reportingErrors<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let error as ExitCode {
+        throw error
+    } catch let error as ValidationError {
+        throw error
+    } catch {
+        printError("vdb-query: " + ExitStatus.message(for: error))
+        throw ExitCode(ExitStatus.code(for: error))
+    }
+}
