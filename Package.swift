@@ -58,9 +58,10 @@ let package = Package(
             dependencies: ["VDBKit", "CVDBKernels", .product(name: "PropertyBased", package: "swift-property-based")],
             swiftSettings: swiftSettings
         ),
+        // Runs the built executables as a user would; depending on them makes `swift test` build them.
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["VDBKit"],
+            dependencies: ["VDBKit", "vdb-build", "vdb-query", "vdb-serve"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -154,8 +154,9 @@ struct LineReader {
             }
             // Move the partial line to the front; grow only for lines longer than the buffer.
             if start > 0 {
-                buffer.withUnsafeMutableBufferPointer { b in
-                    _ = UnsafeMutableBufferPointer(rebasing: b[0..<(end - start)]).initialize(from: b[start..<end])
+                buffer.withUnsafeMutableBytes { b in
+                    // memmove semantics: the ranges may overlap.
+                    b.baseAddress!.copyMemory(from: b.baseAddress! + start, byteCount: end - start)
                 }
                 end -= start
                 start = 0

@@ -5,6 +5,13 @@ public struct SearchHit: Sendable, Hashable, Codable {
     /// The metric's reported distance (``Metric/reportedDistance(_:)``); smaller is closer.
     public var distance: Float
     public var shard: UInt32
+
+    public init(chunkID: ChunkID, documentID: DocumentID, distance: Float, shard: UInt32) {
+        self.chunkID = chunkID
+        self.documentID = documentID
+        self.distance = distance
+        self.shard = shard
+    }
 }
 
 /// Answers k-nearest-neighbour queries over one library snapshot: fans out over every shard and

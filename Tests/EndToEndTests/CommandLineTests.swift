@@ -1,0 +1,119 @@
+import Foundation
+import Testing
+import VDBKit
+
+/// Runs the built `vdb-build`, `vdb-query` and `vdb-serve` binaries as a user would, and checks
+/// their output and exit codes (sysexits, DESIGN "Edges").
+@Suite("Command-line tools", .serialized)
+struct CommandLineTests {
+    struct Outcome {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// The directory holding the built products: the test bundle sits beside them.
+    static let productsDirectory: URL = {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    }()
+
+    static func run(_ tool: String, _ arguments: [String], in directory: URL) throws -> Outcome {
+        let process = Process()
+        process.executableURL = productsDirectory.appendingPathComponent(tool)
+        process.arguments = arguments
+        process.currentDirectoryURL = directory
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Outcome(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    static func temporaryDirectory() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("vdb-e2e-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    /// The README's main job in small: generate, ingest, query; exact search has recall 1.
+    @Test func generateIngestQueryGivesPerfectRecall() throws {
+        let dir = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let generate = try Self.run("vdb-build", ["generate", "--output", "s.hdf5", "--rows", "3000", "--queries", "60", "--dimension", "24", "--metric", "cosine"], in: dir)
+        #expect(generate.status == 0, "\(generate.stderr)")
+        let ingest = try Self.run("vdb-build", ["ingest", "s.hdf5", "--library", "s", "--data-dir", "d", "--shards", "2", "--json"], in: dir)
+        #expect(ingest.status == 0, "\(ingest.stderr)")
+        let report = try JSONDecoder().decode(IngestReport.self, from: Data(ingest.stdout.utf8))
+        #expect(report.rows == 3000 && report.queries == 60 && report.contract.metric == .cosine)
+        let query = try Self.run("vdb-query", ["--library", "s", "--data-dir", "d", "--json", "--min-recall", "1.0"], in: dir)
+        #expect(query.status == 0, "\(query.stderr)")
+        let result = try JSONDecoder().decode(QueryReport.self, from: Data(query.stdout.utf8))
+        #expect(result.recall == 1.0)
+        #expect(result.queries == 60 && result.k == 10)
+        #expect(result.latency.p50Microseconds > 0 && result.multiThread.queriesPerSecond > 0)
+        let text = try Self.run("vdb-query", ["--library", "s", "--data-dir", "d", "--limit", "5"], in: dir)
+        #expect(text.stdout.contains("recall@10") && text.stdout.contains("1.0000"))
+        let verify = try Self.run("vdb-build", ["verify", "--library", "s", "--data-dir", "d"], in: dir)
+        #expect(verify.status == 0 && verify.stdout.contains("all checksums match"))
+    }
+
+    @Test func exitCodesFollowSysexits() throws {
+        let dir = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // 66: missing input.
+        let missing = try Self.run("vdb-build", ["ingest", "nope.hdf5", "--library", "x", "--data-dir", "d"], in: dir)
+        #expect(missing.status == 66 && missing.stderr.contains("nope.hdf5"))
+        // 65: a file that is not what it claims.
+        try Data("junk".utf8).write(to: dir.appendingPathComponent("bad.hdf5"))
+        let bad = try Self.run("vdb-build", ["ingest", "bad.hdf5", "--library", "x", "--data-dir", "d"], in: dir)
+        #expect(bad.status == 65 && bad.stderr.contains("not a readable HDF5 file"))
+        // 64: usage.
+        let usage = try Self.run("vdb-build", ["ingest", "bad.hdf5", "--library", "x", "--metric", "hamming"], in: dir)
+        #expect(usage.status == 64)
+        let badName = try Self.run("vdb-build", ["generate", "--output", "g.hdf5", "--rows", "50", "--queries", "5", "--dimension", "4"], in: dir)
+        #expect(badName.status == 0)
+        let invalidLibrary = try Self.run("vdb-build", ["ingest", "g.hdf5", "--library", "../up", "--data-dir", "d"], in: dir)
+        #expect(invalidLibrary.status == 64 && invalidLibrary.stderr.contains("invalid library name"))
+        // 66: querying a library that does not exist.
+        let unknown = try Self.run("vdb-query", ["--library", "none", "--data-dir", "d"], in: dir)
+        #expect(unknown.status == 66 && unknown.stderr.contains("does not exist"))
+        // 65: a corrupt segment is named.
+        #expect(try Self.run("vdb-build", ["ingest", "g.hdf5", "--library", "g", "--data-dir", "d"], in: dir).status == 0)
+        let segment = dir.appendingPathComponent("d/libraries/g/shards/0/seg-000001.vdbseg")
+        var bytes = try Data(contentsOf: segment)
+        bytes[100] ^= 0xFF
+        try bytes.write(to: segment)
+        let corrupt = try Self.run("vdb-build", ["verify", "--library", "g", "--data-dir", "d"], in: dir)
+        #expect(corrupt.status == 65 && corrupt.stderr.contains("seg-000001.vdbseg") && corrupt.stderr.contains("checksum mismatch"))
+    }
+
+    /// `--min-recall` fails with status 1 when the ground truth disagrees.
+    @Test func recallGateFails() throws {
+        let dir = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        #expect(try Self.run("vdb-build", ["generate", "--output", "g.hdf5", "--rows", "500", "--queries", "10", "--dimension", "8"], in: dir).status == 0)
+        #expect(try Self.run("vdb-build", ["ingest", "g.hdf5", "--library", "g", "--data-dir", "d"], in: dir).status == 0)
+        // Queries as fvecs with deliberately wrong ground truth (rows 0..9 for every query).
+        let dataset = try HDF5Dataset(path: .init(dir.appendingPathComponent("g.hdf5").path))
+        let set = try #require(try dataset.querySet())
+        try VecsFile.write(set.vectors, dimension: 8, format: .fvecs, to: .init(dir.appendingPathComponent("q.fvecs").path))
+        try VecsFile.write((0..<100).map { Int32($0 % 10) }, dimension: 10, to: .init(dir.appendingPathComponent("gt.ivecs").path))
+        let gated = try Self.run("vdb-query", ["--library", "g", "--data-dir", "d", "--queries", "q.fvecs", "--ground-truth", "gt.ivecs", "--min-recall", "0.9"], in: dir)
+        #expect(gated.status == 1 && gated.stderr.contains("below --min-recall"))
+        // Without ground truth, recall is measured against exact BLAS search: 1.
+        let exact = try Self.run("vdb-query", ["--library", "g", "--data-dir", "d", "--queries", "q.fvecs", "--json"], in: dir)
+        #expect(exact.status == 0)
+        let report = try JSONDecoder().decode(QueryReport.self, from: Data(exact.stdout.utf8))
+        #expect(report.recall == 1.0 && report.groundTruth == "exact search (BLAS)")
+    }
+
+    @Test func serveSaysItIsNotImplementedYet() throws {
+        let dir = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let serve = try Self.run("vdb-serve", [], in: dir)
+        #expect(serve.status == 70 && serve.stderr.contains("not implemented yet"))
+    }
+}

@@ -1,0 +1,88 @@
+import SystemPackage
+import Testing
+@testable import VDBKit
+
+@Suite("Manifests and versions")
+struct LibraryDirectoryTests {
+    func ingest(_ dir: TemporaryDirectory, rows: Int, seed: UInt64, replace: Bool = false) throws -> IngestReport {
+        var source = ArrayRowSource(dimension: 8, vectors: randomVectors(count: rows, dimension: 8, seed: seed), declaredMetric: .l2)
+        return try Ingestor.ingest(source: &source, dataDirectory: dir.path, options: IngestOptions(library: "lib", replace: replace))
+    }
+
+    @Test func publishSwitchesCurrentAtomically() throws {
+        let dir = TemporaryDirectory()
+        let first = try ingest(dir, rows: 10, seed: 1)
+        #expect(first.epoch == 1)
+        let library = try LibraryDirectory(dataDirectory: dir.path, name: "lib")
+        let pinned = try LibrarySnapshot(directory: library, manifest: library.currentManifest())
+        let second = try ingest(dir, rows: 25, seed: 2, replace: true)
+        #expect(second.epoch == 2)
+        #expect(try library.currentManifest().epoch == 2)
+        #expect(try library.currentManifest().rowCount == 25)
+        // The old version is still whole: its manifest and segments were not touched.
+        #expect(try library.manifest(named: "manifest-000001.json").rowCount == 10)
+        #expect(pinned.rowCount == 10)
+        let reopened = try LibrarySnapshot(directory: library, manifest: library.manifest(named: "manifest-000001.json"))
+        #expect(reopened.allSegments.first?.rowCount == 10)
+        // New segments never reuse the old ones' names.
+        let files = Set(try library.currentManifest().files)
+        #expect(files.isDisjoint(with: try library.manifest(named: "manifest-000001.json").files))
+        #expect(!fileExists(DurableFile.temporaryPath(for: library.currentFile)))
+    }
+
+    @Test func ingestIntoExistingLibraryWithoutReplaceIsRefused() throws {
+        let dir = TemporaryDirectory()
+        _ = try ingest(dir, rows: 5, seed: 1)
+        #expect {
+            try ingest(dir, rows: 5, seed: 2)
+        } throws: { ($0 as? StorageError)?.code == .alreadyExists }
+    }
+
+    @Test func corruptManifestIsReportedWithItsPath() throws {
+        let dir = TemporaryDirectory()
+        _ = try ingest(dir, rows: 5, seed: 1)
+        let library = try LibraryDirectory(dataDirectory: dir.path, name: "lib")
+        writeBytes(Array("{\"epoch\": ".utf8), to: library.root.appending("manifest-000001.json"))
+        #expect {
+            try library.currentManifest()
+        } throws: { error in
+            guard let e = error as? StorageError else { return false }
+            return e.code == .corruptManifest && e.message.contains("manifest-000001.json")
+        }
+    }
+
+    @Test func segmentSwappedUnderTheManifestIsDetected() throws {
+        let dir = TemporaryDirectory()
+        _ = try ingest(dir, rows: 5, seed: 1)
+        let library = try LibraryDirectory(dataDirectory: dir.path, name: "lib")
+        let manifest = try library.currentManifest()
+        let segmentPath = library.root.appending(manifest.shards[0].segments[0].file)
+        let other = TemporaryDirectory()
+        _ = try ingest(other, rows: 5, seed: 99)
+        let otherLibrary = try LibraryDirectory(dataDirectory: other.path, name: "lib")
+        let otherSegment = otherLibrary.root.appending(try otherLibrary.currentManifest().shards[0].segments[0].file)
+        writeBytes(readBytes(otherSegment), to: segmentPath)
+        #expect {
+            try LibrarySnapshot(directory: library, manifest: manifest)
+        } throws: { ($0 as? StorageError)?.message.contains("does not match manifest") == true }
+    }
+
+    @Test func missingLibraryIsNotFound() throws {
+        let dir = TemporaryDirectory()
+        #expect {
+            try LibrarySnapshot.openCurrent(dataDirectory: dir.path, library: "nope")
+        } throws: { ($0 as? StorageError)?.code == .notFound }
+    }
+
+    @Test(arguments: ["", ".hidden", "a/b", "..", "x y", String(repeating: "a", count: 129)])
+    func badLibraryNamesAreRefused(name: String) {
+        #expect(throws: StorageError.self) { try LibraryDirectory(dataDirectory: "/tmp", name: name) }
+    }
+
+    @Test func manifestRejectsPathsOutsideTheLibrary() {
+        let manifest = Manifest(
+            epoch: 1, library: "x", contract: EmbeddingContract(dimension: 2, metric: .l2), shardCount: 1,
+            shards: [ShardManifest(id: 0, segments: [SegmentManifest(id: 1, file: "../../etc/passwd", rows: 1, documents: 1, bytes: 1, headerCRC: 0)])])
+        #expect(throws: StorageError.self) { try manifest.validate() }
+    }
+}
