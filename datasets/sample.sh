@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+scripts/ensure-system-libraries.sh
+
 swift build -c release --product vdb-build
 swift build -c release --product vdb-query
 bin=$(swift build -c release --show-bin-path)

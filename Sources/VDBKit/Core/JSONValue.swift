@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// Any JSON value: chunk and document metadata, kept as given.
 public enum JSONValue: Hashable, Sendable, Codable {

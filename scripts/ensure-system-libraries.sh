@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs the Debian -dev packages VDBKit links against (HDF5, OpenBLAS, zstd) when missing.
+# Needs root (or sudo) only when something is missing.
+set -euo pipefail
+packages=(libhdf5-dev libopenblas-dev libzstd-dev)
+missing=()
+for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "installing ${missing[*]}" >&2
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq "${missing[@]}" >/dev/null
