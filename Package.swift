@@ -19,7 +19,6 @@ let package = Package(
     dependencies: [
         // Pinned exactly: only the mirrored versions resolve on our machines.
         .package(url: "https://github.com/apple/swift-argument-parser.git", exact: "1.8.2"),
-        .package(url: "https://github.com/apple/swift-log.git", exact: "1.16.2"),
         .package(url: "https://github.com/apple/swift-system.git", exact: "1.8.1"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", exact: "2.0.1"),
     ],
@@ -33,7 +32,6 @@ let package = Package(
             name: "VDBKit",
             dependencies: [
                 "CVDBKernels", "CHDF5", "COpenBLAS", "CZstd",
-                .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: swiftSettings
