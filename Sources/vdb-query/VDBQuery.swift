@@ -41,8 +41,11 @@ struct VDBQuery: ParsableCommand {
     @Option(name: .long, help: "HNSW beam width (for indexes that have one).")
     var ef: Int?
 
-    @Option(name: .long, help: "Sweep one index parameter, e.g. ef=10,20,40.")
+    @Option(name: .long, help: "Sweep one index parameter, e.g. ef=10,20,40,80,160,320.")
     var sweep: String?
+
+    @Option(name: .long, help: "With --sweep: write a recall-vs-QPS plot to this SVG file.")
+    var plot: String?
 
     @Option(name: .long, help: "Exit with status 1 when mean recall@k is below this.")
     var minRecall: Double?
@@ -55,37 +58,84 @@ struct VDBQuery: ParsableCommand {
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
         if vector != nil && queries != nil { throw ValidationError("pass --vector or --queries, not both") }
         if let minRecall, !(0...1).contains(minRecall) { throw ValidationError("--min-recall must be in 0...1") }
-        if let sweep {
-            // No index in this version has a tunable parameter; flat search is exact.
-            throw ValidationError("--sweep \(sweep): the library's index (flat, exact) has no parameter to sweep")
+        if let sweep { _ = try Self.parseSweep(sweep) }
+        if plot != nil && sweep == nil { throw ValidationError("--plot needs --sweep") }
+    }
+
+    /// Parses `ef=10,20,40` into parameter settings.
+    static func parseSweep(_ text: String) throws -> [SearchParameters] {
+        let parts = text.split(separator: "=", maxSplits: 1)
+        guard parts.count == 2, parts[0] == "ef" else {
+            throw ValidationError("--sweep takes ef=V1,V2,...; '\(text)' names no parameter an index has")
         }
+        let values = parts[1].split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) >= 1 && ($0 ?? 0) <= 10_000 }) else {
+            throw ValidationError("--sweep ef values must be integers in 1...10000")
+        }
+        return values.map { SearchParameters(ef: $0!) }
     }
 
     func run() throws {
-        let snapshot = try reportingErrors {
-            try LibrarySnapshot.openCurrent(dataDirectory: FilePath(dataDir), library: library, verifyChecksums: false)
+        let searcher = try reportingErrors {
+            try Searcher(snapshot: LibrarySnapshot.openCurrent(dataDirectory: FilePath(dataDir), library: library, verifyChecksums: false))
         }
-        let searcher = Searcher(snapshot: snapshot)
-        let parameters = SearchParameters(ef: ef)
         if let vector {
-            try answerOne(vector, searcher: searcher, parameters: parameters)
+            try answerOne(vector, searcher: searcher, parameters: SearchParameters(ef: ef))
             return
         }
-        let report = try reportingErrors {
-            let (vectors, truth) = try loadQueries(snapshot: snapshot)
-            var options = QueryRunOptions(k: k, parameters: parameters, threads: threads)
-            options.warmupQueries = min(100, vectors.count / snapshot.contract.dimension)
-            return try QueryRunner.run(searcher: searcher, queries: vectors, groundTruth: truth, options: options)
+        let settings = try sweep.map(Self.parseSweep) ?? [SearchParameters(ef: ef)]
+        if sweep != nil && !searcher.hasTunableIndex {
+            printError("vdb-query: --sweep ef: the library's index is \(searcher.indexDescription); ef has no effect (build one with vdb-build index --type hnsw)")
+            throw ExitCode(ExitStatus.usage)
+        }
+        let reports = try reportingErrors {
+            let (vectors, truth) = try loadQueries(snapshot: searcher.snapshot)
+            return try settings.map { parameters in
+                var options = QueryRunOptions(k: k, parameters: parameters, threads: threads)
+                options.warmupQueries = min(100, vectors.count / searcher.contract.dimension)
+                return try QueryRunner.run(searcher: searcher, queries: vectors, groundTruth: truth, options: options)
+            }
         }
         if json {
-            print(try encodeJSON(report))
+            print(sweep == nil ? try encodeJSON(reports[0]) : try encodeJSON(reports))
+        } else if sweep == nil {
+            print(render(reports[0]))
         } else {
-            print(render(report))
+            print(renderSweep(reports))
         }
-        if let minRecall, let recall = report.recall, recall < minRecall {
-            printError("vdb-query: recall@\(k) \(Format.fixed(recall, 4)) is below --min-recall \(minRecall)")
-            throw ExitCode(ExitStatus.gateFailed)
+        if let plot {
+            let svg = RecallPlot.svg(
+                title: "\(library): recall@\(k) vs queries per second (1 thread)",
+                series: [RecallPlot.Series(name: "vdb", points: reports.map { ($0.recall ?? 0, $0.singleThread.queriesPerSecond, "ef \($0.parameters.ef ?? 0)") })])
+            try reportingErrors { try DurableFile.write(Array(svg.utf8), to: FilePath(plot)) }
         }
+        if let minRecall {
+            let best = reports.compactMap(\.recall).max() ?? 1
+            if best < minRecall {
+                printError("vdb-query: recall@\(k) \(Format.fixed(best, 4)) is below --min-recall \(minRecall)")
+                throw ExitCode(ExitStatus.gateFailed)
+            }
+        }
+    }
+
+    func renderSweep(_ reports: [QueryReport]) -> String {
+        guard let first = reports.first else { return "" }
+        var table = TextTable(header: ["ef", "recall@\(k)", "QPS 1 thread", "QPS \(first.multiThread.threads) threads", "p50 ms", "p99 ms"])
+        for r in reports {
+            table.append([
+                String(r.parameters.ef ?? 0), r.recall.map { Format.fixed($0, 4) } ?? "n/a",
+                Format.fixed(r.singleThread.queriesPerSecond, 1), Format.fixed(r.multiThread.queriesPerSecond, 1),
+                Format.fixed(r.latency.p50Microseconds / 1000, 3), Format.fixed(r.latency.p99Microseconds / 1000, 3),
+            ])
+        }
+        return """
+            library \(first.library) v\(first.epoch): \(first.rows) rows, dimension \(first.dimension), \(first.metric.rawValue)
+            index: \(first.index); kernels: \(first.instructionSet); queries: \(first.queries), k = \(first.k)
+
+            \(table.render())
+
+            ground truth: \(first.groundTruth)
+            """
     }
 
     /// The query vectors and their ground truth, from the file given or the library.
@@ -166,6 +216,7 @@ struct VDBQuery: ParsableCommand {
         table.append(["latency p99 (ms)", Format.fixed(r.latency.p99Microseconds / 1000, 3)])
         table.append(["latency max (ms)", Format.fixed(r.latency.maxMicroseconds / 1000, 3)])
         if let scanned = r.scannedBytesPerSecond { table.append(["scanned, 1 thread (GB/s)", Format.fixed(scanned / 1e9, 2)]) }
+        if let ef = r.parameters.ef { table.insert(["ef", String(ef)], at: 0) }
         table.append(["mapped segments", Format.bytes(r.memory.mappedSegmentBytes)])
         table.append(["index memory", Format.bytes(r.memory.indexBytes)])
         table.append(["peak resident", Format.bytes(r.memory.peakResidentBytes)])

@@ -117,3 +117,28 @@ public struct QueryError: Error, Sendable, CustomStringConvertible {
 
     public var description: String { "\(message) [\(code)]" }
 }
+
+/// Errors building or using an index.
+public struct IndexError: Error, Sendable, CustomStringConvertible {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        public let rawValue: String
+        public init(_ rawValue: String) { self.rawValue = rawValue }
+        public var description: String { rawValue }
+        /// A build or search parameter is out of range.
+        public static let invalidParameter = Code("invalid-parameter")
+        /// The index kind is unknown or cannot serve this library.
+        public static let unsupported = Code("unsupported")
+    }
+
+    public var code: Code
+    public var message: String
+    public var location: SourceLocation
+
+    public init(_ code: Code, _ message: String, file: String = #fileID, line: Int = #line) {
+        self.code = code
+        self.message = message
+        self.location = SourceLocation(file: file, line: line)
+    }
+
+    public var description: String { "\(message) [\(code)]" }
+}

@@ -13,7 +13,10 @@ public struct SearchParameters: Sendable, Hashable, Codable {
 
 /// The kinds of index; the manifest stores the raw value.
 public enum IndexKind: String, Sendable, Codable, CaseIterable {
+    /// Exact scan of every row.
     case flat
+    /// Hierarchical navigable small-world graph.
+    case hnsw
 }
 
 /// What every index over one segment provides (DESIGN "Indexes").

@@ -25,7 +25,9 @@ public final class Searcher: Sendable {
     private let shardOfSegment: [UInt32]
     private let indexes: [any VectorIndex]
 
-    public init(snapshot: LibrarySnapshot) {
+    /// Opens every segment's index as the manifest's settings say: the segment's HNSW graph
+    /// when it carries one and the library's index is `hnsw` or `auto`, flat search otherwise.
+    public init(snapshot: LibrarySnapshot) throws {
         self.snapshot = snapshot
         var segments: [Segment] = []
         var shards: [UInt32] = []
@@ -37,7 +39,13 @@ public final class Searcher: Sendable {
         }
         self.segments = segments
         shardOfSegment = shards
-        indexes = segments.map { FlatIndex(segment: $0) }
+        let settings = snapshot.manifest.index
+        let useGraphs = settings.type == "hnsw" || settings.type == "auto"
+        let ef = settings.hnsw?.efSearch ?? HNSWParameters().efSearch
+        indexes = try segments.map { segment throws -> any VectorIndex in
+            if useGraphs && segment.hasHNSWGraph { return try HNSWIndex(segment: segment, defaultEf: ef) }
+            return FlatIndex(segment: segment)
+        }
     }
 
     public var contract: EmbeddingContract { snapshot.contract }
@@ -47,6 +55,9 @@ public final class Searcher: Sendable {
         let kinds = Set(indexes.map(\.kind.rawValue)).sorted().joined(separator: "+")
         return "\(kinds) over \(segments.count) segment(s) in \(snapshot.manifest.shardCount) shard(s)"
     }
+
+    /// Whether some segment is searched by an index with a tunable parameter (`ef`).
+    public var hasTunableIndex: Bool { indexes.contains { $0.kind == .hnsw } }
 
     /// Whether every query scores every row (so bytes scanned per query is the vector bytes).
     public var isExhaustive: Bool { indexes.allSatisfy { $0.kind == .flat } }

@@ -24,6 +24,8 @@ public enum ExitStatus {
             }
         case let e as QueryError:
             return e.code == .invalidArgument ? usage : dataError
+        case is IndexError:
+            return usage
         default:
             return software
         }
@@ -35,6 +37,7 @@ public enum ExitStatus {
         case let e as IngestError: return e.message
         case let e as StorageError: return e.cause.map { "\(e.message): \($0)" } ?? e.message
         case let e as QueryError: return e.message
+        case let e as IndexError: return e.message
         default: return "internal error: \(error)"
         }
     }

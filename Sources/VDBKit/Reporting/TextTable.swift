@@ -7,6 +7,8 @@ public struct TextTable {
 
     public mutating func append(_ row: [String]) { rows.append(row) }
 
+    public mutating func insert(_ row: [String], at index: Int) { rows.insert(row, at: index) }
+
     public func render() -> String {
         let all = [header] + rows
         let widths = (0..<header.count).map { c in all.map { c < $0.count ? $0[c].count : 0 }.max() ?? 0 }

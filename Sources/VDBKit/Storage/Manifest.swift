@@ -84,8 +84,18 @@ public struct SegmentManifest: Codable, Sendable, Hashable {
 
 /// Index parameters stored with a library.
 public struct IndexSettings: Codable, Sendable, Hashable {
+    /// `flat`, `hnsw`, or `auto` (HNSW for segments of at least `autoThreshold` rows, flat below).
     public var type: String
-    public init(type: String = "flat") { self.type = type }
+    /// HNSW parameters, when segments carry graphs.
+    public var hnsw: HNSWParameters?
+    /// The `auto` rule's row threshold.
+    public var autoThreshold: Int?
+
+    public init(type: String = "flat", hnsw: HNSWParameters? = nil, autoThreshold: Int? = nil) {
+        self.type = type
+        self.hnsw = hnsw
+        self.autoThreshold = autoThreshold
+    }
 }
 
 /// A query set and its ground truth, stored beside the segments as fvecs/ivecs files.

@@ -24,6 +24,8 @@ public final class Segment: @unchecked Sendable {
     private let chunkMetadata: BlobList
     private let documentList: UnsafeRawBufferPointer
     private let documentMetadataList: BlobList
+    /// The serialized HNSW graph, when the segment carries one.
+    let hnswSection: UnsafeRawBufferPointer?
 
     public var path: FilePath { file.path }
 
@@ -134,7 +136,11 @@ public final class Segment: @unchecked Sendable {
         documentList = try required(.documents)
         guard documentList.count % 16 == 0 else { throw corrupt("section 'documents' length \(documentList.count) is not a multiple of 16") }
         documentMetadataList = try blobs(.documentMetadata, count: documentList.count / 16)
+        hnswSection = sections[.hnswGraph]
     }
+
+    /// Whether the segment carries an HNSW graph.
+    public var hasHNSWGraph: Bool { hnswSection != nil }
 
     /// Checks every section checksum of the segment at `path`; throws the first mismatch.
     public static func verify(path: FilePath) throws(StorageError) {

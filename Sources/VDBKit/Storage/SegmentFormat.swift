@@ -34,6 +34,7 @@
 /// - `texts`, `chunkMetadata`: blob lists with one blob per row (empty = none).
 /// - `documents`: the segment's distinct document ids (16 bytes each), in first-seen order.
 /// - `documentMetadata`: a blob list parallel to `documents`.
+/// - `hnswGraph` (optional): the segment's HNSW graph (layout in ``HNSWGraph``).
 ///
 /// A blob list is `count: u64`, then `count + 1` offsets (u64, relative to the first blob byte,
 /// non-decreasing, the last equal to the total), then the bytes.
@@ -58,6 +59,8 @@ public enum SegmentFormat {
         case chunkMetadata = 5
         case documents = 6
         case documentMetadata = 7
+        /// An HNSW graph over the rows (``HNSWGraph`` documents its layout).
+        case hnswGraph = 16
 
         public var description: String {
             switch self {
@@ -68,6 +71,7 @@ public enum SegmentFormat {
             case .chunkMetadata: "chunk metadata"
             case .documents: "documents"
             case .documentMetadata: "document metadata"
+            case .hnswGraph: "hnsw graph"
             }
         }
     }

@@ -22,6 +22,7 @@ public final class SegmentWriter {
     private var documentIndex: [DocumentID: Int] = [:]
     private var documentMetadata: [[UInt8]] = []
     private var chunkIDSet: Set<ChunkID> = []
+    private var extraSections: [(SegmentFormat.SectionKind, [UInt8])] = []
     public private(set) var rowCount = 0
 
     private static let flushThreshold = 4 << 20
@@ -86,6 +87,11 @@ public final class SegmentWriter {
         }
     }
 
+    /// Adds a section written after the row sections (an index).
+    public func addSection(_ kind: SegmentFormat.SectionKind, bytes: [UInt8]) {
+        extraSections.append((kind, bytes))
+    }
+
     /// Writes the remaining sections and the header, synchronises the file and publishes it
     /// under its final name.
     @discardableResult
@@ -105,7 +111,7 @@ public final class SegmentWriter {
             (.chunkIDs, chunkIDs), (.documentIDs, documentIDs), (.texts, texts.encoded()),
             (.chunkMetadata, chunkMetadata.encoded()), (.documents, documentIDBytes),
             (.documentMetadata, documentBlobs.encoded()),
-        ]
+        ] + extraSections
         do {
             for (kind, bytes) in tail {
                 let start = SegmentFormat.aligned(position)
@@ -200,5 +206,26 @@ struct BlobListBuilder {
         for o in offsets { out.appendLittleEndian(o) }
         out.append(contentsOf: bytes)
         return out
+    }
+}
+
+extension SegmentWriter {
+    /// Copies every row and document of `segment` into a new segment file at `path`, with
+    /// `extraSections` (an index) added. Used to attach an index to an immutable segment.
+    public static func rewrite(
+        _ segment: Segment, to path: FilePath, extraSections: [(SegmentFormat.SectionKind, [UInt8])]
+    ) throws(StorageError) -> SegmentSummary {
+        let writer = try SegmentWriter(path: path, dimension: segment.dimension, metric: segment.metric)
+        for r in 0..<segment.rowCount {
+            let row = RowOffset(r)
+            try writer.append(
+                vector: segment.vector(at: row), chunkID: segment.chunkID(at: row), documentID: segment.documentID(at: row),
+                text: segment.text(at: row), metadata: segment.metadata(at: row))
+        }
+        for d in 0..<segment.documentCount {
+            if let metadata = segment.documentMetadata(at: d) { writer.setDocumentMetadata(metadata, for: segment.document(at: d)) }
+        }
+        for (kind, bytes) in extraSections { writer.addSection(kind, bytes: bytes) }
+        return try writer.finish()
     }
 }

@@ -11,7 +11,7 @@ struct FlatSearchTests {
         _ = try Ingestor.ingest(
             source: &source, dataDirectory: dir.path,
             options: IngestOptions(library: "p", shardCount: shards, segmentVectorBytes: dimension * 4 * 97, batchRows: 50))
-        return Searcher(snapshot: try LibrarySnapshot.openCurrent(dataDirectory: dir.path, library: "p"))
+        return try Searcher(snapshot: LibrarySnapshot.openCurrent(dataDirectory: dir.path, library: "p"))
     }
 
     /// Flat search over shards and segments equals a Double-precision brute force: the same ids

@@ -1,0 +1,121 @@
+public import SystemPackage
+import Foundation
+
+/// What `vdb-build index` builds.
+public struct IndexBuildOptions: Sendable {
+    public enum Kind: String, Sendable, CaseIterable {
+        case flat, hnsw, auto
+    }
+
+    public var kind: Kind
+    public var hnsw: HNSWParameters
+    /// Threads for graph construction.
+    public var threads: Int
+    /// `auto` builds HNSW for segments with at least this many rows; flat search is as fast below.
+    public var autoThreshold: Int
+
+    public init(kind: Kind = .auto, hnsw: HNSWParameters = HNSWParameters(), threads: Int = 0, autoThreshold: Int = 10_000) {
+        self.kind = kind
+        self.hnsw = hnsw
+        self.threads = threads > 0 ? threads : ProcessorCount.active
+        self.autoThreshold = autoThreshold
+    }
+}
+
+/// What an index build published.
+public struct IndexBuildReport: Sendable, Codable {
+    public var library: String
+    public var epoch: Epoch
+    public var type: String
+    public var segments: Int
+    public var graphSegments: Int
+    public var graphBytes: Int
+    public var buildSeconds: Double
+    public var totalSeconds: Double
+    public var threads: Int
+}
+
+/// Builds (or rebuilds, or removes) a library's indexes offline and publishes a new version.
+///
+/// Segments are immutable, so a segment gains its graph by being rewritten with a graph
+/// section under a new name; segments that need no change are shared with the old version.
+/// Readers of the old version keep working until they finish.
+public enum IndexBuilder {
+    public static func build(
+        dataDirectory: FilePath, library: String, options: IndexBuildOptions, progress: ProgressHandler? = nil
+    ) throws -> IndexBuildReport {
+        let started = Date()
+        try options.hnsw.validate()
+        guard options.autoThreshold >= 0 else { throw IndexError(.invalidParameter, "the auto threshold must not be negative") }
+        let directory = try LibraryDirectory(dataDirectory: dataDirectory, name: library)
+        let old = try directory.currentManifest()
+        let snapshot = try LibrarySnapshot(directory: directory, manifest: old, verifyChecksums: false)
+        var nextSegmentID = (old.shards.flatMap { $0.segments.map(\.id) }.max() ?? 0) + 1
+        var manifest = old
+        manifest.epoch = old.epoch + 1
+        manifest.createdAt = Date()
+        manifest.index = IndexSettings(
+            type: options.kind.rawValue, hnsw: options.kind == .flat ? nil : options.hnsw,
+            autoThreshold: options.kind == .auto ? options.autoThreshold : nil)
+        var written: [FilePath] = []
+        var buildSeconds = 0.0
+        var graphSegments = 0
+        var graphBytes = 0
+        let totalRows = old.rowCount
+        var rowsDone = 0
+        do {
+            for (s, shard) in old.shards.enumerated() {
+                for i in shard.segments.indices {
+                    let segment = snapshot.segments[s][i]
+                    let wantsGraph = options.kind == .hnsw || (options.kind == .auto && segment.rowCount >= options.autoThreshold)
+                    // A segment already in the wanted shape is shared, not copied.
+                    if !wantsGraph && !segment.hasHNSWGraph {
+                        rowsDone += segment.rowCount
+                        continue
+                    }
+                    if wantsGraph, segment.hasHNSWGraph, old.index.hnsw == options.hnsw {
+                        rowsDone += segment.rowCount
+                        graphSegments += 1
+                        continue
+                    }
+                    var sections: [(SegmentFormat.SectionKind, [UInt8])] = []
+                    if wantsGraph {
+                        let t0 = Date()
+                        let offset = rowsDone
+                        var segmentProgress: ProgressHandler? = nil
+                        if let progress {
+                            segmentProgress = { event in
+                                progress(ProgressEvent(phase: "hnsw", completed: offset + event.completed, total: totalRows, unit: "vectors"))
+                            }
+                        }
+                        let graph = HNSWBuilder.build(
+                            vectors: segment.vectors, dimension: segment.dimension, metric: segment.metric,
+                            parameters: options.hnsw, threads: options.threads, progress: segmentProgress)
+                        buildSeconds += Date().timeIntervalSince(t0)
+                        let bytes = graph.serialized()
+                        graphBytes += bytes.count
+                        graphSegments += 1
+                        sections.append((.hnswGraph, bytes))
+                    }
+                    let fileName = directory.segmentFileName(shard: UInt32(s), segment: nextSegmentID)
+                    let path = directory.root.appending(fileName)
+                    written.append(path)
+                    let summary = try SegmentWriter.rewrite(segment, to: path, extraSections: sections)
+                    manifest.shards[s].segments[i] = SegmentManifest(
+                        id: nextSegmentID, file: fileName, rows: summary.rows, documents: summary.documents,
+                        bytes: summary.bytes, headerCRC: summary.headerCRC)
+                    nextSegmentID += 1
+                    rowsDone += segment.rowCount
+                }
+            }
+            try directory.publish(manifest)
+        } catch {
+            for path in written { try? removeFileIfPresent(path) }
+            throw error
+        }
+        return IndexBuildReport(
+            library: library, epoch: manifest.epoch, type: options.kind.rawValue, segments: old.shards.reduce(0) { $0 + $1.segments.count },
+            graphSegments: graphSegments, graphBytes: graphBytes, buildSeconds: buildSeconds,
+            totalSeconds: Date().timeIntervalSince(started), threads: options.threads)
+    }
+}

@@ -1,0 +1,68 @@
+import ArgumentParser
+import SystemPackage
+import VDBKit
+
+extension VDBBuild {
+    struct Index: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Build (or rebuild, or drop) a library's indexes offline and publish a new version.",
+            discussion: """
+                hnsw builds a graph for every segment; flat drops graphs (exact search only); auto builds graphs \
+                for segments of at least --auto-threshold rows. Segments that already have the requested index \
+                are shared with the new version, not copied. The old version keeps serving until readers move on.
+                """)
+
+        @OptionGroup var global: GlobalOptions
+
+        @Option(name: .long, help: "The library whose indexes to build.")
+        var library: String
+
+        @Option(name: .long, help: "flat, hnsw or auto.")
+        var type: IndexType = .auto
+
+        @Option(name: .customLong("m"), help: "HNSW: links per node on upper layers (2M on layer 0).")
+        var m = 16
+
+        @Option(name: .long, help: "HNSW: beam width while building.")
+        var efConstruction = 200
+
+        @Option(name: .long, help: "HNSW: default beam width for queries.")
+        var ef = 64
+
+        @Option(name: .long, help: "Threads for the build (default: all cores).")
+        var threads = 0
+
+        @Option(name: .long, help: "auto: segments with at least this many rows get a graph.")
+        var autoThreshold = 10_000
+
+        func validate() throws {
+            guard threads >= 0 else { throw ValidationError("--threads must not be negative") }
+        }
+
+        func run() throws {
+            let report = try reportingErrors {
+                let progress = TerminalProgress()
+                defer { progress.finish() }
+                let options = IndexBuildOptions(
+                    kind: type.kind, hnsw: HNSWParameters(m: m, efConstruction: efConstruction, efSearch: ef),
+                    threads: threads, autoThreshold: autoThreshold)
+                return try IndexBuilder.build(
+                    dataDirectory: FilePath(global.dataDir), library: library, options: options, progress: progress.handler)
+            }
+            if global.json {
+                print(try encodeJSON(report))
+            } else {
+                print("""
+                    built \(report.type) index for library '\(report.library)' version \(report.epoch)
+                      \(report.graphSegments) of \(report.segments) segment(s) with a graph, \(Format.bytes(report.graphBytes)) of links
+                      build \(Format.fixed(report.buildSeconds, 2)) s on \(report.threads) thread(s), \(Format.fixed(report.totalSeconds, 2)) s in all
+                    """)
+            }
+        }
+    }
+}
+
+enum IndexType: String, ExpressibleByArgument, CaseIterable {
+    case flat, hnsw, auto
+    var kind: IndexBuildOptions.Kind { IndexBuildOptions.Kind(rawValue: rawValue)! }
+}
