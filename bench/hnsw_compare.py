@@ -1,0 +1,208 @@
+#!/usr/bin/env python3
+"""HNSW side by side, on the same HDF5 files, in one run: vdb (vdb-build index + vdb-query,
+release build) vs hnswlib vs FAISS IndexHNSWFlat, all with M=16 and ef_construction=200.
+
+Reports, per dataset and engine: build time with 2 threads, index memory, and per ef the
+recall@10 and single-thread queries per second. Queries run single-threaded in every engine;
+hnswlib and FAISS get the whole query matrix in one call (no Python overhead per query), vdb
+runs its single-thread pass over the same queries. Also derives, per engine, the best QPS at
+recall >= 0.95 and >= 0.99 (interpolated between measured ef values is not done: the best
+measured point at or above the target counts), and writes an SVG plot per dataset.
+
+    bench/setup.sh && bench/.venv/bin/python bench/hnsw_compare.py
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "bench", "out")
+EFS = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512]
+M, EF_CONSTRUCTION, BUILD_THREADS, K = 16, 200, 2, 10
+
+
+def sh(*args, **kw):
+    return subprocess.run(args, check=True, text=True, capture_output=True, **kw).stdout
+
+
+def build_tools():
+    for product in ("vdb-build", "vdb-query"):
+        sh("swift", "build", "-c", "release", "--product", product, cwd=ROOT)
+    return sh("swift", "build", "-c", "release", "--show-bin-path", cwd=ROOT).strip()
+
+
+def datasets(bin_dir, names):
+    out = []
+    for name in names:
+        if name == "pypi-dev":
+            path = os.path.join(ROOT, "..", "shared", "datasets", "pypi-summaries-dev.hdf5")
+        else:
+            dim, metric = {"synth-100k-128": (128, "l2"), "synth-100k-384": (384, "cosine")}[name]
+            path = os.path.join(OUT, f"{name}.hdf5")
+            if not os.path.exists(path):
+                sh(f"{bin_dir}/vdb-build", "generate", "--output", path, "--rows", "100000", "--queries", "1000",
+                   "--dimension", str(dim), "--metric", metric, "--seed", "42")
+        out.append((name, os.path.abspath(path)))
+    return out
+
+
+def recall(found, truth, truth_dist, found_dist):
+    total = 0.0
+    for i in range(len(found)):
+        kth = truth_dist[i][K - 1]
+        tol = kth + 1e-4 * max(1.0, abs(kth))
+        ids = set(truth[i][:K].tolist())
+        total += min(K, sum(1 for j, d in zip(found[i][:K], found_dist[i][:K]) if j in ids or d <= tol)) / K
+    return total / len(found)
+
+
+def run_vdb(bin_dir, name, path):
+    data = os.path.join(OUT, "data")
+    lib = f"hnsw-{name}"
+    sh(f"{bin_dir}/vdb-build", "ingest", path, "--library", lib, "--data-dir", data, "--replace")
+    report = json.loads(sh(f"{bin_dir}/vdb-build", "index", "--library", lib, "--data-dir", data, "--type", "hnsw",
+                           "--m", str(M), "--ef-construction", str(EF_CONSTRUCTION), "--threads", str(BUILD_THREADS), "--json"))
+    build = report["buildSeconds"]
+    with h5py.File(path, "r") as f:
+        vector_bytes = f["train"].shape[0] * f["train"].shape[1] * 4
+    sweep = json.loads(sh(f"{bin_dir}/vdb-query", "--library", lib, "--data-dir", data, "--json", "--threads", "1",
+                          "--sweep", "ef=" + ",".join(map(str, EFS))))
+    points = [(r["parameters"]["ef"], r["recall"], r["singleThread"]["queriesPerSecond"]) for r in sweep]
+    return dict(build=build, memory=report["graphBytes"] + vector_bytes, points=points)
+
+
+def run_hnswlib(train, test, angular, truth, truth_dist):
+    import hnswlib
+    index = hnswlib.Index(space="ip" if angular else "l2", dim=train.shape[1])
+    t0 = time.perf_counter()
+    index.init_index(max_elements=len(train), M=M, ef_construction=EF_CONSTRUCTION, random_seed=100)
+    index.set_num_threads(BUILD_THREADS)
+    index.add_items(train, np.arange(len(train)))
+    build = time.perf_counter() - t0
+    index.set_num_threads(1)
+    points = []
+    for ef in EFS:
+        index.set_ef(max(ef, K))
+        t0 = time.perf_counter()
+        labels, dists = index.knn_query(test, k=K)
+        seconds = time.perf_counter() - t0
+        found_d = (dists if angular else np.sqrt(np.maximum(dists, 0)))  # hnswlib ip distance is 1 - dot
+        points.append((ef, recall(labels, truth, truth_dist, found_d), len(test) / seconds))
+    # hnswlib's level-0 block: links + vector + label per element, plus upper levels (approx.)
+    memory = len(train) * (4 + 2 * M * 4 + train.shape[1] * 4 + 8)
+    return dict(build=build, memory=memory, points=points)
+
+
+def run_faiss(train, test, angular, truth, truth_dist):
+    import faiss
+    faiss.omp_set_num_threads(BUILD_THREADS)
+    index = faiss.IndexHNSWFlat(train.shape[1], M, faiss.METRIC_INNER_PRODUCT if angular else faiss.METRIC_L2)
+    index.hnsw.efConstruction = EF_CONSTRUCTION
+    t0 = time.perf_counter()
+    index.add(train)
+    build = time.perf_counter() - t0
+    faiss.omp_set_num_threads(1)
+    points = []
+    for ef in EFS:
+        index.hnsw.efSearch = max(ef, K)
+        t0 = time.perf_counter()
+        dists, labels = index.search(test, K)
+        seconds = time.perf_counter() - t0
+        found_d = (1 - dists) if angular else np.sqrt(np.maximum(dists, 0))
+        points.append((ef, recall(labels, truth, truth_dist, found_d), len(test) / seconds))
+    memory = len(train) * (2 * M * 4 + train.shape[1] * 4)
+    return dict(build=build, memory=memory, points=points)
+
+
+def best_at(points, target):
+    ok = [qps for _, r, qps in points if r >= target]
+    return max(ok) if ok else None
+
+
+def svg(title, series, path):
+    width, height, left, right, top, bottom = 720, 480, 70, 700, 40, 430
+    recalls = [r for _, pts in series for _, r, _ in pts]
+    qps = [q for _, pts in series for _, _, q in pts]
+    lo_r = max(0.0, min(min(recalls), 0.9) - 0.02)
+    lo_e, hi_e = np.floor(np.log10(min(qps))), np.ceil(np.log10(max(qps)))
+    x = lambda r: left + (r - lo_r) / (1 - lo_r) * (right - left)
+    y = lambda q: bottom - (np.log10(q) - lo_e) / max(1, hi_e - lo_e) * (bottom - top)
+    colors = ["#1f77b4", "#d62728", "#2ca02c"]
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
+             '<rect width="100%" height="100%" fill="white"/>',
+             f'<text x="{width // 2}" y="22" text-anchor="middle" font-size="14">{title}</text>',
+             f'<line x1="{left}" y1="{bottom}" x2="{right}" y2="{bottom}" stroke="black"/>',
+             f'<line x1="{left}" y1="{top}" x2="{left}" y2="{bottom}" stroke="black"/>',
+             f'<text x="{(left + right) // 2}" y="{height - 12}" text-anchor="middle">recall@10</text>',
+             f'<text x="16" y="{(top + bottom) // 2}" text-anchor="middle" transform="rotate(-90 16 {(top + bottom) // 2})">queries/s, 1 thread (log)</text>']
+    for t in np.linspace(lo_r, 1, 6):
+        parts.append(f'<text x="{x(t):.1f}" y="{bottom + 18}" text-anchor="middle">{t:.2f}</text>')
+    for e in range(int(lo_e), int(hi_e) + 1):
+        parts.append(f'<line x1="{left}" y1="{y(10 ** e):.1f}" x2="{right}" y2="{y(10 ** e):.1f}" stroke="#ddd"/>')
+        parts.append(f'<text x="{left - 8}" y="{y(10 ** e) + 4:.1f}" text-anchor="end">{10 ** e}</text>')
+    for i, (name, pts) in enumerate(series):
+        c = colors[i % len(colors)]
+        p = " ".join(f"{x(r):.1f},{y(q):.1f}" for _, r, q in sorted(pts, key=lambda t: t[1]))
+        parts.append(f'<polyline fill="none" stroke="{c}" stroke-width="2" points="{p}"/>')
+        parts += [f'<circle cx="{x(r):.1f}" cy="{y(q):.1f}" r="3" fill="{c}"><title>{name} ef {ef}: {r:.4f}, {q:.0f} QPS</title></circle>' for ef, r, q in pts]
+        parts.append(f'<rect x="{right - 150}" y="{top + 8 + 18 * i}" width="12" height="12" fill="{c}"/>'
+                     f'<text x="{right - 132}" y="{top + 18 + 18 * i}">{name}</text>')
+    parts.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(parts))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", default="synth-100k-128,synth-100k-384,pypi-dev")
+    parser.add_argument("--json", help="also write all measurements to this file")
+    args = parser.parse_args()
+    os.makedirs(OUT, exist_ok=True)
+    bin_dir = build_tools()
+    results = {}
+    for name, path in datasets(bin_dir, args.datasets.split(",")):
+        with h5py.File(path, "r") as f:
+            angular = f.attrs["distance"] in ("angular", b"angular")
+            train = np.ascontiguousarray(f["train"][:], dtype=np.float32)
+            test = np.ascontiguousarray(f["test"][:], dtype=np.float32)
+            truth, truth_dist = f["neighbors"][:], f["distances"][:]
+        if angular:
+            train /= np.linalg.norm(train, axis=1, keepdims=True)
+            test /= np.linalg.norm(test, axis=1, keepdims=True)
+        engines = {"vdb": run_vdb(bin_dir, name, path),
+                   "hnswlib": run_hnswlib(train, test, angular, truth, truth_dist),
+                   "faiss HNSWFlat": run_faiss(train, test, angular, truth, truth_dist)}
+        results[name] = engines
+        svg(f"{name}: recall@10 vs QPS (M={M}, efC={EF_CONSTRUCTION})", list((n, e["points"]) for n, e in engines.items()),
+            os.path.join(OUT, f"hnsw-{name}.svg"))
+
+    print(f"HNSW, M={M}, ef_construction={EF_CONSTRUCTION}, build on {BUILD_THREADS} threads, queries on 1 thread, k={K}\n")
+    for name, engines in results.items():
+        print(f"== {name}")
+        header = f"{'engine':<16} {'build s':>8} {'graph+vec MiB':>13} " + " ".join(f"{'ef' + str(ef):>13}" for ef in EFS)
+        print(header)
+        for engine, e in engines.items():
+            cells = " ".join(f"{r:.3f}/{q:>7.0f}" for _, r, q in e["points"])
+            print(f"{engine:<16} {e['build']:>8.2f} {e['memory'] / 2**20:>13.1f} {cells}")
+        hl = engines["hnswlib"]
+        for engine, e in engines.items():
+            summary = []
+            for target in (0.95, 0.99):
+                ours, theirs = best_at(e["points"], target), best_at(hl["points"], target)
+                summary.append(f"QPS@{target}: {ours:.0f}" + (f" ({ours / theirs:.2f}x hnswlib)" if ours and theirs else "") if ours else f"QPS@{target}: n/a")
+            print(f"  {engine:<16} build {e['build'] / hl['build']:.2f}x hnswlib; " + "; ".join(summary))
+        print()
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
