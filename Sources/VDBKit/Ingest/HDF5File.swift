@@ -82,6 +82,8 @@ public final class HDF5Dataset {
         if H5Tis_variable_str(type.id) > 0 {
             let memoryType = HDF5Handle(H5Tcopy(vdb_h5t_c_s1()), close: H5Tclose)
             H5Tset_size(memoryType.id, vdb_h5t_variable())
+            // h5py writes UTF-8 strings; HDF5 will not convert between character sets.
+            H5Tset_cset(memoryType.id, H5Tget_cset(type.id))
             var pointer: UnsafeMutablePointer<CChar>? = nil
             guard H5Aread(attribute.id, memoryType.id, &pointer) >= 0, let pointer else { return nil }
             defer { H5free_memory(pointer) }
@@ -162,7 +164,7 @@ public final class HDF5Dataset {
 /// Writes HDF5 files in the ann-benchmarks layout: the synthetic dataset generator and tests.
 public enum HDF5Writer {
     /// Writes the datasets and attributes given; `matrices` are (name, values, columns), Float32;
-    /// `intMatrices` the same in Int32; attributes are variable-length strings as h5py writes them.
+    /// `intMatrices` the same in Int32; attributes are variable-length UTF-8 strings, as h5py writes them.
     public static func write(
         to path: FilePath, floatMatrices: [(String, [Float], Int)], intMatrices: [(String, [Int32], Int)] = [],
         attributes: [String: String] = [:]
@@ -193,6 +195,7 @@ public enum HDF5Writer {
         for (name, value) in attributes.sorted(by: { $0.key < $1.key }) {
             let type = HDF5Handle(H5Tcopy(vdb_h5t_c_s1()), close: H5Tclose)
             H5Tset_size(type.id, vdb_h5t_variable())
+            H5Tset_cset(type.id, H5T_CSET_UTF8)
             let space = HDF5Handle(H5Screate(H5S_SCALAR), close: H5Sclose)
             let attribute = HDF5Handle(H5Acreate2(file.id, name, type.id, space.id, vdb_h5p_default(), vdb_h5p_default()), close: H5Aclose)
             let status = value.withCString { c -> herr_t in

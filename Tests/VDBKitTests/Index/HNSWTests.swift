@@ -1,0 +1,165 @@
+import SystemPackage
+import Testing
+@testable import VDBKit
+
+@Suite("HNSW", .serialized)
+struct HNSWTests {
+    /// A seeded clustered dataset written as one segment, for graph tests.
+    static func segment(_ dir: TemporaryDirectory, rows: Int, dimension: Int, metric: Metric, seed: UInt64 = 7) throws -> (Segment, SyntheticDataset) {
+        let data = try SyntheticDataset(spec: SyntheticDatasetSpec(
+            rows: rows, queries: 200, dimension: dimension, clusters: 64, spread: 0.5, metric: metric, seed: seed, depth: 10))
+        let path = dir.file("base.vdbseg")
+        let writer = try SegmentWriter(path: path, dimension: dimension, metric: metric)
+        for r in 0..<rows {
+            try data.train.withUnsafeBufferPointer {
+                try writer.append(vector: UnsafeBufferPointer(rebasing: $0[r * dimension..<(r + 1) * dimension]), chunkID: ChunkID(row: UInt64(r)), documentID: DocumentID(row: UInt64(r)))
+            }
+        }
+        try writer.finish()
+        return (try Segment(path: path), data)
+    }
+
+    static func build(_ segment: Segment, _ parameters: HNSWParameters = HNSWParameters(m: 12, efConstruction: 100, efSearch: 64)) -> HNSWGraph {
+        HNSWBuilder.build(vectors: segment.vectors, dimension: segment.dimension, metric: segment.metric, parameters: parameters, threads: 2, progress: nil)
+    }
+
+    static func search(_ index: any VectorIndex, _ query: ArraySlice<Float>, k: Int, ef: Int? = nil, filter: RowSet? = nil) -> [UInt64] {
+        var top = TopK(k: k)
+        Array(query).withUnsafeBufferPointer { index.search($0, k: k, filter: filter, parameters: SearchParameters(ef: ef), idBase: 0, into: &top) }
+        return top.sorted().map(\.id)
+    }
+
+    static func recall(_ found: [UInt64], _ truth: [UInt64]) -> Double {
+        Double(Set(found).intersection(truth).count) / Double(truth.count)
+    }
+
+    /// Recall@10 ≥ 0.95 at the default ef on 20k clustered vectors, for each metric.
+    @Test(arguments: Metric.allCases)
+    func recallAtDefaultEf(metric: Metric) throws {
+        let dir = TemporaryDirectory()
+        let (segment, data) = try Self.segment(dir, rows: 20_000, dimension: 24, metric: metric)
+        let graph = Self.build(segment)
+        try graph.validateLinks(name: "built graph")
+        let index = HNSWIndex(segment: segment, graph: graph, defaultEf: 64)
+        let flat = FlatIndex(segment: segment)
+        var total = 0.0
+        for q in 0..<data.spec.queries {
+            let query = data.test[q * 24..<(q + 1) * 24]
+            total += Self.recall(Self.search(index, query, k: 10), Self.search(flat, query, k: 10))
+        }
+        let recall = total / Double(data.spec.queries)
+        #expect(recall >= 0.95, "recall@10 \(recall) for \(metric)")
+    }
+
+    /// With 30% of rows tombstoned (rejected by the search's row predicate), recall against
+    /// exact search over the live rows still holds, and no tombstoned row is returned.
+    @Test func recallWithThirtyPercentTombstoned() throws {
+        let dir = TemporaryDirectory()
+        let (segment, data) = try Self.segment(dir, rows: 20_000, dimension: 24, metric: .l2)
+        let index = HNSWIndex(segment: segment, graph: Self.build(segment), defaultEf: 64)
+        var live = RowSet(capacity: segment.rowCount)
+        var rng = SeededGenerator(seed: 3)
+        for r in 0..<segment.rowCount where Double(rng.next() % 1000) >= 300 { live.insert(RowOffset(r)) }
+        #expect(abs(Double(live.count) / 20_000 - 0.7) < 0.02)
+        let flat = FlatIndex(segment: segment)
+        var total = 0.0
+        for q in 0..<data.spec.queries {
+            let query = data.test[q * 24..<(q + 1) * 24]
+            let found = Self.search(index, query, k: 10, filter: live)
+            #expect(found.allSatisfy { live.contains(RowOffset($0)) })
+            total += Self.recall(found, Self.search(flat, query, k: 10, filter: live))
+        }
+        let recall = total / Double(data.spec.queries)
+        #expect(recall >= 0.95, "recall@10 with tombstones \(recall)")
+    }
+
+    /// A graph written into a segment and reopened through mmap answers exactly as before.
+    @Test func graphSurvivesWriteAndMap() throws {
+        let dir = TemporaryDirectory()
+        let (segment, data) = try Self.segment(dir, rows: 3_000, dimension: 16, metric: .cosine)
+        let graph = Self.build(segment, HNSWParameters(m: 8, efConstruction: 60))
+        let before = HNSWIndex(segment: segment, graph: graph, defaultEf: 32)
+        let path = dir.file("with-graph.vdbseg")
+        _ = try SegmentWriter.rewrite(segment, to: path, extraSections: [(.hnswGraph, graph.serialized())])
+        let reopened = try Segment(path: path)
+        #expect(reopened.hasHNSWGraph)
+        let after = try HNSWIndex(segment: reopened, defaultEf: 32)
+        #expect(after.graph.entryPoint == graph.entryPoint && after.graph.topLevel == graph.topLevel)
+        for q in 0..<50 {
+            let query = data.test[q * 16..<(q + 1) * 16]
+            #expect(Self.search(before, query, k: 10) == Self.search(after, query, k: 10))
+            #expect(Self.search(before, query, k: 5, ef: 12) == Self.search(after, query, k: 5, ef: 12))
+        }
+        #expect(after.memoryFootprint == graph.serialized().count)
+    }
+
+    /// Degree bounds, no self links, links only to nodes present on the level, entry on top.
+    @Test func invariantsHoldAndDamageIsDetected() throws {
+        let dir = TemporaryDirectory()
+        let (segment, _) = try Self.segment(dir, rows: 2_000, dimension: 8, metric: .l2)
+        let graph = Self.build(segment, HNSWParameters(m: 6, efConstruction: 40))
+        try graph.validateLinks(name: "graph")
+        for n in 0..<graph.nodeCount {
+            #expect(graph.links(UInt32(n), level: 0)[0] <= 12)
+            #expect(graph.links(UInt32(n), level: 0)[0] >= 1, "every node is linked on layer 0")
+        }
+        #expect(graph.level(of: graph.entryPoint) == graph.topLevel)
+        var bytes = graph.serialized()
+        // Point node 0's first layer-0 link at a node that does not exist.
+        let firstLink = HNSWGraph.headerSize + 4
+        bytes.replaceSubrange(firstLink..<firstLink + 4, with: [0xFF, 0xFF, 0x00, 0x00])
+        let damaged = bytes
+        #expect(throws: StorageError.self) {
+            try damaged.withUnsafeBytes { raw in
+                _ = try HNSWGraph(section: raw, backing: segment, expectedNodes: segment.rowCount, name: "test")
+            }
+        }
+    }
+
+    /// P(level ≥ l) = M^-l: the draw uses mL = 1/ln(M).
+    @Test func levelsFollowTheGeometricLaw() {
+        let levels = HNSWBuilder.drawLevels(count: 200_000, m: 16, seed: 1)
+        let aboveZero = Double(levels.filter { $0 >= 1 }.count) / 200_000
+        let aboveOne = Double(levels.filter { $0 >= 2 }.count) / 200_000
+        #expect(abs(aboveZero - 1.0 / 16) < 0.004)
+        #expect(abs(aboveOne - 1.0 / 256) < 0.001)
+    }
+
+    @Test func parametersAreValidated() {
+        #expect(throws: IndexError.self) { try HNSWParameters(m: 1).validate() }
+        #expect(throws: IndexError.self) { try HNSWParameters(efConstruction: 0).validate() }
+        #expect(throws: IndexError.self) { try HNSWParameters(efSearch: 100_000).validate() }
+    }
+
+    /// `vdb-build index`: hnsw attaches graphs in a new version, flat drops them, auto follows
+    /// the threshold, and unchanged segments are shared rather than copied.
+    @Test func indexBuilderPublishesVersions() throws {
+        let dir = TemporaryDirectory()
+        var source = ArrayRowSource(dimension: 8, vectors: randomVectors(count: 3_000, dimension: 8, seed: 4), declaredMetric: .l2)
+        _ = try Ingestor.ingest(source: &source, dataDirectory: dir.path, options: IngestOptions(library: "x", shardCount: 2, segmentVectorBytes: 8 * 4 * 1000))
+        let library = try LibraryDirectory(dataDirectory: dir.path, name: "x")
+        let v1 = try library.currentManifest()
+        let params = HNSWParameters(m: 8, efConstruction: 40, efSearch: 50)
+        let hnsw = try IndexBuilder.build(dataDirectory: dir.path, library: "x", options: IndexBuildOptions(kind: .hnsw, hnsw: params, threads: 2))
+        #expect(hnsw.epoch == 2 && hnsw.graphSegments == hnsw.segments)
+        let v2 = try library.currentManifest()
+        #expect(v2.index.type == "hnsw" && v2.index.hnsw == params)
+        #expect(Set(v2.files).isDisjoint(with: v1.files.filter { $0.hasSuffix(".vdbseg") }))
+        let searcher = try Searcher(snapshot: LibrarySnapshot(directory: library, manifest: v2))
+        #expect(searcher.hasTunableIndex && searcher.indexDescription.hasPrefix("hnsw"))
+        #expect(try searcher.search([0, 0, 0, 0, 0, 0, 0, 0], k: 5).count == 5)
+        // Same parameters again: every segment is shared, nothing rewritten.
+        _ = try IndexBuilder.build(dataDirectory: dir.path, library: "x", options: IndexBuildOptions(kind: .hnsw, hnsw: params, threads: 2))
+        #expect(try library.currentManifest().files == v2.files)
+        // auto with a threshold above every segment: graphs dropped; flat: same.
+        _ = try IndexBuilder.build(dataDirectory: dir.path, library: "x", options: IndexBuildOptions(kind: .auto, hnsw: params, autoThreshold: 1_000_000))
+        let v4 = try library.currentManifest()
+        #expect(try LibrarySnapshot(directory: library, manifest: v4).allSegments.allSatisfy { !$0.hasHNSWGraph })
+        #expect(!(try Searcher(snapshot: LibrarySnapshot(directory: library, manifest: v4)).hasTunableIndex))
+        // The old version still opens and searches with its graphs.
+        #expect(try Searcher(snapshot: LibrarySnapshot(directory: library, manifest: v2)).hasTunableIndex)
+        #expect(throws: IndexError.self) {
+            try IndexBuilder.build(dataDirectory: dir.path, library: "x", options: IndexBuildOptions(kind: .hnsw, hnsw: HNSWParameters(m: 0)))
+        }
+    }
+}
