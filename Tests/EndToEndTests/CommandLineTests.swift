@@ -110,6 +110,35 @@ struct CommandLineTests {
         #expect(report.recall == 1.0 && report.groundTruth == "exact search (BLAS)")
     }
 
+    /// `vdb-build index --type hnsw` then `vdb-query --sweep ef=… --plot`: one report per ef,
+    /// recall rising with ef, and an SVG plot; a sweep over a flat library is a usage error.
+    @Test func hnswIndexAndSweep() throws {
+        let dir = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        #expect(try Self.run("vdb-build", ["generate", "--output", "g.hdf5", "--rows", "4000", "--queries", "100", "--dimension", "16"], in: dir).status == 0)
+        #expect(try Self.run("vdb-build", ["ingest", "g.hdf5", "--library", "g", "--data-dir", "d"], in: dir).status == 0)
+        let flatSweep = try Self.run("vdb-query", ["--library", "g", "--data-dir", "d", "--sweep", "ef=10,20"], in: dir)
+        #expect(flatSweep.status == 64 && flatSweep.stderr.contains("ef has no effect"))
+        let index = try Self.run("vdb-build", ["index", "--library", "g", "--data-dir", "d", "--type", "hnsw", "--m", "8", "--ef-construction", "60", "--threads", "2", "--json"], in: dir)
+        #expect(index.status == 0, "\(index.stderr)")
+        let built = try JSONDecoder().decode(IndexBuildReport.self, from: Data(index.stdout.utf8))
+        #expect(built.epoch == 2 && built.graphSegments == 1 && built.graphBytes > 0)
+        let sweep = try Self.run("vdb-query", ["--library", "g", "--data-dir", "d", "--sweep", "ef=10,80", "--json", "--plot", "p.svg", "--threads", "2"], in: dir)
+        #expect(sweep.status == 0, "\(sweep.stderr)")
+        let reports = try JSONDecoder().decode([QueryReport].self, from: Data(sweep.stdout.utf8))
+        #expect(reports.map(\.parameters.ef) == [10, 80])
+        #expect((reports[1].recall ?? 0) >= 0.95 && (reports[1].recall ?? 0) >= (reports[0].recall ?? 1))
+        #expect(reports[0].index.hasPrefix("hnsw"))
+        let svg = try String(contentsOf: dir.appendingPathComponent("p.svg"), encoding: .utf8)
+        #expect(svg.hasPrefix("<svg") && svg.contains("polyline"))
+        let table = try Self.run("vdb-query", ["--library", "g", "--data-dir", "d", "--sweep", "ef=10,20"], in: dir)
+        #expect(table.stdout.contains("recall@10") && table.stdout.split(separator: "\n").contains { $0.hasPrefix("20 ") })
+        let badSweep = try Self.run("vdb-query", ["--library", "g", "--data-dir", "d", "--sweep", "nprobe=1"], in: dir)
+        #expect(badSweep.status == 64)
+        let badIndex = try Self.run("vdb-build", ["index", "--library", "g", "--data-dir", "d", "--type", "hnsw", "--m", "1"], in: dir)
+        #expect(badIndex.status == 64 && badIndex.stderr.contains("M must be"))
+    }
+
     @Test func serveSaysItIsNotImplementedYet() throws {
         let dir = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }

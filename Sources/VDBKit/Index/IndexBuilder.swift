@@ -76,6 +76,7 @@ public enum IndexBuilder {
                     if wantsGraph, segment.hasHNSWGraph, old.index.hnsw == options.hnsw {
                         rowsDone += segment.rowCount
                         graphSegments += 1
+                        graphBytes += segment.hnswSection?.count ?? 0
                         continue
                     }
                     var sections: [(SegmentFormat.SectionKind, [UInt8])] = []

@@ -152,11 +152,7 @@ private struct BuildContext: @unchecked Sendable {
             }
             selectDiverse(D.self, &scratch.selection, limit: parameters.m)
             let chosen = scratch.selection.map(\.node)
-            let list = graph.links(node, level: layer)
-            vdb_spin_lock(locks + Int(node))
-            list[0] = UInt32(chosen.count)
-            for (i, n) in chosen.enumerated() { list[i + 1] = n }
-            vdb_spin_unlock(locks + Int(node))
+            setLinks(D.self, of: node, level: layer, to: scratch.selection, scratch: scratch)
             for neighbor in chosen { connect(D.self, neighbor, to: node, level: layer, scratch: scratch) }
             layer -= 1
         }
@@ -181,6 +177,37 @@ private struct BuildContext: @unchecked Sendable {
             }
         }
         candidates.removeLast(candidates.count - kept)
+    }
+
+    /// Writes a new node's own list on `level`. Another thread may already have linked back to
+    /// the node here (it can reach the node through an upper level before this level is done);
+    /// those links are merged in, not overwritten, or the other node would lose its only way in.
+    /// (hnswlib avoids the case by holding the new node's lock for its whole insertion.)
+    private func setLinks<D: DistanceKernel>(
+        _ kernel: D.Type, of node: UInt32, level: Int, to chosen: [(distance: Float, node: UInt32)], scratch: SearchScratch
+    ) {
+        let limit = level == 0 ? graph.maxDegree0 : graph.maxDegree
+        let list = graph.links(node, level: level)
+        vdb_spin_lock(locks + Int(node))
+        defer { vdb_spin_unlock(locks + Int(node)) }
+        let existing = Int(list[0])
+        var merged = scratch.pruning
+        scratch.pruning = []
+        merged.removeAll(keepingCapacity: true)
+        merged.append(contentsOf: chosen)
+        for i in 0..<existing {
+            let n = list[i + 1]
+            if !chosen.contains(where: { $0.node == n }) {
+                merged.append((D.distance(vector(node), vector(n), dimension), n))
+            }
+        }
+        if merged.count > limit {
+            merged.sort { $0.distance < $1.distance }
+            selectDiverse(D.self, &merged, limit: limit)
+        }
+        list[0] = UInt32(merged.count)
+        for (i, c) in merged.enumerated() { list[i + 1] = c.node }
+        scratch.pruning = merged
     }
 
     /// Adds `node` to `neighbor`'s list on `level`; when the list is full, re-selects it with
