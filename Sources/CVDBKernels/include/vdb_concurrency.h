@@ -16,6 +16,7 @@ static inline void vdb_spin_lock(uint8_t *lock) {
             } else {
 #if defined(__x86_64__) || defined(__i386__)
                 __builtin_ia32_pause();
+
 #endif
             }
         }
@@ -26,4 +27,10 @@ static inline void vdb_spin_unlock(uint8_t *lock) { __atomic_store_n(lock, (uint
 
 /// Hints the CPU to start loading the cache line at `address`.
 static inline void vdb_prefetch(const void *address) { __builtin_prefetch(address, 0, 3); }
+
+/// Prefetches `lines` consecutive cache lines starting at `address`.
+static inline void vdb_prefetch_lines(const void *address, long lines) {
+    const char *p = (const char *)address;
+    for (long i = 0; i < lines; i++) __builtin_prefetch(p + 64 * i, 0, 3);
+}
 #endif

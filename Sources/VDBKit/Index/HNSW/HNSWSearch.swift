@@ -80,38 +80,50 @@ enum HNSWSearch {
         scratch: SearchScratch, buffer: UnsafeMutablePointer<UInt32>
     ) {
         scratch.beginSearch()
-        _ = scratch.visit(entry)
+        // Four lines of each fresh neighbour measured best on 384-d (1, 2, 3, 4 tried); the
+        // hardware prefetcher streams the rest.
+        let prefetchLines = min(4, (dimension * 4 + 63) / 64)
+        // Work on local copies of the heaps and marks: accesses to a class's stored properties
+        // inside the loop would each pay a dynamic exclusivity check.
+        var candidates = scratch.candidates
+        var results = scratch.results
+        defer {
+            scratch.candidates = candidates
+            scratch.results = results
+        }
+        let visited = scratch.visitedMarks
+        let fresh = scratch.freshNodes
+        _ = visited.visit(entry)
         var lowerBound = Float.infinity
         if accept.accepts(entry) {
-            scratch.results.push(entryDistance, entry)
+            results.push(entryDistance, entry)
             lowerBound = entryDistance
         }
-        scratch.candidates.push(entryDistance, entry)
-        while !scratch.candidates.isEmpty {
-            let candidateDistance = scratch.candidates.topDistance
-            if candidateDistance > lowerBound && (!P.filters || scratch.results.count == ef) { break }
-            let candidate = scratch.candidates.pop().node
+        candidates.push(entryDistance, entry)
+        while !candidates.isEmpty {
+            if candidates.topDistance > lowerBound && (!P.filters || results.count == ef) { break }
+            let candidate = candidates.pop().node
             let (list, count) = access.read(graph, candidate, level: level, into: buffer)
-            if count > 0 {
-                vdb_prefetch(scratch.markAddress(list[0]))
-                vdb_prefetch(vectors + Int(list[0]) * dimension)
-            }
+            // Two passes: first drop visited neighbours and request every remaining vector, so
+            // their cache misses overlap; then score them.
+            var freshCount = 0
             for i in 0..<count {
                 let n = list[i]
-                if i + 1 < count {
-                    // Start loading the next neighbour while this one is scored.
-                    vdb_prefetch(scratch.markAddress(list[i + 1]))
-                    vdb_prefetch(vectors + Int(list[i + 1]) * dimension)
-                }
-                if scratch.visit(n) { continue }
+                if visited.visit(n) { continue }
+                fresh[freshCount] = n
+                freshCount += 1
+                vdb_prefetch_lines(vectors + Int(n) * dimension, prefetchLines)
+            }
+            for i in 0..<freshCount {
+                let n = fresh[i]
                 let d = D.distance(query, vectors + Int(n) * dimension, dimension)
-                if scratch.results.count < ef || d < lowerBound {
-                    scratch.candidates.push(d, n)
+                if results.count < ef || d < lowerBound {
+                    candidates.push(d, n)
                     if accept.accepts(n) {
-                        scratch.results.push(d, n)
-                        if scratch.results.count > ef { scratch.results.pop() }
+                        results.push(d, n)
+                        if results.count > ef { results.pop() }
                     }
-                    if !scratch.results.isEmpty { lowerBound = scratch.results.topDistance }
+                    if !results.isEmpty { lowerBound = results.topDistance }
                 }
             }
         }

@@ -98,12 +98,15 @@ final class SearchScratch {
     var results: NodeHeap<FarthestFirst>
     /// Room for one neighbour list copied out under its lock.
     let linkBuffer: UnsafeMutablePointer<UInt32>
+    /// The unvisited neighbours of the node being expanded.
+    let freshNodes: UnsafeMutablePointer<UInt32>
     /// Candidate lists for neighbour selection while building.
     var selection: [(distance: Float, node: UInt32)] = []
     var pruning: [(distance: Float, node: UInt32)] = []
 
     init(nodeCount: Int, maxDegree: Int) {
         linkBuffer = .allocate(capacity: maxDegree + 1)
+        freshNodes = .allocate(capacity: maxDegree + 1)
         capacity = max(1, nodeCount)
         marks = .allocate(capacity: capacity)
         marks.initialize(repeating: 0, count: capacity)
@@ -113,6 +116,7 @@ final class SearchScratch {
 
     deinit {
         linkBuffer.deallocate()
+        freshNodes.deallocate()
         marks.deallocate()
         candidates.deallocate()
         results.deallocate()
@@ -130,6 +134,16 @@ final class SearchScratch {
         results.removeAll()
     }
 
+    /// The visited marks of the current search, as a value to keep in a local variable.
+    var visitedMarks: VisitedMarks { VisitedMarks(marks: marks, epoch: epoch) }
+}
+
+/// The epoch-tagged visited array of one search: a node is visited when its mark equals the
+/// search's epoch.
+struct VisitedMarks {
+    let marks: UnsafeMutablePointer<UInt16>
+    let epoch: UInt16
+
     /// Marks `node` visited; returns whether it already was.
     @inline(__always)
     func visit(_ node: UInt32) -> Bool {
@@ -138,9 +152,6 @@ final class SearchScratch {
         p.pointee = epoch
         return false
     }
-
-    @inline(__always)
-    func markAddress(_ node: UInt32) -> UnsafeMutablePointer<UInt16> { marks + Int(node) }
 }
 
 /// Scratch objects for one graph, reused across queries and threads.
