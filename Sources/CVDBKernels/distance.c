@@ -120,6 +120,51 @@ __attribute__((target("avx512f"))) static float dot_avx512(const float *a, const
     return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
 }
 
+// ---- float x uint8 codes (scalar quantization) ----------------------------------------------
+
+static float dot_u8_scalar(const float *q, const uint8_t *c, size_t n) {
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += q[i] * c[i]; s1 += q[i + 1] * c[i + 1]; s2 += q[i + 2] * c[i + 2]; s3 += q[i + 3] * c[i + 3];
+    }
+    for (; i < n; i++) s0 += q[i] * c[i];
+    return (s0 + s1) + (s2 + s3);
+}
+
+__attribute__((target("avx2,fma"))) static float dot_u8_avx2(const float *q, const uint8_t *c, size_t n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m128i bytes = _mm_loadu_si128((const __m128i *)(c + i));
+        __m256 lo = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes));
+        __m256 hi = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(bytes, 8)));
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), lo, s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), hi, s1);
+    }
+    float tail = 0;
+    for (; i < n; i++) tail += q[i] * c[i];
+    return hsum256(_mm256_add_ps(s0, s1)) + tail;
+}
+
+__attribute__((target("avx512f"))) static float dot_u8_avx512(const float *q, const uint8_t *c, size_t n) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512 a = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(c + i))));
+        __m512 b = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(c + i + 16))));
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), a, s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i + 16), b, s1);
+    }
+    for (; i + 16 <= n; i += 16) {
+        __m512 a = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(c + i))));
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), a, s0);
+    }
+    float tail = 0;
+    for (; i < n; i++) tail += q[i] * c[i];
+    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1)) + tail;
+}
+
 // Row scans: the per-row kernel is inlined into each variant so the loop has no indirect call.
 #define VDB_ROWS(name, kernel, attr)                                                                   \
     attr static void name(const float *q, const float *base, size_t rows, size_t dim, float *out) {   \
@@ -191,6 +236,24 @@ void vdb_l2sq_f32_rows(const float *q, const float *base, size_t rows, size_t di
     __attribute__((ifunc("resolve_l2sq_rows")));
 void vdb_dot_f32_rows(const float *q, const float *base, size_t rows, size_t dim, float *out)
     __attribute__((ifunc("resolve_dot_rows")));
+
+typedef float (*u8_fn)(const float *, const uint8_t *, size_t);
+static u8_fn resolve_dot_u8(void) {
+    switch (vdb_kernel_level_active()) {
+    case VDB_KERNEL_AVX512: return dot_u8_avx512;
+    case VDB_KERNEL_AVX2: return dot_u8_avx2;
+    default: return dot_u8_scalar;
+    }
+}
+float vdb_dot_f32_u8(const float *q, const uint8_t *c, size_t n) __attribute__((ifunc("resolve_dot_u8")));
+
+float vdb_dot_f32_u8_level(vdb_kernel_level level, const float *q, const uint8_t *c, size_t n) {
+    switch (level) {
+    case VDB_KERNEL_AVX512: return dot_u8_avx512(q, c, n);
+    case VDB_KERNEL_AVX2: return dot_u8_avx2(q, c, n);
+    default: return dot_u8_scalar(q, c, n);
+    }
+}
 
 float vdb_l2sq_f32_level(vdb_kernel_level level, const float *a, const float *b, size_t n) {
     switch (level) {

@@ -29,6 +29,9 @@ extension VDBBuild {
         @Option(name: .long, help: "HNSW: default beam width for queries.")
         var ef = 64
 
+        @Option(name: .long, help: "HNSW: codes the graph walk scores (sq8, or none for the float vectors); results are re-ranked exactly.")
+        var quantizer = "sq8"
+
         @Option(name: .long, help: "Threads for the build (default: all cores).")
         var threads = 0
 
@@ -37,6 +40,9 @@ extension VDBBuild {
 
         func validate() throws {
             guard threads >= 0 else { throw ValidationError("--threads must not be negative") }
+            guard quantizer == "none" || HNSWParameters.Quantizer(rawValue: quantizer) != nil else {
+                throw ValidationError("--quantizer must be sq8 or none")
+            }
         }
 
         func run() throws {
@@ -44,7 +50,7 @@ extension VDBBuild {
                 let progress = TerminalProgress()
                 defer { progress.finish() }
                 let options = IndexBuildOptions(
-                    kind: type.kind, hnsw: HNSWParameters(m: m, efConstruction: efConstruction, efSearch: ef),
+                    kind: type.kind, hnsw: HNSWParameters(m: m, efConstruction: efConstruction, efSearch: ef, quantizer: HNSWParameters.Quantizer(rawValue: quantizer)),
                     threads: threads, autoThreshold: autoThreshold)
                 return try IndexBuilder.build(
                     dataDirectory: FilePath(global.dataDir), library: library, options: options, progress: progress.handler)
@@ -54,7 +60,7 @@ extension VDBBuild {
             } else {
                 print("""
                     built \(report.type) index for library '\(report.library)' version \(report.epoch)
-                      \(report.graphSegments) of \(report.segments) segment(s) with a graph, \(Format.bytes(report.graphBytes)) of links
+                      \(report.graphSegments) of \(report.segments) segment(s) with a graph, \(Format.bytes(report.graphBytes)) of links and codes
                       build \(Format.fixed(report.buildSeconds, 2)) s on \(report.threads) thread(s), \(Format.fixed(report.totalSeconds, 2)) s in all
                     """)
             }

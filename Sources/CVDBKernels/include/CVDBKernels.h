@@ -36,6 +36,11 @@ void vdb_l2sq_f32_rows(const float *q, const float *base, size_t rows, size_t di
 /// One query against `rows` contiguous row-major vectors: out[i] = dot(q, base[i]).
 void vdb_dot_f32_rows(const float *q, const float *base, size_t rows, size_t dim, float *out);
 
+/// Inner product of a float vector with `n` unsigned 8-bit codes: sum of q[i] * c[i]. The scalar
+/// quantizer folds its per-dimension scale into `q` once per query, so this is its whole kernel.
+float vdb_dot_f32_u8(const float *q, const uint8_t *c, size_t n);
+float vdb_dot_f32_u8_level(vdb_kernel_level level, const float *q, const uint8_t *c, size_t n);
+
 /// Explicit variants, for tests and benchmarks.
 float vdb_l2sq_f32_level(vdb_kernel_level level, const float *a, const float *b, size_t n);
 float vdb_dot_f32_level(vdb_kernel_level level, const float *a, const float *b, size_t n);

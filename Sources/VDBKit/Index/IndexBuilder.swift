@@ -76,7 +76,7 @@ public enum IndexBuilder {
                     if wantsGraph, segment.hasHNSWGraph, old.index.hnsw == options.hnsw {
                         rowsDone += segment.rowCount
                         graphSegments += 1
-                        graphBytes += segment.hnswSection?.count ?? 0
+                        graphBytes += (segment.hnswSection?.count ?? 0) + (segment.sq8Section?.count ?? 0)
                         continue
                     }
                     var sections: [(SegmentFormat.SectionKind, [UInt8])] = []
@@ -97,6 +97,12 @@ public enum IndexBuilder {
                         graphBytes += bytes.count
                         graphSegments += 1
                         sections.append((.hnswGraph, bytes))
+                        if options.hnsw.quantizer == .sq8 {
+                            let quantizer = ScalarQuantizer.train(vectors: segment.vectors, dimension: segment.dimension)
+                            let codes = quantizer.encodeSection(vectors: segment.vectors)
+                            graphBytes += codes.count
+                            sections.append((.sq8Codes, codes))
+                        }
                     }
                     let fileName = directory.segmentFileName(shard: UInt32(s), segment: nextSegmentID)
                     let path = directory.root.appending(fileName)

@@ -26,6 +26,8 @@ public final class Segment: @unchecked Sendable {
     private let documentMetadataList: BlobList
     /// The serialized HNSW graph, when the segment carries one.
     let hnswSection: UnsafeRawBufferPointer?
+    /// The 8-bit codes for quantized graph walks, when the segment carries them.
+    let sq8Section: UnsafeRawBufferPointer?
 
     public var path: FilePath { file.path }
 
@@ -137,6 +139,7 @@ public final class Segment: @unchecked Sendable {
         guard documentList.count % 16 == 0 else { throw corrupt("section 'documents' length \(documentList.count) is not a multiple of 16") }
         documentMetadataList = try blobs(.documentMetadata, count: documentList.count / 16)
         hnswSection = sections[.hnswGraph]
+        sq8Section = sections[.sq8Codes]
     }
 
     /// Whether the segment carries an HNSW graph.

@@ -35,6 +35,7 @@
 /// - `documents`: the segment's distinct document ids (16 bytes each), in first-seen order.
 /// - `documentMetadata`: a blob list parallel to `documents`.
 /// - `hnswGraph` (optional): the segment's HNSW graph (layout in ``HNSWGraph``).
+/// - `sq8Codes` (optional): 8-bit codes the graph walk scores (layout in ``ScalarQuantizer``).
 ///
 /// A blob list is `count: u64`, then `count + 1` offsets (u64, relative to the first blob byte,
 /// non-decreasing, the last equal to the total), then the bytes.
@@ -61,6 +62,8 @@ public enum SegmentFormat {
         case documentMetadata = 7
         /// An HNSW graph over the rows (``HNSWGraph`` documents its layout).
         case hnswGraph = 16
+        /// 8-bit scalar-quantized codes of the rows (``ScalarQuantizer`` documents the layout).
+        case sq8Codes = 17
 
         public var description: String {
             switch self {
@@ -72,6 +75,7 @@ public enum SegmentFormat {
             case .documents: "documents"
             case .documentMetadata: "document metadata"
             case .hnswGraph: "hnsw graph"
+            case .sq8Codes: "sq8 codes"
             }
         }
     }

@@ -33,14 +33,27 @@ struct HNSWTests {
         Double(Set(found).intersection(truth).count) / Double(truth.count)
     }
 
-    /// Recall@10 ≥ 0.95 at the default ef on 20k clustered vectors, for each metric.
-    @Test(arguments: Metric.allCases)
-    func recallAtDefaultEf(metric: Metric) throws {
+    /// The segment with a graph and codes attached, as `vdb-build index` writes it, reopened.
+    static func indexed(_ dir: TemporaryDirectory, _ segment: Segment, _ graph: HNSWGraph, quantized: Bool) throws -> HNSWIndex {
+        var sections: [(SegmentFormat.SectionKind, [UInt8])] = [(.hnswGraph, graph.serialized())]
+        if quantized {
+            sections.append((.sq8Codes, ScalarQuantizer.train(vectors: segment.vectors, dimension: segment.dimension).encodeSection(vectors: segment.vectors)))
+        }
+        let path = dir.file("indexed-\(quantized).vdbseg")
+        _ = try SegmentWriter.rewrite(segment, to: path, extraSections: sections)
+        return try HNSWIndex(segment: Segment(path: path), defaultEf: 64)
+    }
+
+    /// Recall@10 ≥ 0.95 at the default ef on 20k clustered vectors, for each metric, walking
+    /// the float vectors and walking 8-bit codes (with exact re-ranking).
+    @Test(arguments: Metric.allCases, [false, true])
+    func recallAtDefaultEf(metric: Metric, quantized: Bool) throws {
         let dir = TemporaryDirectory()
         let (segment, data) = try Self.segment(dir, rows: 20_000, dimension: 24, metric: metric)
         let graph = Self.build(segment)
         try graph.validateLinks(name: "built graph")
-        let index = HNSWIndex(segment: segment, graph: graph, defaultEf: 64)
+        let index = try Self.indexed(dir, segment, graph, quantized: quantized)
+        #expect((index.codes != nil) == quantized)
         let flat = FlatIndex(segment: segment)
         var total = 0.0
         for q in 0..<data.spec.queries {
@@ -48,7 +61,7 @@ struct HNSWTests {
             total += Self.recall(Self.search(index, query, k: 10), Self.search(flat, query, k: 10))
         }
         let recall = total / Double(data.spec.queries)
-        #expect(recall >= 0.95, "recall@10 \(recall) for \(metric)")
+        #expect(recall >= 0.95, "recall@10 \(recall) for \(metric), quantized \(quantized)")
     }
 
     /// With 30% of rows tombstoned (rejected by the search's row predicate), recall against
@@ -56,7 +69,7 @@ struct HNSWTests {
     @Test func recallWithThirtyPercentTombstoned() throws {
         let dir = TemporaryDirectory()
         let (segment, data) = try Self.segment(dir, rows: 20_000, dimension: 24, metric: .l2)
-        let index = HNSWIndex(segment: segment, graph: Self.build(segment), defaultEf: 64)
+        let index = try Self.indexed(dir, segment, Self.build(segment), quantized: true)
         var live = RowSet(capacity: segment.rowCount)
         var rng = SeededGenerator(seed: 3)
         for r in 0..<segment.rowCount where Double(rng.next() % 1000) >= 300 { live.insert(RowOffset(r)) }
@@ -91,6 +104,48 @@ struct HNSWTests {
             #expect(Self.search(before, query, k: 5, ef: 12) == Self.search(after, query, k: 5, ef: 12))
         }
         #expect(after.memoryFootprint == graph.serialized().count)
+    }
+
+    /// Decoded codes stay within half a quantization step of the vectors, and the quantized
+    /// scores track exact distances.
+    @Test(arguments: Metric.allCases)
+    func quantizedScoresTrackExactDistances(metric: Metric) throws {
+        let dir = TemporaryDirectory()
+        let (segment, data) = try Self.segment(dir, rows: 2_000, dimension: 24, metric: metric)
+        let quantizer = ScalarQuantizer.train(vectors: segment.vectors, dimension: 24)
+        let bytes = quantizer.encodeSection(vectors: segment.vectors)
+        try bytes.withUnsafeBytes { raw in
+            let codes = try QuantizedCodes(section: raw, dimension: 24, rows: 2_000, name: "test")
+            for r in stride(from: 0, to: 2_000, by: 97) {
+                for i in 0..<24 {
+                    let decoded = codes.mins[i] + codes.scales[i] * Float(codes.codes[r * 24 + i])
+                    #expect(abs(decoded - segment.vectors[r * 24 + i]) <= codes.scales[i] * 0.5001)
+                }
+            }
+            let weights = UnsafeMutablePointer<Float>.allocate(capacity: 24)
+            defer { weights.deallocate() }
+            for q in 0..<20 {
+                let query = Array(data.test[q * 24..<(q + 1) * 24])
+                try query.withUnsafeBufferPointer { qp in
+                    let scorer = QuantizedScorer(query: qp.baseAddress!, codes: codes, metric: metric, weights: weights)
+                    for r in stride(from: 0, to: 2_000, by: 131) {
+                        let exact = Distance.distance(metric, qp.baseAddress!, segment.vectors.baseAddress! + r * 24, dimension: 24)
+                        let approx = scorer.score(UInt32(r))
+                        // The rounding error per component is at most half a step, which bounds
+                        // both the inner-product error and the decoded vector's displacement.
+                        var dotBound: Float = 0, displacement: Float = 0
+                        for i in 0..<24 {
+                            dotBound += abs(query[i]) * codes.scales[i] / 2
+                            displacement += (codes.scales[i] / 2) * (codes.scales[i] / 2)
+                        }
+                        displacement = displacement.squareRoot()
+                        let tolerance = (metric == .l2 ? 2 * exact.squareRoot() * displacement + displacement * displacement : dotBound) * 1.001 + 1e-4
+                        #expect(abs(approx - exact) <= tolerance, "row \(r): \(approx) vs \(exact)")
+                    }
+                }
+            }
+            #expect(throws: StorageError.self) { try QuantizedCodes(section: raw, dimension: 25, rows: 2_000, name: "test") }
+        }
     }
 
     /// Degree bounds, no self links, links only to nodes present on the level, entry on top.

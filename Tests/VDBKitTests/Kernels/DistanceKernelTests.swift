@@ -31,6 +31,25 @@ struct DistanceKernelTests {
         }
     }
 
+    /// The float-by-byte kernel (scalar quantization) agrees with a Double reference.
+    @Test func floatByByteMatchesReference() async {
+        await propertyCheck(count: 200, input: Gen.int(in: 1...800), Gen.uint64(in: 0...UInt64.max)) { dimension, seed in
+            let q = randomVectors(count: 1, dimension: dimension, seed: seed, range: -2...2)
+            var rng = SeededGenerator(seed: seed &+ 1)
+            let codes = (0..<dimension).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            var exact = 0.0, scale = 0.0
+            for i in 0..<dimension {
+                exact += Double(q[i]) * Double(codes[i])
+                scale += abs(Double(q[i]) * Double(codes[i]))
+            }
+            for level in Self.levels where vdb_kernel_level_supported(level) != 0 {
+                let got = Double(vdb_dot_f32_u8_level(level, q, codes, dimension))
+                #expect(abs(got - exact) <= 1e-5 * max(1, scale), "level \(level.rawValue) dim \(dimension)")
+            }
+            #expect(vdb_dot_f32_u8(q, codes, dimension) == vdb_dot_f32_u8_level(vdb_kernel_level_active(), q, codes, dimension))
+        }
+    }
+
     /// The row scans give the same numbers as the pairwise kernel, row by row.
     @Test(arguments: [1, 7, 16, 100, 128, 384])
     func rowScanMatchesPairwise(dimension: Int) {

@@ -2,7 +2,7 @@ import CVDBKernels
 
 /// A metric's ranking distance as a type, so graph code is specialised per metric and the
 /// kernel choice is made once, outside every loop (hnswlib does this with templates).
-protocol DistanceKernel {
+protocol DistanceKernel: SendableMetatype {
     static func distance(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ dimension: Int) -> Float
 }
 

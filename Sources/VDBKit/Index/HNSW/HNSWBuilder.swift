@@ -15,12 +15,21 @@ public struct HNSWParameters: Sendable, Hashable, Codable {
     public var efSearch: Int
     /// Seed of the level draw, so a build is reproducible given the thread count.
     public var seed: UInt64
+    /// Codes the graph walk scores instead of the float vectors; final candidates are always
+    /// re-ranked exactly. Nil walks on the float vectors.
+    public var quantizer: Quantizer?
 
-    public init(m: Int = 16, efConstruction: Int = 200, efSearch: Int = 64, seed: UInt64 = 100) {
+    public enum Quantizer: String, Sendable, Hashable, Codable, CaseIterable {
+        /// 8 bits per component, per-dimension range.
+        case sq8
+    }
+
+    public init(m: Int = 16, efConstruction: Int = 200, efSearch: Int = 64, seed: UInt64 = 100, quantizer: Quantizer? = .sq8) {
         self.m = m
         self.efConstruction = efConstruction
         self.efSearch = efSearch
         self.seed = seed
+        self.quantizer = quantizer
     }
 
     public func validate() throws(IndexError) {
@@ -129,19 +138,19 @@ private struct BuildContext: @unchecked Sendable {
         _ kernel: D.Type, _ node: UInt32, level: Int, query: UnsafePointer<Float>, from entry: (node: UInt32, level: Int),
         access: LockedLinks, scratch: SearchScratch, buffer: UnsafeMutablePointer<UInt32>
     ) {
+        let scorer = FloatScorer<D>(query: query, vectors: vectors, dimension: dimension)
         var current = entry.node
-        var currentDistance = D.distance(query, vector(current), dimension)
+        var currentDistance = scorer.score(current)
         if entry.level > level {
             (current, currentDistance) = HNSWSearch.descend(
-                D.self, access: access, graph: graph, vectors: vectors, dimension: dimension, query: query, entry: current,
-                entryDistance: currentDistance, fromLevel: entry.level, toLevel: level, buffer: buffer)
+                scorer: scorer, access: access, graph: graph, entry: current, entryDistance: currentDistance,
+                fromLevel: entry.level, toLevel: level, buffer: buffer)
         }
         var layer = min(level, entry.level)
         while layer >= 0 {
             HNSWSearch.beam(
-                D.self, access: access, graph: graph, vectors: vectors, dimension: dimension, query: query, entry: current,
-                entryDistance: currentDistance, ef: parameters.efConstruction, level: layer, accept: AllRows(),
-                scratch: scratch, buffer: buffer)
+                scorer: scorer, access: access, graph: graph, entry: current, entryDistance: currentDistance,
+                ef: parameters.efConstruction, level: layer, accept: AllRows(), scratch: scratch, buffer: buffer)
             // Candidates nearest first; the nearest also seeds the next layer down.
             scratch.selection.removeAll(keepingCapacity: true)
             while !scratch.results.isEmpty { scratch.selection.append(scratch.results.pop()) }

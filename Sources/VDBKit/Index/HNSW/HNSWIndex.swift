@@ -3,6 +3,8 @@
 public final class HNSWIndex: VectorIndex {
     public let segment: Segment
     let graph: HNSWGraph
+    /// Codes the walk scores, when the segment carries them; results are re-ranked exactly.
+    let codes: QuantizedCodes?
     /// The beam width used when a query does not set `ef`.
     public let defaultEf: Int
     private let scratchPool: SearchScratchPool
@@ -13,21 +15,26 @@ public final class HNSWIndex: VectorIndex {
         guard let section = segment.hnswSection else {
             throw StorageError(.corruptSegment, "segment \(segment.path) carries no hnsw graph")
         }
-        let graph = try HNSWGraph(section: section, backing: segment, expectedNodes: segment.rowCount, name: "segment \(segment.path)")
-        self.init(segment: segment, graph: graph, defaultEf: defaultEf)
+        let name = "segment \(segment.path)"
+        let graph = try HNSWGraph(section: section, backing: segment, expectedNodes: segment.rowCount, name: name)
+        let codes = try segment.sq8Section.map { (s) throws(StorageError) in
+            try QuantizedCodes(section: s, dimension: segment.dimension, rows: segment.rowCount, name: name)
+        }
+        self.init(segment: segment, graph: graph, codes: codes, defaultEf: defaultEf)
     }
 
-    init(segment: Segment, graph: HNSWGraph, defaultEf: Int) {
+    init(segment: Segment, graph: HNSWGraph, codes: QuantizedCodes? = nil, defaultEf: Int) {
         self.segment = segment
         self.graph = graph
+        self.codes = codes
         self.defaultEf = defaultEf
-        scratchPool = SearchScratchPool(nodeCount: graph.nodeCount, maxDegree: graph.maxDegree0)
+        scratchPool = SearchScratchPool(nodeCount: graph.nodeCount, maxDegree: graph.maxDegree0, dimension: segment.dimension)
     }
 
     public var kind: IndexKind { .hnsw }
     public var isExact: Bool { false }
     public var updatesIncrementally: Bool { false }
-    public var memoryFootprint: Int { graph.memoryFootprint }
+    public var memoryFootprint: Int { graph.memoryFootprint + (segment.sq8Section?.count ?? 0) }
     public var buildProgress: Double { 1 }
     public var m: Int { graph.maxDegree }
 
@@ -52,21 +59,38 @@ public final class HNSWIndex: VectorIndex {
     ) {
         let dimension = segment.dimension
         let graph = self.graph
+        let codes = self.codes
+        let metric = segment.metric
         scratchPool.withScratch { scratch in
-            let entry = graph.entryPoint
-            let (start, startDistance) = HNSWSearch.descend(
-                D.self, access: DirectLinks(), graph: graph, vectors: vectors, dimension: dimension, query: query,
-                entry: entry, entryDistance: D.distance(query, vectors + Int(entry) * dimension, dimension),
-                fromLevel: graph.topLevel, toLevel: 0, buffer: scratch.linkBuffer)
-            HNSWSearch.beam(
-                D.self, access: DirectLinks(), graph: graph, vectors: vectors, dimension: dimension, query: query,
-                entry: start, entryDistance: startDistance, ef: ef, level: 0, accept: accept, scratch: scratch,
-                buffer: scratch.linkBuffer)
-            // The results heap holds the best `ef`; offer them all, the caller's top-k keeps `k`.
-            let results = scratch.results
-            for i in 0..<results.count {
-                top.insert(distance: results.distances[i], id: idBase + UInt64(results.nodes[i]))
+            if let codes {
+                let scorer = QuantizedScorer(query: query, codes: codes, metric: metric, weights: scratch.queryWeights)
+                walk(scorer, graph: graph, ef: ef, accept: accept, scratch: scratch)
+                // The walk ranked by codes; rank its `ef` survivors by their exact vectors.
+                let results = scratch.results
+                for i in 0..<results.count {
+                    let node = results.nodes[i]
+                    top.insert(distance: D.distance(query, vectors + Int(node) * dimension, dimension), id: idBase + UInt64(node))
+                }
+            } else {
+                let scorer = FloatScorer<D>(query: query, vectors: vectors, dimension: dimension)
+                walk(scorer, graph: graph, ef: ef, accept: accept, scratch: scratch)
+                // The results heap holds the best `ef`; offer them all, the caller's top-k keeps `k`.
+                let results = scratch.results
+                for i in 0..<results.count {
+                    top.insert(distance: results.distances[i], id: idBase + UInt64(results.nodes[i]))
+                }
             }
         }
+    }
+
+    /// Greedy descent to layer 0, then the ef-beam there; results are left in `scratch.results`.
+    private func walk<S: NodeScorer, P: RowPredicate>(_ scorer: S, graph: HNSWGraph, ef: Int, accept: P, scratch: SearchScratch) {
+        let entry = graph.entryPoint
+        let (start, startDistance) = HNSWSearch.descend(
+            scorer: scorer, access: DirectLinks(), graph: graph, entry: entry, entryDistance: scorer.score(entry),
+            fromLevel: graph.topLevel, toLevel: 0, buffer: scratch.linkBuffer)
+        HNSWSearch.beam(
+            scorer: scorer, access: DirectLinks(), graph: graph, entry: start, entryDistance: startDistance, ef: ef, level: 0,
+            accept: accept, scratch: scratch, buffer: scratch.linkBuffer)
     }
 }

@@ -42,9 +42,8 @@ enum HNSWSearch {
     /// Greedy descent from `entry` through levels `fromLevel` down to `toLevel + 1`: at each
     /// level, move to the closest neighbour until none is closer. Returns the node reached.
     @inline(__always)
-    static func descend<D: DistanceKernel, A: LinkAccess>(
-        _: D.Type, access: A, graph: HNSWGraph, vectors: UnsafePointer<Float>, dimension: Int,
-        query: UnsafePointer<Float>, entry: UInt32, entryDistance: Float, fromLevel: Int, toLevel: Int,
+    static func descend<S: NodeScorer, A: LinkAccess>(
+        scorer: S, access: A, graph: HNSWGraph, entry: UInt32, entryDistance: Float, fromLevel: Int, toLevel: Int,
         buffer: UnsafeMutablePointer<UInt32>
     ) -> (node: UInt32, distance: Float) {
         var current = entry
@@ -57,7 +56,7 @@ enum HNSWSearch {
                 let (list, count) = access.read(graph, current, level: level, into: buffer)
                 for i in 0..<count {
                     let n = list[i]
-                    let d = D.distance(query, vectors + Int(n) * dimension, dimension)
+                    let d = scorer.score(n)
                     if d < best {
                         best = d
                         current = n
@@ -74,15 +73,11 @@ enum HNSWSearch {
     /// `scratch.results` (a max-heap). Rejected nodes are walked through but never returned, so
     /// tombstones and filters do not cut the graph.
     @inline(__always)
-    static func beam<D: DistanceKernel, A: LinkAccess, P: RowPredicate>(
-        _: D.Type, access: A, graph: HNSWGraph, vectors: UnsafePointer<Float>, dimension: Int,
-        query: UnsafePointer<Float>, entry: UInt32, entryDistance: Float, ef: Int, level: Int, accept: P,
+    static func beam<S: NodeScorer, A: LinkAccess, P: RowPredicate>(
+        scorer: S, access: A, graph: HNSWGraph, entry: UInt32, entryDistance: Float, ef: Int, level: Int, accept: P,
         scratch: SearchScratch, buffer: UnsafeMutablePointer<UInt32>
     ) {
         scratch.beginSearch()
-        // Four lines of each fresh neighbour measured best on 384-d (1, 2, 3, 4 tried); the
-        // hardware prefetcher streams the rest.
-        let prefetchLines = min(4, (dimension * 4 + 63) / 64)
         // Work on local copies of the heaps and marks: accesses to a class's stored properties
         // inside the loop would each pay a dynamic exclusivity check.
         var candidates = scratch.candidates
@@ -104,7 +99,7 @@ enum HNSWSearch {
             if candidates.topDistance > lowerBound && (!P.filters || results.count == ef) { break }
             let candidate = candidates.pop().node
             let (list, count) = access.read(graph, candidate, level: level, into: buffer)
-            // Two passes: first drop visited neighbours and request every remaining vector, so
+            // Two passes: first drop visited neighbours and request every remaining one, so
             // their cache misses overlap; then score them.
             var freshCount = 0
             for i in 0..<count {
@@ -112,11 +107,11 @@ enum HNSWSearch {
                 if visited.visit(n) { continue }
                 fresh[freshCount] = n
                 freshCount += 1
-                vdb_prefetch_lines(vectors + Int(n) * dimension, prefetchLines)
+                scorer.prefetch(n)
             }
             for i in 0..<freshCount {
                 let n = fresh[i]
-                let d = D.distance(query, vectors + Int(n) * dimension, dimension)
+                let d = scorer.score(n)
                 if results.count < ef || d < lowerBound {
                     candidates.push(d, n)
                     if accept.accepts(n) {

@@ -104,7 +104,11 @@ final class SearchScratch {
     var selection: [(distance: Float, node: UInt32)] = []
     var pruning: [(distance: Float, node: UInt32)] = []
 
-    init(nodeCount: Int, maxDegree: Int) {
+    /// The query folded into per-dimension weights, for quantized scoring.
+    let queryWeights: UnsafeMutablePointer<Float>
+
+    init(nodeCount: Int, maxDegree: Int, dimension: Int = 0) {
+        queryWeights = .allocate(capacity: max(1, dimension))
         linkBuffer = .allocate(capacity: maxDegree + 1)
         freshNodes = .allocate(capacity: maxDegree + 1)
         capacity = max(1, nodeCount)
@@ -117,6 +121,7 @@ final class SearchScratch {
     deinit {
         linkBuffer.deallocate()
         freshNodes.deallocate()
+        queryWeights.deallocate()
         marks.deallocate()
         candidates.deallocate()
         results.deallocate()
@@ -158,19 +163,21 @@ struct VisitedMarks {
 final class SearchScratchPool: Sendable {
     private let nodeCount: Int
     private let maxDegree: Int
+    private let dimension: Int
     // `SearchScratch` is not Sendable: a scratch is used by one search at a time, handed
     // between threads only through this lock.
     private let free = Mutex<[UnsafeScratch]>([])
 
     private struct UnsafeScratch: @unchecked Sendable { let scratch: SearchScratch }
 
-    init(nodeCount: Int, maxDegree: Int) {
+    init(nodeCount: Int, maxDegree: Int, dimension: Int) {
         self.nodeCount = nodeCount
         self.maxDegree = maxDegree
+        self.dimension = dimension
     }
 
     func withScratch<R>(_ body: (SearchScratch) -> R) -> R {
-        let taken = free.withLock { $0.popLast() }?.scratch ?? SearchScratch(nodeCount: nodeCount, maxDegree: maxDegree)
+        let taken = free.withLock { $0.popLast() }?.scratch ?? SearchScratch(nodeCount: nodeCount, maxDegree: maxDegree, dimension: dimension)
         defer { free.withLock { $0.append(UnsafeScratch(scratch: taken)) } }
         return body(taken)
     }
