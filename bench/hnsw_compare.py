@@ -5,16 +5,16 @@ release build) vs hnswlib vs FAISS IndexHNSWFlat, all with M=16 and ef_construct
 Reports, per dataset and engine: build time with 2 threads, index memory, and per ef the
 recall@10 and single-thread queries per second. Queries run single-threaded in every engine;
 hnswlib and FAISS get the whole query matrix in one call (no Python overhead per query), vdb
-runs its single-thread pass over the same queries. Also derives, per engine, the best QPS at
-recall >= 0.95 and >= 0.99 (interpolated between measured ef values is not done: the best
-measured point at or above the target counts), and writes an SVG plot per dataset.
+runs its single-thread pass over the same queries. Also derives, per engine, QPS at recall 0.95
+and 0.99: interpolated log-linearly between the measured settings that bracket the target, and
+the best measured setting at or above it. Writes an SVG plot per dataset to
+bench/out/hnsw-<dataset>.svg.
 
     bench/setup.sh && bench/.venv/bin/python bench/hnsw_compare.py
 """
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -122,8 +122,19 @@ def run_faiss(train, test, angular, truth, truth_dist):
 
 
 def best_at(points, target):
+    """The best QPS among measured settings whose recall reaches `target`."""
     ok = [qps for _, r, qps in points if r >= target]
     return max(ok) if ok else None
+
+
+def interpolated_at(points, target):
+    """QPS at exactly `target` recall, log-linear between the two settings that bracket it."""
+    pts = sorted(points, key=lambda p: p[1])
+    for (_, r0, q0), (_, r1, q1) in zip(pts, pts[1:]):
+        if r0 <= target <= r1 and r1 > r0:
+            t = (target - r0) / (r1 - r0)
+            return float(np.exp(np.log(q0) + t * (np.log(q1) - np.log(q0))))
+    return None
 
 
 def svg(title, series, path):
@@ -163,7 +174,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default="synth-100k-128,synth-100k-384,pypi-dev")
     parser.add_argument("--json", help="also write all measurements to this file")
+    parser.add_argument("--report", help="print the report of a JSON file written by --json, and exit")
     args = parser.parse_args()
+    if args.report:
+        with open(args.report) as f:
+            report(json.load(f))
+        return
     os.makedirs(OUT, exist_ok=True)
     bin_dir = build_tools()
     results = {}
@@ -183,25 +199,36 @@ def main():
         svg(f"{name}: recall@10 vs QPS (M={M}, efC={EF_CONSTRUCTION})", list((n, e["points"]) for n, e in engines.items()),
             os.path.join(OUT, f"hnsw-{name}.svg"))
 
-    print(f"HNSW, M={M}, ef_construction={EF_CONSTRUCTION}, build on {BUILD_THREADS} threads, queries on 1 thread, k={K}\n")
-    for name, engines in results.items():
-        print(f"== {name}")
-        header = f"{'engine':<16} {'build s':>8} {'graph+vec MiB':>13} " + " ".join(f"{'ef' + str(ef):>13}" for ef in EFS)
-        print(header)
-        for engine, e in engines.items():
-            cells = " ".join(f"{r:.3f}/{q:>7.0f}" for _, r, q in e["points"])
-            print(f"{engine:<16} {e['build']:>8.2f} {e['memory'] / 2**20:>13.1f} {cells}")
-        hl = engines["hnswlib"]
-        for engine, e in engines.items():
-            summary = []
-            for target in (0.95, 0.99):
-                ours, theirs = best_at(e["points"], target), best_at(hl["points"], target)
-                summary.append(f"QPS@{target}: {ours:.0f}" + (f" ({ours / theirs:.2f}x hnswlib)" if ours and theirs else "") if ours else f"QPS@{target}: n/a")
-            print(f"  {engine:<16} build {e['build'] / hl['build']:.2f}x hnswlib; " + "; ".join(summary))
-        print()
+    report(results)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
+
+
+def report(results):
+    print(f"HNSW, M={M}, ef_construction={EF_CONSTRUCTION}, build on {BUILD_THREADS} threads, queries on 1 thread, k={K}")
+    print("cells: recall@10/QPS per ef; 'index MiB' = vectors + graph (+ vdb's 8-bit codes)\n")
+    for name, engines in results.items():
+        print(f"== {name}")
+        header = f"{'engine':<16} {'build s':>8} {'index MiB':>10} " + " ".join(f"{'ef' + str(ef):>13}" for ef in EFS)
+        print(header)
+        for engine, e in engines.items():
+            cells = " ".join(f"{r:.3f}/{q:>7.0f}" for _, r, q in e["points"])
+            print(f"{engine:<16} {e['build']:>8.2f} {e['memory'] / 2**20:>10.1f} {cells}")
+        hl = engines["hnswlib"]
+        for engine, e in engines.items():
+            summary = [f"build {e['build'] / hl['build']:.2f}x hnswlib"]
+            for target in (0.95, 0.99):
+                ours, theirs = interpolated_at(e["points"], target), interpolated_at(hl["points"], target)
+                best = best_at(e["points"], target)
+                cell = f"QPS@{target}: {ours:.0f}" if ours else f"QPS@{target}: n/a"
+                if ours and theirs:
+                    cell += f" ({ours / theirs:.2f}x hnswlib)"
+                if best:
+                    cell += f" [best measured >= {target}: {best:.0f}]"
+                summary.append(cell)
+            print(f"  {engine:<16} " + "; ".join(summary))
+        print()
 
 
 if __name__ == "__main__":
