@@ -36,14 +36,20 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .executableTarget(
-            name: "vdb-build",
+        // What the command-line tools share: error reporting through sysexits codes.
+        .target(
+            name: "VDBCommandLine",
             dependencies: ["VDBKit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
+            name: "vdb-build",
+            dependencies: ["VDBKit", "VDBCommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
             name: "vdb-query",
-            dependencies: ["VDBKit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["VDBKit", "VDBCommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

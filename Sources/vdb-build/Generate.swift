@@ -1,5 +1,6 @@
 import ArgumentParser
 import SystemPackage
+import VDBCommandLine
 import VDBKit
 
 extension VDBBuild {
@@ -30,7 +31,7 @@ extension VDBBuild {
         }
 
         func run() throws {
-            try reportingErrors {
+            try reportingErrors("vdb-build") {
                 let spec = SyntheticDatasetSpec(
                     rows: rows, queries: queries, dimension: dimension, clusters: clusters, spread: spread,
                     metric: Metric(datasetName: metric)!, seed: seed, depth: depth)

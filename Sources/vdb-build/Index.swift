@@ -1,5 +1,6 @@
 import ArgumentParser
 import SystemPackage
+import VDBCommandLine
 import VDBKit
 
 extension VDBBuild {
@@ -46,7 +47,7 @@ extension VDBBuild {
         }
 
         func run() throws {
-            let report = try reportingErrors {
+            let report = try reportingErrors("vdb-build") {
                 let progress = TerminalProgress()
                 defer { progress.finish() }
                 let options = IndexBuildOptions(

@@ -1,5 +1,6 @@
 import ArgumentParser
 import SystemPackage
+import VDBCommandLine
 import VDBKit
 
 extension VDBBuild {
@@ -48,7 +49,7 @@ extension VDBBuild {
         }
 
         func run() throws {
-            let report = try reportingErrors {
+            let report = try reportingErrors("vdb-build") {
                 let path = FilePath(input)
                 let options = IngestOptions(
                     library: library, shardCount: shards, metric: metric.flatMap(Metric.init(datasetName:)), model: model,

@@ -1,4 +1,5 @@
 import ArgumentParser
+import VDBCommandLine
 import VDBKit
 
 /// `vdb-build`: ingest datasets into libraries and build their indexes, offline.
@@ -17,18 +18,4 @@ struct GlobalOptions: ParsableArguments {
 
     @Flag(name: .long, help: "Print the result as JSON on standard output.")
     var json = false
-}
-
-/// Runs a command body, turning VDBKit errors into a message on stderr and a sysexits code.
-func reportingErrors<T>(_ body: () throws -> T) throws -> T {
-    do {
-        return try body()
-    } catch let error as ExitCode {
-        throw error
-    } catch let error as ValidationError {
-        throw error
-    } catch {
-        printError("vdb-build: " + ExitStatus.message(for: error))
-        throw ExitCode(ExitStatus.code(for: error))
-    }
 }

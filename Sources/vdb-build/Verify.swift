@@ -1,5 +1,6 @@
 import ArgumentParser
 import SystemPackage
+import VDBCommandLine
 import VDBKit
 
 extension VDBBuild {
@@ -20,7 +21,7 @@ extension VDBBuild {
         }
 
         func run() throws {
-            try reportingErrors {
+            try reportingErrors("vdb-build") {
                 if let segment {
                     let opened = try Segment(path: FilePath(segment), verifyChecksums: true)
                     print("ok \(segment): \(opened.rowCount) rows, dimension \(opened.dimension), format v\(opened.formatVersion)")

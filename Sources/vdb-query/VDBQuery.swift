@@ -1,5 +1,6 @@
 import ArgumentParser
 import SystemPackage
+import VDBCommandLine
 import VDBKit
 
 /// `vdb-query`: measure recall@k and latency of a library's index against ground truth.
@@ -76,7 +77,7 @@ struct VDBQuery: ParsableCommand {
     }
 
     func run() throws {
-        let searcher = try reportingErrors {
+        let searcher = try reportingErrors("vdb-query") {
             try Searcher(snapshot: LibrarySnapshot.openCurrent(dataDirectory: FilePath(dataDir), library: library, verifyChecksums: false))
         }
         if let vector {
@@ -88,7 +89,7 @@ struct VDBQuery: ParsableCommand {
             printError("vdb-query: --sweep ef: the library's index is \(searcher.indexDescription); ef has no effect (build one with vdb-build index --type hnsw)")
             throw ExitCode(ExitStatus.usage)
         }
-        let reports = try reportingErrors {
+        let reports = try reportingErrors("vdb-query") {
             let (vectors, truth) = try loadQueries(snapshot: searcher.snapshot)
             return try settings.map { parameters in
                 var options = QueryRunOptions(k: k, parameters: parameters, threads: threads)
@@ -107,7 +108,7 @@ struct VDBQuery: ParsableCommand {
             let svg = RecallPlot.svg(
                 title: "\(library): recall@\(k) vs queries per second (1 thread)",
                 series: [RecallPlot.Series(name: "vdb", points: reports.map { ($0.recall ?? 0, $0.singleThread.queriesPerSecond, "ef \($0.parameters.ef ?? 0)") })])
-            try reportingErrors { try DurableFile.write(Array(svg.utf8), to: FilePath(plot)) }
+            try reportingErrors("vdb-query") { try DurableFile.write(Array(svg.utf8), to: FilePath(plot)) }
         }
         if let minRecall {
             let best = reports.compactMap(\.recall).max() ?? 1
@@ -184,7 +185,7 @@ struct VDBQuery: ParsableCommand {
         guard !components.isEmpty, components.allSatisfy({ $0 != nil }) else {
             throw ValidationError("--vector must be comma-separated numbers")
         }
-        let hits = try reportingErrors { try searcher.search(components.map { $0! }, k: k, parameters: parameters) }
+        let hits = try reportingErrors("vdb-query") { try searcher.search(components.map { $0! }, k: k, parameters: parameters) }
         if json {
             print(try encodeJSON(hits))
             return
@@ -224,19 +225,5 @@ struct VDBQuery: ParsableCommand {
         lines.append("")
         lines.append("ground truth: \(r.groundTruth)")
         return lines.joined(separator: "\n")
-    }
-}
-
-/// Runs a body, turning VDBKit errors into a message on stderr and a sysexits code.
-func reportingErrors<T>(_ body: () throws -> T) throws -> T {
-    do {
-        return try body()
-    } catch let error as ExitCode {
-        throw error
-    } catch let error as ValidationError {
-        throw error
-    } catch {
-        printError("vdb-query: " + ExitStatus.message(for: error))
-        throw ExitCode(ExitStatus.code(for: error))
     }
 }

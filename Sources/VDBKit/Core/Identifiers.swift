@@ -1,19 +1,15 @@
 public import Foundation
 
-/// The external, user-visible identity of a chunk, stable across compactions.
-///
-/// 128 bits hold both forms a chunk id takes: a UUID for chunks created over REST, and the row
-/// number of a dataset ingested without documents (`high == 0`). JSON spells the first as a UUID
-/// string and the second as a number.
-public struct ChunkID: Hashable, Comparable, Sendable, CustomStringConvertible {
-    public var high: UInt64
-    public var low: UInt64
+/// A 128-bit identifier that is either a UUID or a row number (`high == 0`): the shared shape
+/// of ``ChunkID`` and ``DocumentID``, which stay distinct types so the compiler keeps them apart.
+/// JSON spells a UUID as a string and a row number as a number.
+public protocol Identifier128: Hashable, Comparable, Sendable, CustomStringConvertible, Codable {
+    var high: UInt64 { get }
+    var low: UInt64 { get }
+    init(high: UInt64, low: UInt64)
+}
 
-    public init(high: UInt64, low: UInt64) {
-        self.high = high
-        self.low = low
-    }
-
+extension Identifier128 {
     /// The id of row `row` of an ingested dataset.
     public init(row: UInt64) { self.init(high: 0, low: row) }
 
@@ -23,10 +19,7 @@ public struct ChunkID: Hashable, Comparable, Sendable, CustomStringConvertible {
     }
 
     /// A fresh random (version 4) UUID id.
-    public static func random() -> ChunkID { ChunkID(uuid: UUID()) }
-
-    /// The row number, when this id is one (`high == 0`).
-    public var row: UInt64? { high == 0 ? low : nil }
+    public static func random() -> Self { Self(uuid: UUID()) }
 
     /// Parses a decimal row number or a UUID string.
     public init?(_ text: String) {
@@ -34,14 +27,33 @@ public struct ChunkID: Hashable, Comparable, Sendable, CustomStringConvertible {
         self.init(high: h, low: l)
     }
 
+    /// The row number, when this id is one (`high == 0`).
+    public var row: UInt64? { high == 0 ? low : nil }
+
     public var description: String { formatIdentifier(high, low) }
 
-    public static func < (a: ChunkID, b: ChunkID) -> Bool { (a.high, a.low) < (b.high, b.low) }
+    public static func < (a: Self, b: Self) -> Bool { (a.high, a.low) < (b.high, b.low) }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let row = try? c.decode(UInt64.self) {
+            self.init(row: row)
+        } else if let text = try? c.decode(String.self), let id = Self(text) {
+            self = id
+        } else {
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: "an id is a non-negative integer or a UUID string")
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        if let row { try c.encode(row) } else { try c.encode(description) }
+    }
 }
 
-/// The identity of a document; the same two forms as ``ChunkID``. Documents are placed whole on
-/// one shard by a stable hash of this id.
-public struct DocumentID: Hashable, Comparable, Sendable, CustomStringConvertible {
+/// The external, user-visible identity of a chunk, stable across compactions: a UUID for chunks
+/// created over REST, the row number for datasets ingested without documents.
+public struct ChunkID: Identifier128 {
     public var high: UInt64
     public var low: UInt64
 
@@ -49,24 +61,18 @@ public struct DocumentID: Hashable, Comparable, Sendable, CustomStringConvertibl
         self.high = high
         self.low = low
     }
+}
 
-    public init(row: UInt64) { self.init(high: 0, low: row) }
+/// The identity of a document; the same two forms as ``ChunkID``. Documents are placed whole on
+/// one shard by a stable hash of this id.
+public struct DocumentID: Identifier128 {
+    public var high: UInt64
+    public var low: UInt64
 
-    public init(uuid: UUID) {
-        let (h, l) = uuidWords(uuid)
-        self.init(high: h, low: l)
+    public init(high: UInt64, low: UInt64) {
+        self.high = high
+        self.low = low
     }
-
-    public static func random() -> DocumentID { DocumentID(uuid: UUID()) }
-
-    public init?(_ text: String) {
-        guard let (h, l) = parseIdentifier(text) else { return nil }
-        self.init(high: h, low: l)
-    }
-
-    public var description: String { formatIdentifier(high, low) }
-
-    public static func < (a: DocumentID, b: DocumentID) -> Bool { (a.high, a.low) < (b.high, b.low) }
 
     /// A hash that is the same in every process and on every machine (Swift's `Hasher` is
     /// seeded per process, so it cannot place data).
@@ -123,42 +129,4 @@ private func formatIdentifier(_ high: UInt64, _ low: UInt64) -> String {
     }
     let uuid = bytes.withUnsafeBytes { raw in raw.load(as: uuid_t.self) }
     return UUID(uuid: uuid).uuidString.lowercased()
-}
-
-extension ChunkID: Codable {
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if let row = try? c.decode(UInt64.self) {
-            self.init(row: row)
-        } else if let text = try? c.decode(String.self), let id = ChunkID(text) {
-            self = id
-        } else {
-            throw DecodingError.dataCorruptedError(
-                in: c, debugDescription: "a chunk id is a non-negative integer or a UUID string")
-        }
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.singleValueContainer()
-        if let row { try c.encode(row) } else { try c.encode(description) }
-    }
-}
-
-extension DocumentID: Codable {
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if let row = try? c.decode(UInt64.self) {
-            self.init(row: row)
-        } else if let text = try? c.decode(String.self), let id = DocumentID(text) {
-            self = id
-        } else {
-            throw DecodingError.dataCorruptedError(
-                in: c, debugDescription: "a document id is a non-negative integer or a UUID string")
-        }
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.singleValueContainer()
-        if high == 0 { try c.encode(low) } else { try c.encode(description) }
-    }
 }
