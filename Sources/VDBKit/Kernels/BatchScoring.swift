@@ -13,9 +13,10 @@ public enum BatchScoring {
     /// - Parameters:
     ///   - queries: `heaps.count × dimension` floats, row-major, prepared by the contract.
     ///   - base: rows of `dimension` floats, row-major.
+    ///   - live: when present, only rows `r` with `live.contains(r + liveOffset)` are offered.
     public static func search(
         queries: UnsafeBufferPointer<Float>, base: UnsafeBufferPointer<Float>, dimension: Int, metric: Metric,
-        idBase: UInt64, into heaps: inout [TopK]
+        idBase: UInt64, live: RowSet? = nil, liveOffset: Int = 0, into heaps: inout [TopK]
     ) {
         let queryCount = heaps.count
         precondition(queries.count == queryCount * dimension, "queries do not match the heaps")
@@ -50,12 +51,14 @@ public enum BatchScoring {
                     case .l2:
                         let qn = queryNorms[qi]
                         for r in 0..<rows {
+                            if let live, !live.contains(RowOffset(liveOffset + rowStart + r)) { continue }
                             // max(0, …) because the expansion can go slightly negative in float.
                             let d = max(0, qn + rowNorms[r] - 2 * scores[offset + r])
                             if d < heaps[qi].threshold { heaps[qi].insert(distance: d, id: idBase + UInt64(rowStart + r)) }
                         }
                     case .cosine, .dot:
                         for r in 0..<rows {
+                            if let live, !live.contains(RowOffset(liveOffset + rowStart + r)) { continue }
                             let d = -scores[offset + r]
                             if d < heaps[qi].threshold { heaps[qi].insert(distance: d, id: idBase + UInt64(rowStart + r)) }
                         }

@@ -21,31 +21,77 @@ public struct SearchHit: Sendable, Hashable, Codable {
 /// segments share one heap and no merge pass is needed.
 public final class Searcher: Sendable {
     public let snapshot: LibrarySnapshot
-    private let segments: [Segment]
-    private let shardOfSegment: [UInt32]
-    private let indexes: [any VectorIndex]
+    private let sources: [Source]
+
+    /// One searchable part of a shard: a segment, or the rows added since the last flush.
+    private struct Source: Sendable {
+        enum Rows: Sendable {
+            case segment(Segment)
+            case delta(DeltaStore, count: Int)
+        }
+        let rows: Rows
+        let index: any VectorIndex
+        /// The rows that may be returned; nil when all are live.
+        let live: RowSet?
+        let shard: UInt32
+
+        func identity(of row: RowOffset) -> (ChunkID, DocumentID) {
+            switch rows {
+            case .segment(let segment): return (segment.chunkID(at: row), segment.documentID(at: row))
+            case .delta(let store, _):
+                let r = store.row(Int(row))
+                return (r.chunkID, r.documentID)
+            }
+        }
+    }
 
     /// Opens every segment's index as the manifest's settings say: the segment's HNSW graph
     /// when it carries one and the library's index is `hnsw` or `auto`, flat search otherwise.
-    public init(snapshot: LibrarySnapshot) throws {
+    ///
+    /// - Parameter live: the shards' current state under incremental updates (which rows are
+    ///   live, and the delta); nil for a library as published.
+    public convenience init(snapshot: LibrarySnapshot, live: [ShardSnapshot]? = nil) throws {
+        try self.init(snapshot: snapshot, live: live, indexes: nil)
+    }
+
+    /// - Parameter indexes: the segments' indexes, already opened (shard by shard), to share.
+    init(snapshot: LibrarySnapshot, live: [ShardSnapshot]?, indexes opened: [[any VectorIndex]]?) throws {
         self.snapshot = snapshot
-        var segments: [Segment] = []
-        var shards: [UInt32] = []
-        for (shard, list) in snapshot.segments.enumerated() {
-            for segment in list {
-                segments.append(segment)
-                shards.append(UInt32(shard))
-            }
-        }
-        self.segments = segments
-        shardOfSegment = shards
         let settings = snapshot.manifest.index
         let useGraphs = settings.type == "hnsw" || settings.type == "auto"
         let ef = settings.hnsw?.efSearch ?? HNSWParameters().efSearch
-        indexes = try segments.map { segment throws -> any VectorIndex in
-            if useGraphs && segment.hasHNSWGraph { return try HNSWIndex(segment: segment, defaultEf: ef) }
-            return FlatIndex(segment: segment)
+        var sources: [Source] = []
+        for (shard, list) in snapshot.segments.enumerated() {
+            let state = live?[shard]
+            for (i, segment) in list.enumerated() {
+                let index: any VectorIndex
+                if let opened {
+                    index = opened[shard][i]
+                } else if useGraphs && segment.hasHNSWGraph {
+                    index = try HNSWIndex(segment: segment, defaultEf: ef)
+                } else {
+                    index = FlatIndex(segment: segment)
+                }
+                var liveRows = state?.live[i]
+                if liveRows?.count == segment.rowCount { liveRows = nil }
+                sources.append(Source(rows: .segment(segment), index: index, live: liveRows, shard: UInt32(shard)))
+            }
+            if let state, state.deltaCount > 0 {
+                let index = DeltaIndex(store: state.delta, count: state.deltaCount, metric: snapshot.contract.metric)
+                sources.append(Source(
+                    rows: .delta(state.delta, count: state.deltaCount), index: index, live: state.deltaLive, shard: UInt32(shard)))
+            }
         }
+        self.sources = sources
+    }
+
+    private var indexes: [any VectorIndex] { sources.map(\.index) }
+
+    /// The segments' indexes, shard by shard (for sharing with later searchers).
+    var segmentIndexes: [[any VectorIndex]] {
+        var out = [[any VectorIndex]](repeating: [], count: snapshot.manifest.shardCount)
+        for source in sources { if case .segment = source.rows { out[Int(source.shard)].append(source.index) } }
+        return out
     }
 
     public var contract: EmbeddingContract { snapshot.contract }
@@ -53,7 +99,8 @@ public final class Searcher: Sendable {
     /// What answers queries, for reports.
     public var indexDescription: String {
         let kinds = Set(indexes.map(\.kind.rawValue)).sorted().joined(separator: "+")
-        return "\(kinds) over \(segments.count) segment(s) in \(snapshot.manifest.shardCount) shard(s)"
+        let segmentCount = sources.filter { if case .segment = $0.rows { true } else { false } }.count
+        return "\(kinds) over \(segmentCount) segment(s) in \(snapshot.manifest.shardCount) shard(s)"
     }
 
     /// Whether some segment is searched by an index with a tunable parameter (`ef`).
@@ -77,8 +124,8 @@ public final class Searcher: Sendable {
     /// The hot path: a query already prepared by the contract, into a reusable heap (reset here).
     public func searchPrepared(_ query: UnsafeBufferPointer<Float>, k: Int, parameters: SearchParameters, into top: inout TopK) {
         top.reset(k: k)
-        for (i, index) in indexes.enumerated() {
-            index.search(query, k: k, filter: nil, parameters: parameters, idBase: UInt64(i) << 32, into: &top)
+        for (i, source) in sources.enumerated() {
+            source.index.search(query, k: k, filter: source.live, parameters: parameters, idBase: UInt64(i) << 32, into: &top)
         }
     }
 
@@ -91,10 +138,20 @@ public final class Searcher: Sendable {
         precondition(queries.count % dimension == 0, "queries are not whole vectors")
         var heaps = [TopK](repeating: TopK(k: k), count: queries.count / dimension)
         queries.withUnsafeBufferPointer { q in
-            for (i, segment) in segments.enumerated() {
-                BatchScoring.search(
-                    queries: q, base: segment.vectors, dimension: dimension, metric: contract.metric,
-                    idBase: UInt64(i) << 32, into: &heaps)
+            for (i, source) in sources.enumerated() {
+                switch source.rows {
+                case .segment(let segment):
+                    BatchScoring.search(
+                        queries: q, base: segment.vectors, dimension: dimension, metric: contract.metric,
+                        idBase: UInt64(i) << 32, live: source.live, into: &heaps)
+                case .delta(let store, let count):
+                    for (rows, vectors) in store.blocks(upTo: count) {
+                        BatchScoring.search(
+                            queries: q, base: UnsafeBufferPointer(start: vectors, count: rows.count * dimension),
+                            dimension: dimension, metric: contract.metric, idBase: UInt64(i) << 32 + UInt64(rows.lowerBound),
+                            live: source.live, liveOffset: rows.lowerBound, into: &heaps)
+                    }
+                }
             }
         }
         return heaps.map { hits(from: $0) }
@@ -104,12 +161,9 @@ public final class Searcher: Sendable {
     public func hits(from top: TopK) -> [SearchHit] {
         let metric = contract.metric
         return top.sorted().map { candidate in
-            let segmentIndex = Int(candidate.id >> 32)
-            let row = RowOffset(truncatingIfNeeded: candidate.id)
-            let segment = segments[segmentIndex]
-            return SearchHit(
-                chunkID: segment.chunkID(at: row), documentID: segment.documentID(at: row),
-                distance: metric.reportedDistance(candidate.distance), shard: shardOfSegment[segmentIndex])
+            let source = sources[Int(candidate.id >> 32)]
+            let (chunk, document) = source.identity(of: RowOffset(truncatingIfNeeded: candidate.id))
+            return SearchHit(chunkID: chunk, documentID: document, distance: metric.reportedDistance(candidate.distance), shard: source.shard)
         }
     }
 

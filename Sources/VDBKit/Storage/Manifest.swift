@@ -64,9 +64,14 @@ public struct Manifest: Codable, Sendable, Hashable {
 public struct ShardManifest: Codable, Sendable, Hashable {
     public var id: UInt32
     public var segments: [SegmentManifest]
-    public init(id: UInt32, segments: [SegmentManifest] = []) {
+    /// The last WAL sequence number whose changes the segments hold; recovery replays the
+    /// shard's WAL after it. Nil (0) for a shard that never took incremental updates.
+    public var walSequence: UInt64?
+
+    public init(id: UInt32, segments: [SegmentManifest] = [], walSequence: UInt64? = nil) {
         self.id = id
         self.segments = segments
+        self.walSequence = walSequence
     }
 }
 

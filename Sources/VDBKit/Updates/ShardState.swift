@@ -1,0 +1,210 @@
+/// Where a chunk's current row is.
+enum RowLocation: Hashable, Sendable {
+    case segment(Int, RowOffset)
+    case delta(Int)
+}
+
+/// A document as the writer tracks it: its chunks in order, and its metadata.
+struct DocumentEntry: Hashable, Sendable {
+    var chunks: [ChunkID]
+    var metadata: [UInt8]?
+}
+
+/// A transaction checked against the state and the contract, with vectors prepared (normalized
+/// where the contract says so). Applying it cannot fail. It is also what the WAL stores, so
+/// replay applies exactly the bytes that were validated.
+public struct PreparedTransaction: Codable, Sendable, Hashable {
+    public var mutations: [Mutation]
+}
+
+/// The writer's view of one shard: which rows of its segments are live, where every chunk is,
+/// and the rows added since the last flush. Owned by one ``ShardWriter``; never shared.
+final class ShardState {
+    let contract: EmbeddingContract
+    let segments: [Segment]
+    private(set) var live: [RowSet]
+    let delta: DeltaStore
+    private(set) var deltaLive: RowSet
+    private(set) var locations: [ChunkID: RowLocation] = [:]
+    private(set) var documents: [DocumentID: DocumentEntry] = [:]
+
+    init(contract: EmbeddingContract, segments: [Segment]) {
+        self.contract = contract
+        self.segments = segments
+        delta = DeltaStore(dimension: contract.dimension)
+        deltaLive = RowSet(capacity: 0)
+        live = segments.map { segment in
+            var set = RowSet(capacity: segment.rowCount)
+            for r in 0..<segment.rowCount { set.insert(RowOffset(r)) }
+            return set
+        }
+        for (s, segment) in segments.enumerated() {
+            for d in 0..<segment.documentCount {
+                documents[segment.document(at: d), default: DocumentEntry(chunks: [])].metadata = segment.documentMetadata(at: d)
+            }
+            for r in 0..<segment.rowCount {
+                let row = RowOffset(r)
+                let chunk = segment.chunkID(at: row)
+                locations[chunk] = .segment(s, row)
+                documents[segment.documentID(at: row), default: DocumentEntry(chunks: [])].chunks.append(chunk)
+            }
+        }
+    }
+
+    var chunkCount: Int { locations.count }
+
+    // MARK: Validation
+
+    /// Checks a transaction against the state as each earlier mutation in it would leave it,
+    /// and prepares its vectors. Nothing changes.
+    func prepare(_ mutations: [Mutation]) throws(UpdateError) -> PreparedTransaction {
+        guard !mutations.isEmpty else { throw UpdateError(.invalidArgument, "a transaction needs at least one change") }
+        // Only what the transaction touches is simulated.
+        var documentsOverlay: [DocumentID: DocumentEntry?] = [:]
+        var ownerOverlay: [ChunkID: DocumentID?] = [:]
+        func document(_ id: DocumentID) -> DocumentEntry? {
+            if let overlaid = documentsOverlay[id] { return overlaid }
+            return documents[id]
+        }
+        func owner(_ chunk: ChunkID) -> DocumentID? {
+            if let overlaid = ownerOverlay[chunk] { return overlaid }
+            guard let location = locations[chunk] else { return nil }
+            switch location {
+            case .segment(let s, let r): return segments[s].documentID(at: r)
+            case .delta(let r): return delta.row(r).documentID
+            }
+        }
+        func checkChunk(_ chunk: ChunkInput, in documentID: DocumentID, what: String) throws(UpdateError) -> ChunkInput {
+            if let current = owner(chunk.id), current != documentID {
+                throw UpdateError(.conflict, "chunk \(chunk.id) belongs to document \(current), not \(documentID)")
+            }
+            var prepared = chunk
+            do {
+                prepared.vector = try contract.prepared(chunk.vector, what: what)
+            } catch {
+                throw UpdateError(.invalidArgument, error.message)
+            }
+            return prepared
+        }
+        var out: [Mutation] = []
+        for (i, mutation) in mutations.enumerated() {
+            switch mutation {
+            case .putDocument(let id, let metadata, let chunks):
+                var seen = Set<ChunkID>()
+                var prepared: [ChunkInput] = []
+                for (c, chunk) in chunks.enumerated() {
+                    guard seen.insert(chunk.id).inserted else {
+                        throw UpdateError(.invalidArgument, "change \(i): chunk id \(chunk.id) appears twice in document \(id)")
+                    }
+                    prepared.append(try checkChunk(chunk, in: id, what: "change \(i), chunk \(c) (\(chunk.id))"))
+                }
+                for old in document(id)?.chunks ?? [] where !seen.contains(old) { ownerOverlay[old] = .some(nil) }
+                for chunk in prepared { ownerOverlay[chunk.id] = .some(id) }
+                documentsOverlay[id] = .some(DocumentEntry(chunks: prepared.map(\.id), metadata: metadata?.encodedBytes()))
+                out.append(.putDocument(id: id, metadata: metadata, chunks: prepared))
+            case .setDocumentMetadata(let id, let metadata):
+                guard var entry = document(id) else { throw UpdateError(.notFound, "change \(i): document \(id) does not exist") }
+                entry.metadata = metadata?.encodedBytes()
+                documentsOverlay[id] = .some(entry)
+                out.append(mutation)
+            case .deleteDocument(let id):
+                guard let entry = document(id) else { throw UpdateError(.notFound, "change \(i): document \(id) does not exist") }
+                for chunk in entry.chunks { ownerOverlay[chunk] = .some(nil) }
+                documentsOverlay[id] = .some(nil)
+                out.append(mutation)
+            case .putChunk(let documentID, let chunk):
+                guard var entry = document(documentID) else {
+                    throw UpdateError(.notFound, "change \(i): document \(documentID) does not exist")
+                }
+                let prepared = try checkChunk(chunk, in: documentID, what: "change \(i), chunk \(chunk.id)")
+                if !entry.chunks.contains(chunk.id) { entry.chunks.append(chunk.id) }
+                documentsOverlay[documentID] = .some(entry)
+                ownerOverlay[chunk.id] = .some(documentID)
+                out.append(.putChunk(document: documentID, chunk: prepared))
+            case .deleteChunk(let documentID, let id):
+                guard owner(id) == documentID, var entry = document(documentID) else {
+                    throw UpdateError(.notFound, "change \(i): document \(documentID) has no chunk \(id)")
+                }
+                entry.chunks.removeAll { $0 == id }
+                documentsOverlay[documentID] = .some(entry)
+                ownerOverlay[id] = .some(nil)
+                out.append(mutation)
+            }
+        }
+        return PreparedTransaction(mutations: out)
+    }
+
+    // MARK: Applying
+
+    /// Applies a prepared transaction. It cannot fail: `prepare` checked it against this state.
+    func apply(_ transaction: PreparedTransaction) {
+        for mutation in transaction.mutations {
+            switch mutation {
+            case .putDocument(let id, let metadata, let chunks):
+                for old in documents[id]?.chunks ?? [] { kill(old) }
+                for chunk in chunks { add(chunk, to: id) }
+                documents[id] = DocumentEntry(chunks: chunks.map(\.id), metadata: metadata?.encodedBytes())
+            case .setDocumentMetadata(let id, let metadata):
+                documents[id]?.metadata = metadata?.encodedBytes()
+            case .deleteDocument(let id):
+                for chunk in documents[id]?.chunks ?? [] { kill(chunk) }
+                documents[id] = nil
+            case .putChunk(let documentID, let chunk):
+                let existed = locations[chunk.id] != nil
+                kill(chunk.id)
+                add(chunk, to: documentID)
+                if !existed { documents[documentID]?.chunks.append(chunk.id) }
+            case .deleteChunk(let documentID, let id):
+                documents[documentID]?.chunks.removeAll { $0 == id }
+                kill(id)
+            }
+        }
+    }
+
+    /// Marks a chunk's current row dead.
+    private func kill(_ chunk: ChunkID) {
+        guard let location = locations.removeValue(forKey: chunk) else { return }
+        switch location {
+        case .segment(let s, let r): live[s].remove(r)
+        case .delta(let r): deltaLive.remove(RowOffset(r))
+        }
+    }
+
+    private func add(_ chunk: ChunkInput, to document: DocumentID) {
+        let row = delta.count
+        delta.append(vector: chunk.vector, chunkID: chunk.id, documentID: document, text: chunk.text, metadata: chunk.metadata?.encodedBytes())
+        if row >= deltaLive.capacity {
+            var grown = RowSet(capacity: max(1024, deltaLive.capacity * 2))
+            for r in 0..<deltaLive.capacity where deltaLive.contains(RowOffset(r)) { grown.insert(RowOffset(r)) }
+            deltaLive = grown
+        }
+        deltaLive.insert(RowOffset(row))
+        locations[chunk.id] = .delta(row)
+    }
+
+    // MARK: Reading
+
+    /// An immutable view for readers.
+    func snapshot(sequence: UInt64) -> ShardSnapshot {
+        ShardSnapshot(
+            segments: segments, live: live, delta: delta, deltaCount: delta.count, deltaLive: deltaLive, sequence: sequence)
+    }
+
+    /// The chunks of a document with their rows, in order (for reads of one document).
+    func document(_ id: DocumentID) -> DocumentEntry? { documents[id] }
+}
+
+/// What readers of one shard see: its segments with their live rows, and the delta up to a
+/// count. Immutable; published by the shard's writer after each durable transaction.
+public struct ShardSnapshot: Sendable {
+    public let segments: [Segment]
+    public let live: [RowSet]
+    public let delta: DeltaStore
+    public let deltaCount: Int
+    public let deltaLive: RowSet
+    /// The last transaction this view includes.
+    public let sequence: UInt64
+
+    /// Rows readers can find: live segment rows plus live delta rows.
+    public var liveRowCount: Int { live.reduce(0) { $0 + $1.count } + deltaLive.count }
+}

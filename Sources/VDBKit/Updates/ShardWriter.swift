@@ -1,0 +1,111 @@
+import Dispatch
+import Foundation
+public import SystemPackage
+
+/// The one writer of a shard (DESIGN "Concurrency"): serialises transactions — validate, WAL
+/// append, durability under the fsync policy, apply, publish a new snapshot for readers.
+///
+/// A transaction is acknowledged (``apply(_:)`` returns) only once its WAL record is durable
+/// under the policy; readers see it only then too, so nothing a reader saw can be lost.
+public actor ShardWriter {
+    public let shard: UInt32
+    private let wal: WriteAheadLog
+    private let state: ShardState
+    private let publish: @Sendable (ShardSnapshot) -> Void
+    /// The last transaction applied to `state` (durable or not yet).
+    private var appliedSequence: UInt64
+    /// Group commit: writers waiting for a sync covering their sequence.
+    private var waiters: [(sequence: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
+    private var flushScheduled = false
+
+    /// Opens the shard: replays its WAL after `coveredSequence` (what the segments hold) over
+    /// the segments, then publishes the recovered state.
+    ///
+    /// - Parameter warn: receives a line for each torn tail dropped.
+    public init(
+        shard: UInt32, walDirectory: FilePath, segments: [Segment], contract: EmbeddingContract, coveredSequence: UInt64,
+        policy: FsyncPolicy, warn: @Sendable (String) -> Void = { _ in }, publish: @escaping @Sendable (ShardSnapshot) -> Void
+    ) throws {
+        self.shard = shard
+        self.publish = publish
+        let state = ShardState(contract: contract, segments: segments)
+        let recovery = try WriteAheadLog.recover(directory: walDirectory, after: coveredSequence)
+        for tail in recovery.droppedTails { warn("shard \(shard): dropped the torn tail of \(tail)") }
+        var last = coveredSequence
+        let decoder = JSONDecoder()
+        for record in recovery.records {
+            let transaction: PreparedTransaction
+            do {
+                transaction = try decoder.decode(PreparedTransaction.self, from: Data(record.payload))
+            } catch {
+                throw StorageError(.corruptSegment, "shard \(shard): WAL record \(record.sequence) does not decode: \(error)")
+            }
+            state.apply(transaction)
+            last = record.sequence
+        }
+        self.state = state
+        appliedSequence = last
+        wal = try WriteAheadLog(directory: walDirectory, policy: policy, nextSequence: last + 1)
+        publish(state.snapshot(sequence: last))
+    }
+
+    /// Applies one transaction atomically and returns its sequence number once it is durable.
+    /// - Throws: `UpdateError` for a transaction that does not fit the state (nothing changes),
+    ///   `StorageError` when the WAL cannot be written (nothing is acknowledged).
+    public func apply(_ mutations: [Mutation]) async throws -> UInt64 {
+        let prepared = try state.prepare(mutations)
+        let payload = try JSONEncoder().encode(prepared)
+        let sequence = try wal.append(Array(payload))
+        state.apply(prepared)
+        appliedSequence = sequence
+        switch wal.policy {
+        case .always, .never:
+            publish(state.snapshot(sequence: sequence))
+        case .groupCommit(let milliseconds):
+            try await withCheckedThrowingContinuation { continuation in
+                waiters.append((sequence, continuation))
+                scheduleFlush(after: milliseconds)
+            }
+        }
+        return sequence
+    }
+
+    private func scheduleFlush(after milliseconds: Int) {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        Task {
+            try? await Task.sleep(nanoseconds: UInt64(max(0, milliseconds)) * 1_000_000)
+            await self.groupSync()
+        }
+    }
+
+    /// One group commit: sync everything appended so far, then publish the state as of the
+    /// last synced transaction and release its writers.
+    private func groupSync() async {
+        flushScheduled = false
+        let target = appliedSequence
+        let snapshot = state.snapshot(sequence: target)
+        let result = Result { () throws(StorageError) in try wal.synchronize() }
+        switch result {
+        case .success:
+            publish(snapshot)
+            let ready = waiters.filter { $0.sequence <= target }
+            waiters.removeAll { $0.sequence <= target }
+            for waiter in ready { waiter.continuation.resume() }
+        case .failure(let error):
+            // The records may not be durable: fail every waiter; nothing was acknowledged.
+            let failed = waiters
+            waiters.removeAll()
+            for waiter in failed { waiter.continuation.resume(throwing: error) }
+        }
+        if case .groupCommit(let ms) = wal.policy, !waiters.isEmpty { scheduleFlush(after: ms) }
+    }
+
+    /// A document's chunk ids in order, and its metadata; nil when it does not exist.
+    public func document(_ id: DocumentID) -> (chunks: [ChunkID], metadata: [UInt8]?)? {
+        state.document(id).map { ($0.chunks, $0.metadata) }
+    }
+
+    /// Live chunks in the shard.
+    public var chunkCount: Int { state.chunkCount }
+}

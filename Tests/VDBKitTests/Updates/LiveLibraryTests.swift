@@ -1,0 +1,216 @@
+import Foundation
+import SystemPackage
+import Testing
+@testable import VDBKit
+
+/// Incremental updates against a plain model: every acknowledged transaction is applied to a
+/// `[DocumentID: [ChunkID: vector]]`, and the library must agree with it — in searches, after
+/// reopening (WAL replay), and after a torn WAL tail.
+@Suite("Incremental updates", .serialized)
+struct LiveLibraryTests {
+    static let dimension = 6
+
+    struct Model {
+        var documents: [DocumentID: [(ChunkID, [Float])]] = [:]
+
+        var vectors: [(ChunkID, [Float])] { documents.values.flatMap { $0 } }
+
+        mutating func apply(_ mutations: [Mutation]) {
+            for m in mutations {
+                switch m {
+                case .putDocument(let id, _, let chunks): documents[id] = chunks.map { ($0.id, $0.vector) }
+                case .setDocumentMetadata: break
+                case .deleteDocument(let id): documents[id] = nil
+                case .putChunk(let d, let chunk):
+                    if let i = documents[d]!.firstIndex(where: { $0.0 == chunk.id }) {
+                        documents[d]![i] = (chunk.id, chunk.vector)
+                    } else {
+                        documents[d]!.append((chunk.id, chunk.vector))
+                    }
+                case .deleteChunk(let d, let id): documents[d]!.removeAll { $0.0 == id }
+                }
+            }
+        }
+    }
+
+    /// A library of `rows` ingested rows (document = chunk = row number) in 2 shards.
+    static func library(_ dir: TemporaryDirectory, rows: Int = 300) throws -> Model {
+        let vectors = randomVectors(count: rows, dimension: dimension, seed: 1)
+        var source = ArrayRowSource(dimension: dimension, vectors: vectors, declaredMetric: .l2)
+        _ = try Ingestor.ingest(source: &source, dataDirectory: dir.path, options: IngestOptions(library: "u", shardCount: 2))
+        var model = Model()
+        for r in 0..<rows {
+            model.documents[DocumentID(row: UInt64(r))] = [(ChunkID(row: UInt64(r)), Array(vectors[r * dimension..<(r + 1) * dimension]))]
+        }
+        return model
+    }
+
+    static func vector(_ rng: inout SeededGenerator) -> [Float] { (0..<dimension).map { _ in Float.random(in: -1...1, using: &rng) } }
+
+    /// A random valid transaction on one document (so on one shard).
+    static func transaction(_ model: Model, _ rng: inout SeededGenerator) -> [Mutation] {
+        let existing = Array(model.documents.keys).sorted()
+        let roll = rng.next() % 100
+        if roll < 40 || existing.isEmpty {
+            let id = DocumentID.random()
+            let chunks = (0..<Int(1 + rng.next() % 5)).map { _ in ChunkInput(id: .random(), text: "t", vector: vector(&rng), metadata: .object(["n": .number(1)])) }
+            return [.putDocument(id: id, metadata: .object(["k": .string("v")]), chunks: chunks)]
+        }
+        let document = existing[Int(rng.next() % UInt64(existing.count))]
+        let chunks = model.documents[document]!
+        switch roll {
+        case 40..<55:
+            let id = !chunks.isEmpty && rng.next() % 2 == 0 ? chunks[Int(rng.next() % UInt64(chunks.count))].0 : ChunkID.random()
+            return [.putChunk(document: document, chunk: ChunkInput(id: id, vector: vector(&rng)))]
+        case 55..<70 where !chunks.isEmpty:
+            return [.deleteChunk(document: document, id: chunks[Int(rng.next() % UInt64(chunks.count))].0)]
+        case 70..<80:
+            return [.deleteDocument(id: document)]
+        case 80..<90:
+            return [.setDocumentMetadata(id: document, metadata: .null)]
+        default:
+            // Several changes to one document in one transaction.
+            let new = ChunkInput(id: .random(), vector: vector(&rng))
+            return [.putChunk(document: document, chunk: new), .putChunk(document: document, chunk: ChunkInput(id: new.id, vector: vector(&rng))),
+                    .setDocumentMetadata(id: document, metadata: .bool(true))]
+        }
+    }
+
+    /// The library's search equals brute force over the model, for a few queries.
+    static func expectMatches(_ library: LiveLibrary, _ model: Model, seed: UInt64, _ note: String) throws {
+        let searcher = try library.searcher()
+        var rng = SeededGenerator(seed: seed)
+        let all = model.vectors
+        #expect(library.currentShards().reduce(0) { $0 + $1.liveRowCount } == all.count, "\(note): live row count")
+        for _ in 0..<8 {
+            let q = vector(&rng)
+            let hits = try searcher.search(q, k: 10)
+            let flat = all.flatMap(\.1)
+            let truth = naiveNearest(query: q, base: flat, dimension: dimension, metric: .l2, k: 10)
+            #expect(hits.count == min(10, all.count), "\(note)")
+            for (hit, t) in zip(hits, truth) {
+                #expect(abs(Double(hit.distance) - t.distance) < 1e-4, "\(note): \(hit.chunkID) vs row \(t.row)")
+            }
+            let exact = try searcher.exactBatch(queries: q, k: 10)[0]
+            #expect(Recall.recall(found: hits, exact: exact, k: 10) == 1, "\(note): BLAS path")
+        }
+    }
+
+    @Test(arguments: [FsyncPolicy.always, .never, .groupCommit(milliseconds: 2)])
+    func randomHistoryMatchesTheModelAndSurvivesReopening(policy: FsyncPolicy) async throws {
+        let dir = TemporaryDirectory()
+        var model = try Self.library(dir)
+        var library: LiveLibrary? = try LiveLibrary.open(dataDirectory: dir.path, library: "u", policy: policy)
+        var rng = SeededGenerator(seed: 42)
+        for step in 0..<250 {
+            let tx = Self.transaction(model, &rng)
+            _ = try await library!.apply(tx)
+            model.apply(tx)
+            if step % 50 == 49 { try Self.expectMatches(library!, model, seed: UInt64(step), "step \(step)") }
+        }
+        // Invalid transactions change nothing.
+        let missing = DocumentID.random()
+        await #expect(throws: UpdateError.self) { try await library!.apply([.deleteDocument(id: missing)]) }
+        let someDocument = model.documents.keys.sorted()[0]
+        await #expect(throws: UpdateError.self) {
+            try await library!.apply([.putChunk(document: someDocument, chunk: ChunkInput(id: .random(), vector: [1, 2]))])
+        }
+        await #expect(throws: UpdateError.self) {
+            try await library!.apply([.deleteChunk(document: someDocument, id: .random())])
+        }
+        try Self.expectMatches(library!, model, seed: 7, "after refused transactions")
+        library = nil
+        // Reopen: the WAL replays onto the published segments.
+        let reopened = try LiveLibrary.open(dataDirectory: dir.path, library: "u", policy: policy)
+        try Self.expectMatches(reopened, model, seed: 8, "after reopening")
+        for (id, chunks) in model.documents {
+            let stored = await reopened.writers[reopened.shard(of: id)].document(id)
+            #expect(stored?.chunks == chunks.map(\.0), "document \(id)")
+        }
+    }
+
+    /// A transaction of several documents' worth of changes is one WAL record: after a crash
+    /// that tears it, none of it is there; the transactions before it all are.
+    @Test func tornLastTransactionIsWhollyAbsent() async throws {
+        let dir = TemporaryDirectory()
+        var model = try Self.library(dir)
+        var library: LiveLibrary? = try LiveLibrary.open(dataDirectory: dir.path, library: "u", policy: .always)
+        var rng = SeededGenerator(seed: 5)
+        for _ in 0..<30 {
+            let tx = Self.transaction(model, &rng)
+            _ = try await library!.apply(tx)
+            model.apply(tx)
+        }
+        let big = DocumentID.random()
+        let chunks = (0..<20).map { _ in ChunkInput(id: .random(), vector: Self.vector(&rng)) }
+        _ = try await library!.apply([.putDocument(id: big, metadata: nil, chunks: chunks)])
+        let shard = library!.shard(of: big)
+        library = nil
+        let walDirectory = dir.path.appending("libraries/u/shards/\(shard)/wal")
+        let file = WriteAheadLog.files(in: walDirectory).last!.path
+        let bytes = readBytes(file)
+        writeBytes(Array(bytes.dropLast(7)), to: file)
+        let warnings = WarningSink()
+        let reopened = try LiveLibrary.open(dataDirectory: dir.path, library: "u", policy: .always, warn: { warnings.add($0) })
+        #expect(await reopened.writers[shard].document(big) == nil, "no part of the torn document")
+        #expect(warnings.lines.count == 1 && warnings.lines[0].contains("torn tail"))
+        try Self.expectMatches(reopened, model, seed: 9, "after a torn tail")
+    }
+
+    /// A searcher keeps the state it was made from while writes go on.
+    @Test func searchesKeepTheirSnapshot() async throws {
+        let dir = TemporaryDirectory()
+        _ = try Self.library(dir, rows: 50)
+        let library = try LiveLibrary.open(dataDirectory: dir.path, library: "u", policy: .never)
+        let before = try library.searcher()
+        let target: [Float] = [9, 9, 9, 9, 9, 9]
+        let id = DocumentID.random()
+        _ = try await library.apply([.putDocument(id: id, metadata: nil, chunks: [ChunkInput(id: .random(), vector: target)])])
+        #expect(try before.search(target, k: 1)[0].documentID != id)
+        #expect(try library.searcher().search(target, k: 1)[0].documentID == id)
+        // Deleting an ingested row hides it from new searchers only.
+        let row0 = try before.search(randomVectors(count: 1, dimension: 6, seed: 1), k: 1)[0]
+        _ = try await library.apply([.deleteDocument(id: row0.documentID)])
+        #expect(try library.searcher().search(randomVectors(count: 1, dimension: 6, seed: 1), k: 1)[0].chunkID != row0.chunkID)
+        #expect(try before.search(randomVectors(count: 1, dimension: 6, seed: 1), k: 1)[0].chunkID == row0.chunkID)
+    }
+
+    @Test func concurrentWritersUnderGroupCommitAreAllDurable() async throws {
+        let dir = TemporaryDirectory()
+        _ = try Self.library(dir, rows: 20)
+        let library = try LiveLibrary.open(dataDirectory: dir.path, library: "u", policy: .groupCommit(milliseconds: 3))
+        let ids = (0..<64).map { _ in DocumentID.random() }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (i, id) in ids.enumerated() {
+                group.addTask {
+                    let v = (0..<6).map { Float($0 + i) }
+                    _ = try await library.apply([.putDocument(id: id, metadata: nil, chunks: [ChunkInput(id: .random(), vector: v)])])
+                }
+            }
+            try await group.waitForAll()
+        }
+        let reopened = try LiveLibrary.open(dataDirectory: dir.path, library: "u", policy: .always)
+        for id in ids { #expect(await reopened.writers[reopened.shard(of: id)].document(id)?.chunks.count == 1) }
+        #expect(reopened.currentShards().reduce(0) { $0 + $1.liveRowCount } == 84)
+    }
+
+    @Test func crossShardTransactionsAreRefused() async throws {
+        let dir = TemporaryDirectory()
+        _ = try Self.library(dir, rows: 10)
+        let library = try LiveLibrary.open(dataDirectory: dir.path, library: "u", policy: .never)
+        var a = DocumentID.random(), b = DocumentID.random()
+        while library.shard(of: a) == library.shard(of: b) { b = DocumentID.random() }
+        a = a == b ? DocumentID.random() : a
+        await #expect(throws: UpdateError.self) {
+            try await library.apply([.putDocument(id: a, metadata: nil, chunks: []), .putDocument(id: b, metadata: nil, chunks: [])])
+        }
+    }
+}
+
+/// Collects warnings from any thread.
+final class WarningSink: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: [String] = []
+    func add(_ line: String) { lock.lock(); stored.append(line); lock.unlock() }
+    var lines: [String] { lock.lock(); defer { lock.unlock() }; return stored }
+}
