@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", exact: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system.git", exact: "1.8.1"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", exact: "2.0.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", exact: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-log.git", exact: "1.16.2"),
     ],
     targets: [
         // C distance kernels and CRC32C, with AVX-512 / AVX2 chosen at load time.
@@ -54,7 +56,18 @@ let package = Package(
         ),
         .executableTarget(
             name: "vdb-serve",
-            dependencies: ["VDBKit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "VDBKit", "VDBCommandLine",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [.copy("openapi.json")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "VDBServeTests",
+            dependencies: ["vdb-serve", "VDBKit", .product(name: "HummingbirdTesting", package: "hummingbird")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,10 +1,67 @@
+import ArgumentParser
+import Hummingbird
+import Logging
+import VDBCommandLine
 import VDBKit
 
-// Placeholder: the REST server arrives with the vdb-serve issue (Hummingbird 2, WAL, replication).
-// Until then it says so and exits with EX_SOFTWARE, rather than pretending to serve.
-printError("vdb-serve: not implemented yet; the REST server is tracked in the vdb-serve issue. Use vdb-build and vdb-query.")
-exit(ExitStatus.software)
+/// `vdb-serve`: the REST server over a data directory's libraries.
+@main
+struct VDBServe: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vdb-serve",
+        abstract: "Serve a data directory's libraries over REST: documents, chunks, search, incremental updates.")
 
-#if canImport(Glibc)
-import Glibc
-#endif
+    @Option(name: .long, help: "The data directory (default: $VDB_DATA_DIR or ./.vdb-data).")
+    var dataDir: String = ProcessEnvironment.value("VDB_DATA_DIR") ?? ".vdb-data"
+
+    @Option(name: .long) var host = "127.0.0.1"
+
+    @Option(name: .long, help: "Port to listen on; 0 picks a free one (see --port-file).")
+    var port = 8080
+
+    @Option(name: .long, help: "Write the port listened on to this file once the server is up.")
+    var portFile: String?
+
+    @Option(name: .long, help: "When writes are durable: always, never, or group:MS (group commit every MS ms).")
+    var fsync = "group:5"
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel = "info"
+
+    func validate() throws {
+        _ = try policy()
+        guard (0...65_535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
+    }
+
+    func policy() throws -> FsyncPolicy {
+        switch fsync {
+        case "always": return .always
+        case "never": return .never
+        default:
+            guard fsync.hasPrefix("group:"), let ms = Int(fsync.dropFirst(6)), (0...10_000).contains(ms) else {
+                throw ValidationError("--fsync must be always, never or group:MS with MS in 0...10000")
+            }
+            return .groupCommit(milliseconds: ms)
+        }
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "vdb-serve")
+        let warn: @Sendable (String) -> Void = { logger.warning("\($0)") }
+        let service = try reportingErrors("vdb-serve") {
+            try LibraryService(dataDirectory: .init(dataDir), policy: policy(), warn: warn)
+        }
+        let configuration = ServeConfiguration(dataDirectory: dataDir, host: host, port: port, policy: try policy(), portFile: portFile)
+        let app = buildApplication(configuration, service: service, logger: logger)
+        logger.info("serving \(dataDir) on \(host):\(port), fsync \(configuration.policy)")
+        // runService handles SIGTERM/SIGINT: in-flight requests finish, then we return.
+        try await app.runService()
+    }
+}

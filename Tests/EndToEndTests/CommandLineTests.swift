@@ -139,10 +139,4 @@ struct CommandLineTests {
         #expect(badIndex.status == 64 && badIndex.stderr.contains("M must be"))
     }
 
-    @Test func serveSaysItIsNotImplementedYet() throws {
-        let dir = try Self.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let serve = try Self.run("vdb-serve", [], in: dir)
-        #expect(serve.status == 70 && serve.stderr.contains("not implemented yet"))
-    }
 }

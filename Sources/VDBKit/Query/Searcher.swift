@@ -35,6 +35,15 @@ public final class Searcher: Sendable {
         let live: RowSet?
         let shard: UInt32
 
+        func payload(of row: RowOffset) -> (text: String?, metadata: [UInt8]?) {
+            switch rows {
+            case .segment(let segment): return (segment.text(at: row), segment.metadata(at: row))
+            case .delta(let store, _):
+                let r = store.row(Int(row))
+                return (r.text, r.metadata)
+            }
+        }
+
         func identity(of row: RowOffset) -> (ChunkID, DocumentID) {
             switch rows {
             case .segment(let segment): return (segment.chunkID(at: row), segment.documentID(at: row))
@@ -119,6 +128,21 @@ public final class Searcher: Sendable {
         var top = TopK(k: k)
         prepared.withUnsafeBufferPointer { searchPrepared($0, k: k, parameters: parameters, into: &top) }
         return hits(from: top)
+    }
+
+    /// Like ``search(_:k:parameters:)``, with each hit's text and metadata (JSON bytes).
+    public func searchWithPayload(_ query: [Float], k: Int, parameters: SearchParameters = SearchParameters()) throws
+        -> [(hit: SearchHit, text: String?, metadata: [UInt8]?)]
+    {
+        try Self.validate(k: k)
+        let prepared = try contract.prepared(query, what: "the query vector")
+        var top = TopK(k: k)
+        prepared.withUnsafeBufferPointer { searchPrepared($0, k: k, parameters: parameters, into: &top) }
+        let hits = hits(from: top)
+        return zip(hits, top.sorted()).map { hit, candidate in
+            let payload = sources[Int(candidate.id >> 32)].payload(of: RowOffset(truncatingIfNeeded: candidate.id))
+            return (hit, payload.text, payload.metadata)
+        }
     }
 
     /// The hot path: a query already prepared by the contract, into a reusable heap (reset here).

@@ -55,6 +55,24 @@ public final class LiveLibrary: Sendable {
         guard mutations.allSatisfy({ self.shard(of: $0.document) == shard }) else {
             throw UpdateError(.invalidArgument, "a transaction's documents must share a shard; send changes to documents on different shards separately")
         }
+        // Chunk ids are unique in the library; a chunk put on this shard must not exist on another.
+        // (Checked before the write, so two concurrent puts of one new id on two shards can race;
+        // ids made by the server are random UUIDs.)
+        for mutation in mutations {
+            let ids: [ChunkID]
+            switch mutation {
+            case .putDocument(_, _, let chunks): ids = chunks.map(\.id)
+            case .putChunk(_, let chunk): ids = [chunk.id]
+            default: ids = []
+            }
+            for id in ids {
+                for (other, writer) in writers.enumerated() where other != shard {
+                    if let existing = await writer.chunk(id) {
+                        throw UpdateError(.conflict, "chunk \(id) already exists in document \(existing.document)")
+                    }
+                }
+            }
+        }
         return try await writers[shard].apply(mutations)
     }
 

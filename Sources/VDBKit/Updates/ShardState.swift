@@ -190,8 +190,44 @@ final class ShardState {
             segments: segments, live: live, delta: delta, deltaCount: delta.count, deltaLive: deltaLive, sequence: sequence)
     }
 
-    /// The chunks of a document with their rows, in order (for reads of one document).
+    /// A document's entry (chunk ids in order, metadata).
     func document(_ id: DocumentID) -> DocumentEntry? { documents[id] }
+
+    /// A chunk's stored form, or nil when it does not exist.
+    func chunk(_ id: ChunkID) -> ChunkRecord? {
+        guard let location = locations[id] else { return nil }
+        switch location {
+        case .segment(let s, let r):
+            let segment = segments[s]
+            return ChunkRecord(
+                id: id, document: segment.documentID(at: r), text: segment.text(at: r),
+                metadata: segment.metadata(at: r), vector: Array(segment.vector(at: r)))
+        case .delta(let r):
+            let row = delta.row(r)
+            return ChunkRecord(
+                id: id, document: row.documentID, text: row.text, metadata: row.metadata,
+                vector: Array(UnsafeBufferPointer(start: delta.vector(r), count: delta.dimension)))
+        }
+    }
+
+    /// Document ids in order, after `cursor`, at most `limit`.
+    func documentIDs(after cursor: DocumentID?, limit: Int) -> [DocumentID] {
+        var ids = Array(documents.keys)
+        if let cursor { ids.removeAll { $0 <= cursor } }
+        ids.sort()
+        return Array(ids.prefix(limit))
+    }
+
+    var documentCount: Int { documents.count }
+}
+
+/// One chunk as stored: text and metadata JSON as given, the vector as prepared by the contract.
+public struct ChunkRecord: Sendable, Hashable {
+    public var id: ChunkID
+    public var document: DocumentID
+    public var text: String?
+    public var metadata: [UInt8]?
+    public var vector: [Float]
 }
 
 /// What readers of one shard see: its segments with their live rows, and the delta up to a

@@ -106,6 +106,17 @@ public actor ShardWriter {
         state.document(id).map { ($0.chunks, $0.metadata) }
     }
 
+    /// A chunk as stored; nil when it does not exist.
+    public func chunk(_ id: ChunkID) -> ChunkRecord? { state.chunk(id) }
+
+    /// Document ids in order after `cursor`, at most `limit`.
+    public func documentIDs(after cursor: DocumentID?, limit: Int) -> [DocumentID] {
+        state.documentIDs(after: cursor, limit: limit)
+    }
+
     /// Live chunks in the shard.
     public var chunkCount: Int { state.chunkCount }
+
+    /// Documents in the shard.
+    public var documentCount: Int { state.documentCount }
 }

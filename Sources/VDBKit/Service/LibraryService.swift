@@ -1,0 +1,117 @@
+import Foundation
+import Synchronization
+public import SystemPackage
+
+/// What a client is told about a library.
+public struct LibraryInfo: Codable, Sendable, Hashable {
+    public var name: String
+    public var contract: EmbeddingContract
+    public var shards: Int
+    public var index: IndexSettings
+    public var metadata: [String: JSONValue]
+    /// The published manifest version.
+    public var version: Epoch
+    public var documents: Int
+    public var chunks: Int
+    /// Rows added since the last flush, searched exactly.
+    public var unflushedChunks: Int
+    public var mappedBytes: Int
+}
+
+/// The libraries of one data directory, open for reads and incremental updates: what
+/// `vdb-serve` serves. Creating, listing, describing and deleting libraries live here, so
+/// the server's routes only translate HTTP.
+public final class LibraryService: Sendable {
+    public let dataDirectory: FilePath
+    public let policy: FsyncPolicy
+    private let libraries: Mutex<[String: LiveLibrary]>
+    private let warn: @Sendable (String) -> Void
+
+    /// Opens every library in the data directory, replaying their WALs.
+    public init(dataDirectory: FilePath, policy: FsyncPolicy, warn: @escaping @Sendable (String) -> Void = { _ in }) throws {
+        self.dataDirectory = dataDirectory
+        self.policy = policy
+        self.warn = warn
+        var open: [String: LiveLibrary] = [:]
+        for name in LibraryDirectory.libraryNames(in: dataDirectory) {
+            open[name] = try LiveLibrary.open(dataDirectory: dataDirectory, library: name, policy: policy, warn: warn)
+        }
+        libraries = Mutex(open)
+    }
+
+    /// Creates an empty library with a fixed contract.
+    public func createLibrary(
+        name: String, contract: EmbeddingContract, shards: Int = 1, index: IndexSettings = IndexSettings(),
+        metadata: [String: JSONValue] = [:]
+    ) async throws -> LibraryInfo {
+        try contract.validate()
+        guard (1...1024).contains(shards) else { throw StorageError(.invalidArgument, "shards must be in 1...1024, not \(shards)") }
+        guard ["flat", "hnsw", "auto"].contains(index.type) else {
+            throw StorageError(.invalidArgument, "index type must be flat, hnsw or auto, not '\(index.type)'")
+        }
+        let directory = try LibraryDirectory(dataDirectory: dataDirectory, name: name)
+        // Creation is serialised by the map's lock, so two requests cannot both create it.
+        let library: LiveLibrary = try libraries.withLock { open in
+            guard open[name] == nil, !directory.exists else {
+                throw StorageError(.alreadyExists, "library '\(name)' already exists")
+            }
+            let manifest = Manifest(
+                epoch: 1, library: name, contract: contract, shardCount: shards,
+                shards: (0..<shards).map { ShardManifest(id: UInt32($0)) }, index: index, metadata: metadata)
+            try directory.publish(manifest)
+            let live = try LiveLibrary(snapshot: LibrarySnapshot(directory: directory, manifest: manifest), policy: policy, warn: warn)
+            open[name] = live
+            return live
+        }
+        return await info(of: library)
+    }
+
+    /// The open library called `name`.
+    public func library(_ name: String) throws -> LiveLibrary {
+        try LibraryDirectory.validate(name: name)
+        guard let library = libraries.withLock({ $0[name] }) else { throw StorageError(.notFound, "library '\(name)' does not exist") }
+        return library
+    }
+
+    /// Libraries in name order after `cursor`, at most `limit`.
+    public func listLibraries(after cursor: String? = nil, limit: Int = 100) async -> [LibraryInfo] {
+        let chosen = libraries.withLock { open in
+            open.keys.sorted().filter { cursor == nil || $0 > cursor! }.prefix(limit).map { open[$0]! }
+        }
+        var out: [LibraryInfo] = []
+        for library in chosen { out.append(await info(of: library)) }
+        return out
+    }
+
+    public func info(_ name: String) async throws -> LibraryInfo { await info(of: try library(name)) }
+
+    func info(of library: LiveLibrary) async -> LibraryInfo {
+        var documents = 0, chunks = 0
+        for writer in library.writers {
+            documents += await writer.documentCount
+            chunks += await writer.chunkCount
+        }
+        let manifest = library.snapshot.manifest
+        return LibraryInfo(
+            name: manifest.library, contract: manifest.contract, shards: manifest.shardCount, index: manifest.index,
+            metadata: manifest.metadata, version: manifest.epoch, documents: documents, chunks: chunks,
+            unflushedChunks: library.currentShards().reduce(0) { $0 + $1.deltaLive.count },
+            mappedBytes: library.snapshot.mappedBytes)
+    }
+
+    /// Deletes a library and its files.
+    public func deleteLibrary(_ name: String) throws {
+        let directory = try LibraryDirectory(dataDirectory: dataDirectory, name: name)
+        try libraries.withLock { open in
+            guard open.removeValue(forKey: name) != nil else { throw StorageError(.notFound, "library '\(name)' does not exist") }
+            // Renamed away first, so a crash mid-removal never leaves a half library under its name.
+            let graveyard = dataDirectory.appending("libraries").appending(".deleted-\(name)-\(UUID().uuidString)")
+            do {
+                try renameFile(directory.root, to: graveyard)
+            } catch {
+                throw StorageError(.io, "cannot remove library '\(name)'", cause: error)
+            }
+            try? FileManager.default.removeItem(atPath: graveyard.string)
+        }
+    }
+}

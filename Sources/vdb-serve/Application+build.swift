@@ -1,0 +1,56 @@
+import Foundation
+import Hummingbird
+import Logging
+import VDBKit
+
+/// How the server runs.
+struct ServeConfiguration: Sendable {
+    var dataDirectory: String
+    var host: String
+    var port: Int
+    var policy: FsyncPolicy
+    /// Where to write the bound port once listening (for `--port 0`).
+    var portFile: String?
+}
+
+/// The routes, over a library service. Tests call this without a process or a socket.
+func buildRouter(service: LibraryService) -> Router<VDBRequestContext> {
+    let router = Router(context: VDBRequestContext.self)
+    router.add(middleware: ProblemDetailsMiddleware())
+    router.get("healthz") { _, _ in Health(status: "ok", libraries: await service.listLibraries(limit: 1_000_000).count) }
+    router.get("openapi.json") { _, _ -> Response in
+        Response(
+            status: .ok, headers: [.contentType: "application/json"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: OpenAPIDocument.bytes)))
+    }
+    let libraries = router.group("v1/libraries")
+    LibrariesController(service: service).addRoutes(to: libraries)
+    DocumentsController(service: service).addRoutes(to: libraries.group(":library/documents"))
+    ChunksController(service: service).addRoutes(to: libraries.group(":library/documents/:document/chunks"))
+    SearchController(service: service).addRoutes(to: libraries.group(":library/search"))
+    return router
+}
+
+/// The application: the router, bound to host and port, writing the port file once listening.
+func buildApplication(_ configuration: ServeConfiguration, service: LibraryService, logger: Logger) -> some ApplicationProtocol {
+    let portFile = configuration.portFile
+    return Application(
+        router: buildRouter(service: service),
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "vdb-serve"),
+        onServerRunning: { channel in
+            guard let portFile, let port = channel.localAddress?.port else { return }
+            // Written to a temporary name and renamed, so a reader never sees half a number.
+            try? Data("\(port)\n".utf8).write(to: URL(fileURLWithPath: portFile), options: .atomic)
+        },
+        logger: logger)
+}
+
+/// The OpenAPI document, kept in the repository as `Sources/vdb-serve/openapi.json`.
+enum OpenAPIDocument {
+    static let bytes: [UInt8] = {
+        guard let url = Bundle.module.url(forResource: "openapi", withExtension: "json"), let data = try? Data(contentsOf: url) else {
+            return Array("{}".utf8)
+        }
+        return Array(data)
+    }()
+}

@@ -1,0 +1,107 @@
+import Foundation
+import Hummingbird
+import VDBKit
+
+// Request and response bodies of the REST API (openapi.json documents each).
+
+struct IndexBody: Codable, Sendable {
+    var type: String?
+    var m: Int?
+    var efConstruction: Int?
+    var ef: Int?
+}
+
+struct CreateLibraryRequest: Decodable, Sendable {
+    var name: String
+    var dimension: Int
+    var metric: String
+    var normalized: Bool?
+    var model: String?
+    var shards: Int?
+    var index: IndexBody?
+    var metadata: [String: JSONValue]?
+}
+
+struct ChunkBody: Decodable, Sendable {
+    var id: ChunkID?
+    var text: String?
+    var vector: [Float]
+    var metadata: JSONValue?
+}
+
+struct CreateDocumentRequest: Decodable, Sendable {
+    var id: DocumentID?
+    var metadata: JSONValue?
+    var chunks: [ChunkBody]
+}
+
+struct PatchDocumentRequest: Decodable, Sendable {
+    var metadata: JSONValue?
+}
+
+struct PatchChunkRequest: Decodable, Sendable {
+    var text: String?
+    var vector: [Float]?
+    var metadata: JSONValue?
+}
+
+struct SearchRequest: Decodable, Sendable {
+    var vector: [Float]
+    var k: Int?
+    var ef: Int?
+}
+
+struct ChunkResponse: ResponseEncodable, Sendable {
+    var id: ChunkID
+    var document: DocumentID
+    var text: String?
+    var metadata: JSONValue?
+    var vector: [Float]
+
+    init(_ record: ChunkRecord) {
+        id = record.id
+        document = record.document
+        text = record.text
+        metadata = record.metadata.flatMap { try? JSONValue.decode($0) }
+        vector = record.vector
+    }
+}
+
+struct DocumentResponse: ResponseEncodable, Sendable {
+    var id: DocumentID
+    var metadata: JSONValue?
+    var chunks: [ChunkResponse]
+}
+
+struct Page<Item: Encodable & Sendable>: ResponseEncodable, Sendable {
+    var items: [Item]
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    var nextCursor: String?
+}
+
+struct SearchHitResponse: Codable, Sendable {
+    var chunk: ChunkID
+    var document: DocumentID
+    var distance: Float
+    var text: String?
+    var metadata: JSONValue?
+}
+
+struct SearchResponse: ResponseEncodable, Sendable {
+    var hits: [SearchHitResponse]
+    /// Which index answered.
+    var index: String
+    var version: Epoch
+}
+
+struct Health: ResponseEncodable, Sendable {
+    var status: String
+    var libraries: Int
+}
+
+/// Sends a VDBKit value as the JSON body (the domain types stay free of HTTP protocols).
+struct JSONBody<Value: Encodable & Sendable>: ResponseEncodable, Sendable {
+    var value: Value
+    init(_ value: Value) { self.value = value }
+    func encode(to encoder: any Encoder) throws { try value.encode(to: encoder) }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import Hummingbird
+import VDBKit
+
+/// An RFC 9457 problem body (`application/problem+json`) with a stable `code`.
+struct ProblemDetails: HTTPResponseError, Encodable {
+    var status: HTTPResponse.Status
+    var code: String
+    var detail: String
+
+    enum CodingKeys: String, CodingKey { case type, title, status, code, detail }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode("about:blank", forKey: .type)
+        try c.encode(status.reasonPhrase, forKey: .title)
+        try c.encode(status.code, forKey: .status)
+        try c.encode(code, forKey: .code)
+        try c.encode(detail, forKey: .detail)
+    }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let body = try encoder.encode(self)
+        return Response(
+            status: status, headers: [.contentType: "application/problem+json"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    /// The one place domain errors become HTTP statuses.
+    init(_ error: any Error) {
+        switch error {
+        case let e as ProblemDetails:
+            self = e
+        case let e as UpdateError:
+            switch e.code {
+            case .notFound: self.init(status: .notFound, code: e.code.rawValue, detail: e.message)
+            case .conflict: self.init(status: .conflict, code: e.code.rawValue, detail: e.message)
+            default: self.init(status: .unprocessableContent, code: e.code.rawValue, detail: e.message)
+            }
+        case let e as StorageError:
+            switch e.code {
+            case .notFound: self.init(status: .notFound, code: e.code.rawValue, detail: e.message)
+            case .alreadyExists: self.init(status: .conflict, code: e.code.rawValue, detail: e.message)
+            case .invalidArgument: self.init(status: .unprocessableContent, code: e.code.rawValue, detail: e.message)
+            default: self.init(status: .internalServerError, code: "internal", detail: "the server could not complete the request")
+            }
+        case let e as IngestError:
+            self.init(status: .unprocessableContent, code: e.code.rawValue, detail: e.message)
+        case let e as QueryError:
+            self.init(status: e.code == .unavailable ? .serviceUnavailable : .unprocessableContent, code: e.code.rawValue, detail: e.message)
+        case let e as IndexError:
+            self.init(status: .unprocessableContent, code: e.code.rawValue, detail: e.message)
+        case let e as DecodingError:
+            switch e {
+            case .dataCorrupted(let context) where context.codingPath.isEmpty:
+                self.init(status: .badRequest, code: "malformed-json", detail: "the body is not valid JSON")
+            default:
+                self.init(status: .unprocessableContent, code: "invalid-field", detail: Self.describe(e))
+            }
+        case let e as HTTPError:
+            self.init(
+                status: e.status, code: e.status == .contentTooLarge ? "body-too-large" : "http-\(e.status.code)",
+                detail: e.body ?? e.status.reasonPhrase)
+        case let e as any HTTPResponseError:
+            // Hummingbird's own errors, such as a body over the upload limit.
+            self.init(
+                status: e.status, code: e.status == .contentTooLarge ? "body-too-large" : "http-\(e.status.code)",
+                detail: e.status == .contentTooLarge ? "the request body is larger than the server accepts" : e.status.reasonPhrase)
+        default:
+            self.init(status: .internalServerError, code: "internal", detail: "the server could not complete the request")
+        }
+    }
+
+    init(status: HTTPResponse.Status, code: String, detail: String) {
+        self.status = status
+        self.code = code
+        self.detail = detail
+    }
+
+    /// Names the field a decoding error is about.
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            let p = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+            return p.hasPrefix(".") ? String(p.dropFirst()) : p
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            let parent = path(context)
+            return "missing field '\(parent.isEmpty ? key.stringValue : parent + "." + key.stringValue)'"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
+            return "field '\(path(context))': \(context.debugDescription)"
+        @unknown default:
+            return "\(error)"
+        }
+    }
+}
+
+/// Turns every error a route throws into a problem body, so no input produces an unexplained
+/// 500 and no internals leak into `detail`.
+struct ProblemDetailsMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch {
+            let problem = ProblemDetails(error)
+            if problem.status == .internalServerError {
+                context.logger.error("request failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
+            }
+            return try problem.response(from: request, context: context)
+        }
+    }
+}

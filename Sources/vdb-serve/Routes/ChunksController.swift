@@ -1,0 +1,64 @@
+import Hummingbird
+import VDBKit
+
+/// `/v1/libraries/{library}/documents/{document}/chunks`: one chunk at a time.
+struct ChunksController {
+    let service: LibraryService
+
+    func addRoutes(to group: RouterGroup<VDBRequestContext>) {
+        group.post(use: create)
+        group.get(use: list)
+        group.get(":chunk", use: get)
+        group.patch(":chunk", use: update)
+        group.delete(":chunk", use: delete)
+    }
+
+    @Sendable func create(request: Request, context: VDBRequestContext) async throws -> EditedResponse<ChunkResponse> {
+        let (library, document) = try target(context)
+        let body = try await request.json(ChunkBody.self, context: context)
+        let id = body.id ?? .random()
+        if let existing = await library.writers[library.shard(of: document)].chunk(id) {
+            throw ProblemDetails(status: .conflict, code: "conflict", detail: "chunk \(id) already exists in document \(existing.document)")
+        }
+        try await library.apply([.putChunk(document: document, chunk: ChunkInput(id: id, text: body.text, vector: body.vector, metadata: body.metadata))])
+        return EditedResponse(status: .created, headers: [.location: "\(request.uri.path)/\(id)"], response: try await load(library, document, id))
+    }
+
+    @Sendable func list(request: Request, context: VDBRequestContext) async throws -> DocumentResponse {
+        let (library, document) = try target(context)
+        return try await DocumentsController.load(library, document)
+    }
+
+    @Sendable func get(request: Request, context: VDBRequestContext) async throws -> ChunkResponse {
+        let (library, document) = try target(context)
+        return try await load(library, document, context.parameters.identifier("chunk", as: ChunkID.self))
+    }
+
+    /// Replaces any of text, vector and metadata; the rest is kept.
+    @Sendable func update(request: Request, context: VDBRequestContext) async throws -> ChunkResponse {
+        let (library, document) = try target(context)
+        let id = try context.parameters.identifier("chunk", as: ChunkID.self)
+        let body = try await request.json(PatchChunkRequest.self, context: context)
+        let current = try await load(library, document, id)
+        let chunk = ChunkInput(id: id, text: body.text ?? current.text, vector: body.vector ?? current.vector, metadata: body.metadata ?? current.metadata)
+        try await library.apply([.putChunk(document: document, chunk: chunk)])
+        return try await load(library, document, id)
+    }
+
+    @Sendable func delete(request: Request, context: VDBRequestContext) async throws -> Response {
+        let (library, document) = try target(context)
+        try await library.apply([.deleteChunk(document: document, id: context.parameters.identifier("chunk", as: ChunkID.self))])
+        return Response(status: .noContent)
+    }
+
+    private func target(_ context: VDBRequestContext) throws -> (LiveLibrary, DocumentID) {
+        (try service.library(context.parameters.require("library")), try context.parameters.identifier("document", as: DocumentID.self))
+    }
+
+    private func load(_ library: LiveLibrary, _ document: DocumentID, _ id: ChunkID) async throws -> ChunkResponse {
+        guard let record = await library.writers[library.shard(of: document)].chunk(id), record.document == document else {
+            throw UpdateError(.notFound, "document \(document) has no chunk \(id)")
+        }
+        return ChunkResponse(record)
+    }
+}

@@ -1,0 +1,45 @@
+import Hummingbird
+import VDBKit
+
+/// `/v1/libraries`: create, list, describe, delete libraries.
+struct LibrariesController {
+    let service: LibraryService
+
+    func addRoutes(to group: RouterGroup<VDBRequestContext>) {
+        group.post(use: create)
+        group.get(use: list)
+        group.get(":library", use: get)
+        group.delete(":library", use: delete)
+    }
+
+    @Sendable func create(request: Request, context: VDBRequestContext) async throws -> EditedResponse<JSONBody<LibraryInfo>> {
+        let body = try await request.json(CreateLibraryRequest.self, context: context)
+        guard let metric = Metric(datasetName: body.metric) else {
+            throw ProblemDetails(status: .unprocessableContent, code: "invalid-field", detail: "field 'metric': use l2, cosine or dot")
+        }
+        let contract = EmbeddingContract(dimension: body.dimension, metric: metric, normalized: body.normalized, model: body.model)
+        let index = body.index ?? IndexBody()
+        let parameters = HNSWParameters(m: index.m ?? 16, efConstruction: index.efConstruction ?? 200, efSearch: index.ef ?? 64)
+        try parameters.validate()
+        let type = index.type ?? "auto"
+        let info = try await service.createLibrary(
+            name: body.name, contract: contract, shards: body.shards ?? 1,
+            index: IndexSettings(type: type, hnsw: type == "flat" ? nil : parameters), metadata: body.metadata ?? [:])
+        return EditedResponse(status: .created, headers: [.location: "/v1/libraries/\(info.name)"], response: JSONBody(info))
+    }
+
+    @Sendable func list(request: Request, context: VDBRequestContext) async throws -> Page<LibraryInfo> {
+        let page = try Pagination(request)
+        let items = await service.listLibraries(after: page.cursor, limit: page.limit)
+        return Page(items: items, nextCursor: items.count == page.limit ? items.last?.name : nil)
+    }
+
+    @Sendable func get(request: Request, context: VDBRequestContext) async throws -> JSONBody<LibraryInfo> {
+        JSONBody(try await service.info(context.parameters.require("library")))
+    }
+
+    @Sendable func delete(request: Request, context: VDBRequestContext) async throws -> Response {
+        try service.deleteLibrary(context.parameters.require("library"))
+        return Response(status: .noContent)
+    }
+}

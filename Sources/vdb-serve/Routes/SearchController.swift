@@ -1,0 +1,28 @@
+import Hummingbird
+import VDBKit
+
+/// `POST /v1/libraries/{library}/search`: k nearest chunks to a vector.
+struct SearchController {
+    let service: LibraryService
+
+    func addRoutes(to group: RouterGroup<VDBRequestContext>) {
+        group.post(use: search)
+    }
+
+    @Sendable func search(request: Request, context: VDBRequestContext) async throws -> SearchResponse {
+        let library = try service.library(context.parameters.require("library"))
+        let body = try await request.json(SearchRequest.self, context: context)
+        if let ef = body.ef, !(1...10_000).contains(ef) {
+            throw ProblemDetails(status: .unprocessableContent, code: "invalid-field", detail: "field 'ef': must be in 1...10000")
+        }
+        let searcher = try library.searcher()
+        let hits = try searcher.searchWithPayload(body.vector, k: body.k ?? 10, parameters: SearchParameters(ef: body.ef))
+        return SearchResponse(
+            hits: hits.map { found in
+                SearchHitResponse(
+                    chunk: found.hit.chunkID, document: found.hit.documentID, distance: found.hit.distance, text: found.text,
+                    metadata: found.metadata.flatMap { try? JSONValue.decode($0) })
+            },
+            index: searcher.indexDescription, version: library.snapshot.epoch)
+    }
+}

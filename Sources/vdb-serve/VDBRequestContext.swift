@@ -1,0 +1,57 @@
+import Foundation
+import Hummingbird
+import Logging
+import VDBKit
+
+/// The request context of every route: Hummingbird's core storage, with our body limit.
+struct VDBRequestContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+    }
+
+    /// Bodies above this are refused with 413 before they are decoded: a document of a few
+    /// hundred 1,536-d chunks fits.
+    var maxUploadSize: Int { 16 << 20 }
+}
+
+extension Parameters {
+    /// A path parameter parsed as a document or chunk id (a UUID or a row number).
+    func identifier<ID: Identifier128>(_ name: String, as: ID.Type) throws -> ID {
+        let text = try require(name)
+        guard let id = ID(text) else {
+            throw ProblemDetails(status: .unprocessableContent, code: "invalid-id", detail: "'\(text)' is not a UUID or a non-negative integer")
+        }
+        return id
+    }
+}
+
+/// Pagination query parameters: `limit` (1...1000, default 100) and an opaque `cursor`.
+struct Pagination {
+    var limit: Int
+    var cursor: String?
+
+    init(_ request: Request) throws {
+        let query = request.uri.queryParameters
+        cursor = query["cursor"].map(String.init)
+        if let text = query["limit"] {
+            guard let value = Int(text), (1...1000).contains(value) else {
+                throw ProblemDetails(status: .unprocessableContent, code: "invalid-field", detail: "field 'limit': must be an integer in 1...1000")
+            }
+            limit = value
+        } else {
+            limit = 100
+        }
+    }
+}
+
+extension Request {
+    /// Decodes the JSON body. Unlike Hummingbird's `decode`, this lets a `DecodingError` reach
+    /// the problem middleware, which tells malformed JSON (400) from a bad field (422, named).
+    func json<Value: Decodable>(_ type: Value.Type, context: VDBRequestContext) async throws -> Value {
+        let buffer = try await body.collect(upTo: context.maxUploadSize)
+        let bytes = buffer.getBytes(at: buffer.readerIndex, length: buffer.readableBytes) ?? []
+        return try JSONDecoder().decode(Value.self, from: Data(bytes))
+    }
+}

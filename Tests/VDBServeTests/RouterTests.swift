@@ -1,0 +1,166 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import SystemPackage
+import Testing
+import VDBKit
+@testable import vdb_serve
+
+/// Every endpoint's success and error paths, through the router without a socket.
+@Suite("REST API")
+struct RouterTests {
+    final class Fixture: @unchecked Sendable {
+        let directory: URL
+        let service: LibraryService
+        init() throws {
+            directory = FileManager.default.temporaryDirectory.appendingPathComponent("vdb-serve-\(UUID().uuidString.prefix(8))")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            service = try LibraryService(dataDirectory: FilePath(directory.path), policy: .never)
+        }
+        deinit { try? FileManager.default.removeItem(at: directory) }
+    }
+
+    struct Reply {
+        var status: HTTPResponse.Status
+        var contentType: String?
+        var json: Any?
+        var object: [String: Any] { json as? [String: Any] ?? [:] }
+    }
+
+    static func call(_ client: some TestClientProtocol, _ method: HTTPRequest.Method, _ uri: String, _ body: Any? = nil, raw: String? = nil) async throws -> Reply {
+        var buffer: ByteBuffer? = nil
+        if let raw { buffer = ByteBuffer(string: raw) }
+        if let body { buffer = ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body)) }
+        return try await client.execute(uri: uri, method: method, headers: [.contentType: "application/json"], body: buffer) { response in
+            let data = Data(buffer: response.body)
+            return Reply(
+                status: response.status, contentType: response.headers[.contentType],
+                json: data.isEmpty ? nil : try? JSONSerialization.jsonObject(with: data))
+        }
+    }
+
+    static func run(_ test: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+        let fixture = try Fixture()
+        let app = Application(router: buildRouter(service: fixture.service))
+        try await app.test(.router) { client in try await test(client) }
+        _ = fixture
+    }
+
+    static func expectProblem(_ reply: Reply, _ status: HTTPResponse.Status, code: String, mentions: String? = nil, sourceLocation: Testing.SourceLocation = #_sourceLocation) {
+        #expect(reply.status == status, "\(reply.object)", sourceLocation: sourceLocation)
+        #expect(reply.contentType == "application/problem+json", sourceLocation: sourceLocation)
+        #expect(reply.object["code"] as? String == code, "\(reply.object)", sourceLocation: sourceLocation)
+        if let mentions { #expect((reply.object["detail"] as? String)?.contains(mentions) == true, "\(reply.object)", sourceLocation: sourceLocation) }
+    }
+
+    @Test func librariesLifecycle() async throws {
+        try await Self.run { client in
+            let created = try await Self.call(client, .post, "/v1/libraries", ["name": "docs", "dimension": 3, "metric": "cosine", "shards": 2, "metadata": ["team": "a"]])
+            #expect(created.status == .created)
+            #expect((created.object["contract"] as? [String: Any])?["dimension"] as? Int == 3)
+            #expect(created.object["version"] as? Int == 1)
+            Self.expectProblem(try await Self.call(client, .post, "/v1/libraries", ["name": "docs", "dimension": 3, "metric": "l2"]), .conflict, code: "already-exists")
+            Self.expectProblem(try await Self.call(client, .post, "/v1/libraries", ["name": "x", "dimension": 3, "metric": "hamming"]), .unprocessableContent, code: "invalid-field", mentions: "metric")
+            Self.expectProblem(try await Self.call(client, .post, "/v1/libraries", ["name": "x", "dimension": 0, "metric": "l2"]), .unprocessableContent, code: "invalid-contract")
+            Self.expectProblem(try await Self.call(client, .post, "/v1/libraries", ["name": "../x", "dimension": 2, "metric": "l2"]), .unprocessableContent, code: "invalid-argument")
+            Self.expectProblem(try await Self.call(client, .post, "/v1/libraries", ["dimension": 2, "metric": "l2"]), .unprocessableContent, code: "invalid-field", mentions: "name")
+            Self.expectProblem(try await Self.call(client, .post, "/v1/libraries", raw: "{\"name\": "), .badRequest, code: "malformed-json")
+            _ = try await Self.call(client, .post, "/v1/libraries", ["name": "b", "dimension": 2, "metric": "l2"])
+            let page = try await Self.call(client, .get, "/v1/libraries?limit=1")
+            #expect((page.object["items"] as? [[String: Any]])?.map { $0["name"] as? String } == ["b"])
+            #expect(page.object["nextCursor"] as? String == "b")
+            let next = try await Self.call(client, .get, "/v1/libraries?limit=1&cursor=b")
+            #expect((next.object["items"] as? [[String: Any]])?.map { $0["name"] as? String } == ["docs"])
+            Self.expectProblem(try await Self.call(client, .get, "/v1/libraries?limit=0"), .unprocessableContent, code: "invalid-field", mentions: "limit")
+            #expect(try await Self.call(client, .get, "/v1/libraries/docs").object["shards"] as? Int == 2)
+            Self.expectProblem(try await Self.call(client, .get, "/v1/libraries/nope"), .notFound, code: "not-found")
+            #expect(try await Self.call(client, .delete, "/v1/libraries/b").status == .noContent)
+            Self.expectProblem(try await Self.call(client, .delete, "/v1/libraries/b"), .notFound, code: "not-found")
+            #expect(try await Self.call(client, .get, "/healthz").object["libraries"] as? Int == 1)
+        }
+    }
+
+    @Test func documentsChunksAndSearch() async throws {
+        try await Self.run { client in
+            _ = try await Self.call(client, .post, "/v1/libraries", ["name": "l", "dimension": 3, "metric": "l2", "shards": 3])
+            let doc = try await Self.call(client, .post, "/v1/libraries/l/documents", [
+                "metadata": ["title": "one"],
+                "chunks": [["text": "alpha", "vector": [1, 0, 0], "metadata": ["p": 1]], ["id": 77, "text": "beta", "vector": [0, 1, 0]]],
+            ])
+            #expect(doc.status == .created)
+            let docID = try #require(doc.object["id"] as? String)
+            let chunks = try #require(doc.object["chunks"] as? [[String: Any]])
+            #expect(chunks.count == 2 && chunks[1]["id"] as? Int == 77 && chunks[0]["text"] as? String == "alpha")
+            let explicit = try await Self.call(client, .post, "/v1/libraries/l/documents", ["id": 5, "chunks": [["vector": [0, 0, 1]]]])
+            #expect(explicit.status == .created && explicit.object["id"] as? Int == 5)
+            Self.expectProblem(try await Self.call(client, .post, "/v1/libraries/l/documents", ["id": 5, "chunks": [["vector": [0, 0, 1]]]]), .conflict, code: "conflict")
+            Self.expectProblem(try await Self.call(client, .post, "/v1/libraries/l/documents", ["chunks": [["vector": [0, 1]]]]), .unprocessableContent, code: "invalid-argument", mentions: "dimension 3")
+            Self.expectProblem(try await Self.call(client, .post, "/v1/libraries/l/documents", ["chunks": [["text": "no vector"]]]), .unprocessableContent, code: "invalid-field", mentions: "vector")
+            Self.expectProblem(try await Self.call(client, .post, "/v1/libraries/l/documents", ["chunks": [["vector": [1, "x", 2]]]]), .unprocessableContent, code: "invalid-field")
+            Self.expectProblem(try await Self.call(client, .post, "/v1/libraries/none/documents", ["chunks": []]), .notFound, code: "not-found")
+
+            // Read, list, update, delete documents.
+            let got = try await Self.call(client, .get, "/v1/libraries/l/documents/\(docID)")
+            #expect((got.object["metadata"] as? [String: Any])?["title"] as? String == "one")
+            Self.expectProblem(try await Self.call(client, .get, "/v1/libraries/l/documents/6f1c2d3e-4a5b-4c6d-8e7f-0123456789ab"), .notFound, code: "not-found")
+            Self.expectProblem(try await Self.call(client, .get, "/v1/libraries/l/documents/not-an-id"), .unprocessableContent, code: "invalid-id")
+            let listed = try await Self.call(client, .get, "/v1/libraries/l/documents?limit=1")
+            #expect((listed.object["items"] as? [Any])?.count == 1 && listed.object["nextCursor"] != nil)
+            let patched = try await Self.call(client, .patch, "/v1/libraries/l/documents/\(docID)", ["metadata": ["title": "two"]])
+            #expect((patched.object["metadata"] as? [String: Any])?["title"] as? String == "two")
+
+            // Chunks.
+            let added = try await Self.call(client, .post, "/v1/libraries/l/documents/\(docID)/chunks", ["id": 78, "text": "gamma", "vector": [1, 1, 0]])
+            #expect(added.status == .created && added.object["document"] as? String == docID)
+            Self.expectProblem(try await Self.call(client, .post, "/v1/libraries/l/documents/\(docID)/chunks", ["id": 78, "vector": [1, 1, 0]]), .conflict, code: "conflict")
+            Self.expectProblem(try await Self.call(client, .post, "/v1/libraries/l/documents/5/chunks", ["id": 77, "vector": [1, 1, 0]]), .conflict, code: "conflict")
+            #expect((try await Self.call(client, .get, "/v1/libraries/l/documents/\(docID)/chunks").object["chunks"] as? [Any])?.count == 3)
+            #expect(try await Self.call(client, .get, "/v1/libraries/l/documents/\(docID)/chunks/78").object["text"] as? String == "gamma")
+            Self.expectProblem(try await Self.call(client, .get, "/v1/libraries/l/documents/5/chunks/78"), .notFound, code: "not-found")
+            let moved = try await Self.call(client, .patch, "/v1/libraries/l/documents/\(docID)/chunks/78", ["vector": [5, 5, 5]])
+            #expect(moved.object["vector"] as? [Double] == [5, 5, 5] && moved.object["text"] as? String == "gamma")
+            Self.expectProblem(try await Self.call(client, .patch, "/v1/libraries/l/documents/\(docID)/chunks/78", ["vector": [Double.infinity.isFinite ? 1 : 1, 2]]), .unprocessableContent, code: "invalid-argument")
+
+            // Search sees updates, returns text and metadata, best first.
+            let search = try await Self.call(client, .post, "/v1/libraries/l/search", ["vector": [5, 5, 4.9], "k": 2])
+            let hits = try #require(search.object["hits"] as? [[String: Any]])
+            #expect(hits.count == 2 && hits[0]["chunk"] as? Int == 78 && hits[0]["text"] as? String == "gamma")
+            #expect((hits[0]["distance"] as? Double ?? 99) <= (hits[1]["distance"] as? Double ?? 0))
+            #expect((search.object["index"] as? String)?.contains("flat") == true)
+            Self.expectProblem(try await Self.call(client, .post, "/v1/libraries/l/search", ["vector": [1, 2]]), .unprocessableContent, code: "dimension-mismatch")
+            Self.expectProblem(try await Self.call(client, .post, "/v1/libraries/l/search", ["vector": [1, 2, 3], "k": 0]), .unprocessableContent, code: "invalid-argument")
+            Self.expectProblem(try await Self.call(client, .post, "/v1/libraries/l/search", ["vector": [1, 2, 3], "ef": 0]), .unprocessableContent, code: "invalid-field")
+            Self.expectProblem(try await Self.call(client, .post, "/v1/libraries/l/search", raw: "[1, 2"), .badRequest, code: "malformed-json")
+
+            // Deletes.
+            #expect(try await Self.call(client, .delete, "/v1/libraries/l/documents/\(docID)/chunks/78").status == .noContent)
+            Self.expectProblem(try await Self.call(client, .delete, "/v1/libraries/l/documents/\(docID)/chunks/78"), .notFound, code: "not-found")
+            #expect(try await Self.call(client, .delete, "/v1/libraries/l/documents/\(docID)").status == .noContent)
+            Self.expectProblem(try await Self.call(client, .get, "/v1/libraries/l/documents/\(docID)/chunks/77"), .notFound, code: "not-found")
+            let after = try await Self.call(client, .post, "/v1/libraries/l/search", ["vector": [1, 0, 0], "k": 10])
+            #expect((after.object["hits"] as? [[String: Any]])?.map { $0["document"] as? Int } == [5])
+            #expect(try await Self.call(client, .get, "/v1/libraries/l").object["chunks"] as? Int == 1)
+        }
+    }
+
+    @Test func oversizeBodiesAreRefused() async throws {
+        try await Self.run { client in
+            _ = try await Self.call(client, .post, "/v1/libraries", ["name": "big", "dimension": 2, "metric": "l2"])
+            let huge = "{\"vector\": [" + String(repeating: "1.0,", count: 5_000_000) + "1.0]}"
+            Self.expectProblem(try await Self.call(client, .post, "/v1/libraries/big/search", raw: huge), .contentTooLarge, code: "body-too-large")
+        }
+    }
+
+    /// The served OpenAPI document is the one kept in the repository.
+    @Test func openAPIDocumentIsServed() async throws {
+        let kept = try Data(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Sources/vdb-serve/openapi.json"))
+        let keptJSON = try JSONSerialization.jsonObject(with: kept) as? [String: Any]
+        #expect((keptJSON?["paths"] as? [String: Any])?.keys.contains("/v1/libraries/{library}/search") == true)
+        try await Self.run { client in
+            let served = try await Self.call(client, .get, "/openapi.json")
+            #expect(served.status == .ok)
+            let expected = try JSONSerialization.jsonObject(with: kept) as? [String: Any] ?? [:]
+            #expect(NSDictionary(dictionary: served.object).isEqual(to: expected))
+        }
+    }
+}
