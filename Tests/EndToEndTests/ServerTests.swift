@@ -87,7 +87,9 @@ struct ServerTests {
         #expect(try await server.request("POST", "/v1/libraries", ["name": "c", "dimension": 3, "metric": "l2", "shards": 2]).status == 201)
         var acknowledged: [Int: Int] = [:]  // document id -> chunk count
         var next = 1
-        for cycle in 0..<3 {
+        // The long form (VDB_LONG_TESTS=1) runs 30 kill/restart cycles; CI runs 3.
+        let cycles = ProcessInfo.processInfo.environment["VDB_LONG_TESTS"] == nil ? 3 : 30
+        for cycle in 0..<cycles {
             let current = server
             let results = await withTaskGroup(of: (Int, Int, Bool).self) { group in
                 for i in 0..<40 {
@@ -100,7 +102,7 @@ struct ServerTests {
                     }
                 }
                 // Kill while requests are in flight.
-                try? await Task.sleep(nanoseconds: UInt64(5 + cycle * 7) * 1_000_000)
+                try? await Task.sleep(nanoseconds: UInt64(5 + (cycle % 5) * 7) * 1_000_000)
                 _ = current.stop(signal: SIGKILL)
                 var out: [(Int, Int, Bool)] = []
                 for await r in group { out.append(r) }
