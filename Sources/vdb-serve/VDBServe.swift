@@ -63,5 +63,7 @@ struct VDBServe: AsyncParsableCommand {
         logger.info("serving \(dataDir) on \(host):\(port), fsync \(configuration.policy)")
         // runService handles SIGTERM/SIGINT: in-flight requests finish, then we return.
         try await app.runService()
+        // In-flight requests are done; flush so the next start replays little of the WAL.
+        await service.flushAll()
     }
 }

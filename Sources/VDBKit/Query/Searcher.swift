@@ -54,54 +54,46 @@ public final class Searcher: Sendable {
         }
     }
 
-    /// Opens every segment's index as the manifest's settings say: the segment's HNSW graph
-    /// when it carries one and the library's index is `hnsw` or `auto`, flat search otherwise.
+    /// Opens every segment's index as the manifest's settings say (``openIndex(for:settings:)``).
     ///
-    /// - Parameter live: the shards' current state under incremental updates (which rows are
-    ///   live, and the delta); nil for a library as published.
-    public convenience init(snapshot: LibrarySnapshot, live: [ShardSnapshot]? = nil) throws {
-        try self.init(snapshot: snapshot, live: live, indexes: nil)
-    }
-
-    /// - Parameter indexes: the segments' indexes, already opened (shard by shard), to share.
-    init(snapshot: LibrarySnapshot, live: [ShardSnapshot]?, indexes opened: [[any VectorIndex]]?) throws {
+    /// - Parameter live: the shards' current state under incremental updates (their segments and
+    ///   indexes, which rows are live, and the delta); nil for a library as published.
+    public init(snapshot: LibrarySnapshot, live: [ShardSnapshot]? = nil) throws {
         self.snapshot = snapshot
-        let settings = snapshot.manifest.index
-        let useGraphs = settings.type == "hnsw" || settings.type == "auto"
-        let ef = settings.hnsw?.efSearch ?? HNSWParameters().efSearch
         var sources: [Source] = []
-        for (shard, list) in snapshot.segments.enumerated() {
-            let state = live?[shard]
-            for (i, segment) in list.enumerated() {
-                let index: any VectorIndex
-                if let opened {
-                    index = opened[shard][i]
-                } else if useGraphs && segment.hasHNSWGraph {
-                    index = try HNSWIndex(segment: segment, defaultEf: ef)
-                } else {
-                    index = FlatIndex(segment: segment)
+        for shard in 0..<snapshot.manifest.shardCount {
+            if let state = live?[shard] {
+                for (i, segment) in state.segments.enumerated() {
+                    var liveRows: RowSet? = state.live[i]
+                    if liveRows?.count == segment.rowCount { liveRows = nil }
+                    sources.append(Source(rows: .segment(segment), index: state.indexes[i], live: liveRows, shard: UInt32(shard)))
                 }
-                var liveRows = state?.live[i]
-                if liveRows?.count == segment.rowCount { liveRows = nil }
-                sources.append(Source(rows: .segment(segment), index: index, live: liveRows, shard: UInt32(shard)))
-            }
-            if let state, state.deltaCount > 0 {
-                let index = DeltaIndex(store: state.delta, count: state.deltaCount, metric: snapshot.contract.metric)
-                sources.append(Source(
-                    rows: .delta(state.delta, count: state.deltaCount), index: index, live: state.deltaLive, shard: UInt32(shard)))
+                if state.deltaCount > 0 {
+                    let index = DeltaIndex(store: state.delta, count: state.deltaCount, metric: snapshot.contract.metric)
+                    sources.append(Source(
+                        rows: .delta(state.delta, count: state.deltaCount), index: index, live: state.deltaLive, shard: UInt32(shard)))
+                }
+            } else {
+                for segment in snapshot.segments[shard] {
+                    let index = try Self.openIndex(for: segment, settings: snapshot.manifest.index)
+                    sources.append(Source(rows: .segment(segment), index: index, live: nil, shard: UInt32(shard)))
+                }
             }
         }
         self.sources = sources
     }
 
+    /// The index a segment is searched with: its HNSW graph when it carries one and the
+    /// library's index is `hnsw` or `auto`, flat search otherwise.
+    public static func openIndex(for segment: Segment, settings: IndexSettings) throws -> any VectorIndex {
+        if (settings.type == "hnsw" || settings.type == "auto") && segment.hasHNSWGraph {
+            return try HNSWIndex(segment: segment, defaultEf: settings.hnsw?.efSearch ?? HNSWParameters().efSearch)
+        }
+        return FlatIndex(segment: segment)
+    }
+
     private var indexes: [any VectorIndex] { sources.map(\.index) }
 
-    /// The segments' indexes, shard by shard (for sharing with later searchers).
-    var segmentIndexes: [[any VectorIndex]] {
-        var out = [[any VectorIndex]](repeating: [], count: snapshot.manifest.shardCount)
-        for source in sources { if case .segment = source.rows { out[Int(source.shard)].append(source.index) } }
-        return out
-    }
 
     public var contract: EmbeddingContract { snapshot.contract }
 

@@ -26,12 +26,17 @@ public final class LibraryService: Sendable {
     public let policy: FsyncPolicy
     private let libraries: Mutex<[String: LiveLibrary]>
     private let warn: @Sendable (String) -> Void
+    /// A library whose unflushed rows reach this many is flushed in the background.
+    public let flushThreshold: Int
 
     /// Opens every library in the data directory, replaying their WALs.
-    public init(dataDirectory: FilePath, policy: FsyncPolicy, warn: @escaping @Sendable (String) -> Void = { _ in }) throws {
+    public init(
+        dataDirectory: FilePath, policy: FsyncPolicy, flushThreshold: Int = 50_000, warn: @escaping @Sendable (String) -> Void = { _ in }
+    ) throws {
         self.dataDirectory = dataDirectory
         self.policy = policy
         self.warn = warn
+        self.flushThreshold = flushThreshold
         var open: [String: LiveLibrary] = [:]
         for name in LibraryDirectory.libraryNames(in: dataDirectory) {
             open[name] = try LiveLibrary.open(dataDirectory: dataDirectory, library: name, policy: policy, warn: warn)
@@ -71,6 +76,27 @@ public final class LibraryService: Sendable {
         try LibraryDirectory.validate(name: name)
         guard let library = libraries.withLock({ $0[name] }) else { throw StorageError(.notFound, "library '\(name)' does not exist") }
         return library
+    }
+
+    /// Applies a transaction to a library (``LiveLibrary/apply(_:)``), then starts a background
+    /// flush when the library's unflushed rows have reached the threshold.
+    @discardableResult
+    public func apply(_ mutations: [Mutation], to library: LiveLibrary) async throws -> UInt64 {
+        let sequence = try await library.apply(mutations)
+        if await library.unflushedRows() >= flushThreshold {
+            let warn = self.warn
+            Task {
+                do { try await library.flush() } catch { warn("background flush failed: \(error)") }
+            }
+        }
+        return sequence
+    }
+
+    /// Flushes every library (on shutdown, so a restart replays little).
+    public func flushAll() async {
+        for library in libraries.withLock({ Array($0.values) }) {
+            do { try await library.flush() } catch { warn("flush failed: \(error)") }
+        }
     }
 
     /// Libraries in name order after `cursor`, at most `limit`.

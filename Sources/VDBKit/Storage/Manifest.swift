@@ -43,7 +43,7 @@ public struct Manifest: Codable, Sendable, Hashable {
 
     /// Every file this version needs, relative to the library directory.
     public var files: [String] {
-        shards.flatMap { $0.segments.map(\.file) } + (querySet?.files ?? [])
+        shards.flatMap { $0.segments.map(\.file) + [$0.tombstones].compactMap { $0 } } + (querySet?.files ?? [])
     }
 
     /// Checks what JSON decoding cannot: shard numbering, counts, relative paths.
@@ -67,11 +67,15 @@ public struct ShardManifest: Codable, Sendable, Hashable {
     /// The last WAL sequence number whose changes the segments hold; recovery replays the
     /// shard's WAL after it. Nil (0) for a shard that never took incremental updates.
     public var walSequence: UInt64?
+    /// Dead rows and deleted documents of the segments (``ShardTombstones``), relative to the
+    /// library directory; nil when nothing was ever deleted.
+    public var tombstones: String?
 
-    public init(id: UInt32, segments: [SegmentManifest] = [], walSequence: UInt64? = nil) {
+    public init(id: UInt32, segments: [SegmentManifest] = [], walSequence: UInt64? = nil, tombstones: String? = nil) {
         self.id = id
         self.segments = segments
         self.walSequence = walSequence
+        self.tombstones = tombstones
     }
 }
 

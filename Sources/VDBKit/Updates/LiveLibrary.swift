@@ -4,14 +4,14 @@ public import SystemPackage
 /// A library open for reading and incremental updates: the published version's segments, one
 /// ``ShardWriter`` per shard, and the snapshots readers search.
 ///
-/// Reads never wait for writes: a search takes the current shard snapshots under a lock (a
-/// copy of a few references) and runs without it.
+/// Reads never wait for writes: a search takes the current snapshots under a lock (a copy of a
+/// few references) and runs without it. A flush turns the shards' deltas into segments and
+/// publishes a new version; searches that started before keep the state they took.
 public final class LiveLibrary: Sendable {
-    public let snapshot: LibrarySnapshot
     public let writers: [ShardWriter]
     private let shards: PublishedShards
-    /// Segment indexes are opened once and shared by every searcher built from a snapshot.
-    private let segmentIndexes: [[any VectorIndex]]
+    private let published: Mutex<LibrarySnapshot>
+    private let flushing = Mutex(false)
 
     /// Opens the live version of a library and recovers each shard from its WAL.
     public static func open(
@@ -21,23 +21,41 @@ public final class LiveLibrary: Sendable {
     }
 
     public init(snapshot: LibrarySnapshot, policy: FsyncPolicy, warn: @escaping @Sendable (String) -> Void = { _ in }) throws {
-        self.snapshot = snapshot
+        published = Mutex(snapshot)
         let shardCount = snapshot.manifest.shardCount
         let shards = PublishedShards(count: shardCount)
         self.shards = shards
-        let searcher = try Searcher(snapshot: snapshot)
-        segmentIndexes = searcher.segmentIndexes
         var writers: [ShardWriter] = []
         for shard in 0..<shardCount {
-            let manifest = snapshot.manifest.shards[shard]
             writers.append(try ShardWriter(
-                shard: UInt32(shard), walDirectory: snapshot.directory.root.appending("shards/\(shard)/wal"),
-                segments: snapshot.segments[shard], contract: snapshot.contract, coveredSequence: manifest.walSequence ?? 0,
+                shard: UInt32(shard), walDirectory: Self.walDirectory(snapshot.directory, shard: shard),
+                published: try Self.published(snapshot, shard: shard, reusing: [:]), contract: snapshot.contract,
                 policy: policy, warn: warn,
-                publish: { published in shards.current.withLock { $0[shard] = published } }))
+                publish: { state in shards.current.withLock { $0[shard] = state } }))
         }
         self.writers = writers
     }
+
+    static func walDirectory(_ directory: LibraryDirectory, shard: Int) -> FilePath {
+        directory.root.appending("shards/\(shard)/wal")
+    }
+
+    /// What a shard's writer starts from in `snapshot`; indexes of segments in `reusing` (by
+    /// segment id) are kept rather than opened again.
+    static func published(_ snapshot: LibrarySnapshot, shard: Int, reusing: [UInt32: any VectorIndex]) throws -> ShardWriter.Published {
+        let manifest = snapshot.manifest.shards[shard]
+        let segments = snapshot.segments[shard]
+        let ids = manifest.segments.map(\.id)
+        let indexes = try zip(segments, ids).map { segment, id in
+            try reusing[id] ?? Searcher.openIndex(for: segment, settings: snapshot.manifest.index)
+        }
+        let tombstones = try manifest.tombstones.map { try ShardTombstones.read(snapshot.directory.root.appending($0)) }
+        return ShardWriter.Published(
+            segments: segments, segmentIDs: ids, indexes: indexes, tombstones: tombstones, coveredSequence: manifest.walSequence ?? 0)
+    }
+
+    /// The published version the shards build on.
+    public var snapshot: LibrarySnapshot { published.withLock { $0 } }
 
     public var contract: EmbeddingContract { snapshot.contract }
 
@@ -81,7 +99,59 @@ public final class LiveLibrary: Sendable {
 
     /// A searcher over the current state. It keeps that state however the library changes after.
     public func searcher() throws -> Searcher {
-        try Searcher(snapshot: snapshot, live: currentShards(), indexes: segmentIndexes)
+        try Searcher(snapshot: snapshot, live: currentShards())
+    }
+
+    /// Rows added since the last flush, over all shards.
+    public func unflushedRows() async -> Int {
+        var total = 0
+        for writer in writers { total += await writer.unflushedRows }
+        return total
+    }
+
+    /// Turns every shard's delta into a segment, records deletions in tombstone files, and
+    /// publishes the result as a new version; WAL files it covers are deleted. Writes go on
+    /// meanwhile (those after the flush point stay in the WAL and the delta). Returns the new
+    /// version, or nil when another flush is running or nothing changed.
+    @discardableResult
+    public func flush() async throws -> Epoch? {
+        guard flushing.withLock({ busy in
+            defer { busy = true }
+            return !busy
+        }) else { return nil }
+        defer { flushing.withLock { $0 = false } }
+        let old = snapshot
+        var manifest = old.manifest
+        manifest.epoch = old.epoch + 1
+        manifest.createdAt = .now
+        var nextSegmentID = (old.manifest.shards.flatMap { $0.segments.map(\.id) }.max() ?? 0) + 1
+        var changed = false
+        for (shard, writer) in writers.enumerated() {
+            let part = try await writer.prepareFlush(directory: old.directory, segmentID: nextSegmentID, epoch: manifest.epoch)
+            if let (summary, file) = part.segment {
+                manifest.shards[shard].segments.append(SegmentManifest(
+                    id: nextSegmentID, file: file, rows: summary.rows, documents: summary.documents, bytes: summary.bytes,
+                    headerCRC: summary.headerCRC))
+                nextSegmentID += 1
+                changed = true
+            }
+            manifest.shards[shard].tombstones = part.tombstonesFile
+            changed = changed || part.walSequence != (old.manifest.shards[shard].walSequence ?? 0)
+            manifest.shards[shard].walSequence = part.walSequence
+        }
+        guard changed else { return nil }
+        try old.directory.publish(manifest)
+        // The new version maps the old segments again (cheap) and checks only the new files.
+        let new = try LibrarySnapshot(directory: old.directory, manifest: manifest, verifyChecksums: false)
+        var reusable: [UInt32: any VectorIndex] = [:]
+        for (shard, state) in currentShards().enumerated() {
+            for (i, index) in state.indexes.enumerated() { reusable[old.manifest.shards[shard].segments[i].id] = index }
+        }
+        published.withLock { $0 = new }
+        for (shard, writer) in writers.enumerated() {
+            try await writer.completeFlush(published: Self.published(new, shard: shard, reusing: reusable))
+        }
+        return manifest.epoch
     }
 }
 

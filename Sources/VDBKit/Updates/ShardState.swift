@@ -1,3 +1,5 @@
+public import SystemPackage
+
 /// Where a chunk's current row is.
 enum RowLocation: Hashable, Sendable {
     case segment(Int, RowOffset)
@@ -22,27 +24,40 @@ public struct PreparedTransaction: Codable, Sendable, Hashable {
 final class ShardState {
     let contract: EmbeddingContract
     let segments: [Segment]
+    /// The manifest's ids of `segments`, for tombstone files.
+    let segmentIDs: [UInt32]
+    /// How each segment is searched (its graph, or a flat scan).
+    let indexes: [any VectorIndex]
     private(set) var live: [RowSet]
     let delta: DeltaStore
     private(set) var deltaLive: RowSet
     private(set) var locations: [ChunkID: RowLocation] = [:]
     private(set) var documents: [DocumentID: DocumentEntry] = [:]
+    /// Whether anything changed since the segments were written.
+    private(set) var changed = false
 
-    init(contract: EmbeddingContract, segments: [Segment]) {
+    /// The state the published segments and tombstones describe (before any WAL replay).
+    init(contract: EmbeddingContract, segments: [Segment], segmentIDs: [UInt32], indexes: [any VectorIndex], tombstones: ShardTombstones?) {
+        precondition(segments.count == segmentIDs.count && segments.count == indexes.count, "one id and index per segment")
         self.contract = contract
         self.segments = segments
+        self.segmentIDs = segmentIDs
+        self.indexes = indexes
         delta = DeltaStore(dimension: contract.dimension)
         deltaLive = RowSet(capacity: 0)
-        live = segments.map { segment in
+        live = zip(segments, segmentIDs).map { segment, id in
             var set = RowSet(capacity: segment.rowCount)
-            for r in 0..<segment.rowCount { set.insert(RowOffset(r)) }
+            let dead = tombstones?.deadRows[id]
+            for r in 0..<segment.rowCount where dead?.contains(RowOffset(r)) != true { set.insert(RowOffset(r)) }
             return set
         }
+        let deleted = tombstones?.deletedDocuments ?? []
         for (s, segment) in segments.enumerated() {
-            for d in 0..<segment.documentCount {
+            // Later segments list documents again with their current metadata: the last one wins.
+            for d in 0..<segment.documentCount where !deleted.contains(segment.document(at: d)) {
                 documents[segment.document(at: d), default: DocumentEntry(chunks: [])].metadata = segment.documentMetadata(at: d)
             }
-            for r in 0..<segment.rowCount {
+            for r in 0..<segment.rowCount where live[s].contains(RowOffset(r)) {
                 let row = RowOffset(r)
                 let chunk = segment.chunkID(at: row)
                 locations[chunk] = .segment(s, row)
@@ -138,6 +153,7 @@ final class ShardState {
 
     /// Applies a prepared transaction. It cannot fail: `prepare` checked it against this state.
     func apply(_ transaction: PreparedTransaction) {
+        changed = true
         for mutation in transaction.mutations {
             switch mutation {
             case .putDocument(let id, let metadata, let chunks):
@@ -187,7 +203,37 @@ final class ShardState {
     /// An immutable view for readers.
     func snapshot(sequence: UInt64) -> ShardSnapshot {
         ShardSnapshot(
-            segments: segments, live: live, delta: delta, deltaCount: delta.count, deltaLive: deltaLive, sequence: sequence)
+            segments: segments, indexes: indexes, live: live, delta: delta, deltaCount: delta.count, deltaLive: deltaLive,
+            sequence: sequence)
+    }
+
+    // MARK: Flushing
+
+    /// Writes what the segments do not hold yet: a segment with the live delta rows that also
+    /// lists every document with its current metadata, and the tombstones of the segments.
+    /// - Returns: the new segment's summary (nil when nothing changed) and the tombstones.
+    func writeFlush(segmentPath: FilePath) throws(StorageError) -> (SegmentSummary?, ShardTombstones) {
+        var tombstones = ShardTombstones()
+        for (s, segment) in segments.enumerated() where live[s].count < segment.rowCount {
+            var dead = RowSet(capacity: segment.rowCount)
+            for r in 0..<segment.rowCount where !live[s].contains(RowOffset(r)) { dead.insert(RowOffset(r)) }
+            tombstones.deadRows[segmentIDs[s]] = dead
+        }
+        for segment in segments {
+            for d in 0..<segment.documentCount where documents[segment.document(at: d)] == nil {
+                tombstones.deletedDocuments.insert(segment.document(at: d))
+            }
+        }
+        guard changed else { return (nil, tombstones) }
+        let writer = try SegmentWriter(path: segmentPath, dimension: contract.dimension, metric: contract.metric)
+        for r in 0..<delta.count where deltaLive.contains(RowOffset(r)) {
+            let row = delta.row(r)
+            try writer.append(
+                vector: UnsafeBufferPointer(start: delta.vector(r), count: contract.dimension), chunkID: row.chunkID,
+                documentID: row.documentID, text: row.text, metadata: row.metadata)
+        }
+        for id in documents.keys.sorted() { writer.setDocumentMetadata(documents[id]!.metadata ?? [], for: id) }
+        return (try writer.finish(), tombstones)
     }
 
     /// A document's entry (chunk ids in order, metadata).
@@ -234,6 +280,8 @@ public struct ChunkRecord: Sendable, Hashable {
 /// count. Immutable; published by the shard's writer after each durable transaction.
 public struct ShardSnapshot: Sendable {
     public let segments: [Segment]
+    /// How each segment is searched.
+    public let indexes: [any VectorIndex]
     public let live: [RowSet]
     public let delta: DeltaStore
     public let deltaCount: Int

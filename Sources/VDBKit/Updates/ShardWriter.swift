@@ -10,28 +10,61 @@ public import SystemPackage
 public actor ShardWriter {
     public let shard: UInt32
     private let wal: WriteAheadLog
-    private let state: ShardState
+    private var state: ShardState
     private let publish: @Sendable (ShardSnapshot) -> Void
+    private let warn: @Sendable (String) -> Void
     /// The last transaction applied to `state` (durable or not yet).
     private var appliedSequence: UInt64
     /// Group commit: writers waiting for a sync covering their sequence.
     private var waiters: [(sequence: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
     private var flushScheduled = false
 
-    /// Opens the shard: replays its WAL after `coveredSequence` (what the segments hold) over
-    /// the segments, then publishes the recovered state.
+    /// The published form of a shard that a writer starts from.
+    public struct Published: Sendable {
+        public var segments: [Segment]
+        public var segmentIDs: [UInt32]
+        public var indexes: [any VectorIndex]
+        public var tombstones: ShardTombstones?
+        /// The last WAL sequence the segments and tombstones hold.
+        public var coveredSequence: UInt64
+
+        public init(segments: [Segment], segmentIDs: [UInt32], indexes: [any VectorIndex], tombstones: ShardTombstones?, coveredSequence: UInt64) {
+            self.segments = segments
+            self.segmentIDs = segmentIDs
+            self.indexes = indexes
+            self.tombstones = tombstones
+            self.coveredSequence = coveredSequence
+        }
+    }
+
+    /// Opens the shard: replays its WAL after what the published segments hold, then publishes
+    /// the recovered state.
     ///
     /// - Parameter warn: receives a line for each torn tail dropped.
     public init(
-        shard: UInt32, walDirectory: FilePath, segments: [Segment], contract: EmbeddingContract, coveredSequence: UInt64,
-        policy: FsyncPolicy, warn: @Sendable (String) -> Void = { _ in }, publish: @escaping @Sendable (ShardSnapshot) -> Void
+        shard: UInt32, walDirectory: FilePath, published: Published, contract: EmbeddingContract, policy: FsyncPolicy,
+        warn: @escaping @Sendable (String) -> Void = { _ in }, publish: @escaping @Sendable (ShardSnapshot) -> Void
     ) throws {
         self.shard = shard
         self.publish = publish
-        let state = ShardState(contract: contract, segments: segments)
-        let recovery = try WriteAheadLog.recover(directory: walDirectory, after: coveredSequence)
+        self.warn = warn
+        let (state, last) = try Self.recover(shard: shard, walDirectory: walDirectory, published: published, contract: contract, warn: warn)
+        self.state = state
+        appliedSequence = last
+        wal = try WriteAheadLog(directory: walDirectory, policy: policy, nextSequence: last + 1)
+        publish(state.snapshot(sequence: last))
+    }
+
+    /// The published state plus every WAL record after it.
+    private static func recover(
+        shard: UInt32, walDirectory: FilePath, published: Published, contract: EmbeddingContract, warn: @Sendable (String) -> Void
+    ) throws -> (ShardState, UInt64) {
+        let state = ShardState(
+            contract: contract, segments: published.segments, segmentIDs: published.segmentIDs, indexes: published.indexes,
+            tombstones: published.tombstones)
+        let recovery = try WriteAheadLog.recover(directory: walDirectory, after: published.coveredSequence)
         for tail in recovery.droppedTails { warn("shard \(shard): dropped the torn tail of \(tail)") }
-        var last = coveredSequence
+        var last = published.coveredSequence
         let decoder = JSONDecoder()
         for record in recovery.records {
             let transaction: PreparedTransaction
@@ -43,11 +76,47 @@ public actor ShardWriter {
             state.apply(transaction)
             last = record.sequence
         }
+        return (state, last)
+    }
+
+    // MARK: Flushing
+
+    /// What a shard contributes to a flushed version.
+    public struct FlushPart: Sendable {
+        /// The new segment (live delta rows and every document's metadata), if anything changed.
+        public var segment: (summary: SegmentSummary, file: String)?
+        public var tombstonesFile: String?
+        public var walSequence: UInt64
+    }
+
+    /// First half of a flush: makes the WAL durable, starts a new WAL file, and writes the new
+    /// segment and tombstone file. Nothing is published; writes continue meanwhile.
+    public func prepareFlush(directory: LibraryDirectory, segmentID: UInt32, epoch: Epoch) throws -> FlushPart {
+        try wal.rotate()
+        let fileName = directory.segmentFileName(shard: shard, segment: segmentID)
+        try directory.ensureDirectory(directory.root.appending(fileName).removingLastComponent())
+        let (summary, tombstones) = try state.writeFlush(segmentPath: directory.root.appending(fileName))
+        var tombstonesFile: String? = nil
+        if !tombstones.deadRows.isEmpty || !tombstones.deletedDocuments.isEmpty {
+            tombstonesFile = "shards/\(shard)/tombstones-" + zeroPadded(epoch, 6) + ".bin"
+            try tombstones.write(to: directory.root.appending(tombstonesFile!))
+        }
+        return FlushPart(segment: summary.map { ($0, fileName) }, tombstonesFile: tombstonesFile, walSequence: appliedSequence)
+    }
+
+    /// Second half, once the version holding the flush is published: the state is rebuilt from
+    /// it plus the WAL records written since `prepareFlush`, and WAL files it covers are deleted.
+    public func completeFlush(published: Published) throws {
+        let (state, last) = try Self.recover(
+            shard: shard, walDirectory: wal.directory, published: published, contract: self.state.contract, warn: warn)
+        precondition(last == appliedSequence, "replay after a flush must reach the last applied transaction")
         self.state = state
-        appliedSequence = last
-        wal = try WriteAheadLog(directory: walDirectory, policy: policy, nextSequence: last + 1)
+        wal.removeFiles(coveredThrough: published.coveredSequence)
         publish(state.snapshot(sequence: last))
     }
+
+    /// Rows added since the last flush that are still live.
+    public var unflushedRows: Int { state.deltaLive.count }
 
     /// Applies one transaction atomically and returns its sequence number once it is durable.
     /// - Throws: `UpdateError` for a transaction that does not fit the state (nothing changes),

@@ -20,7 +20,7 @@ struct ChunksController {
         if let existing = await library.writers[library.shard(of: document)].chunk(id) {
             throw ProblemDetails(status: .conflict, code: "conflict", detail: "chunk \(id) already exists in document \(existing.document)")
         }
-        try await library.apply([.putChunk(document: document, chunk: ChunkInput(id: id, text: body.text, vector: body.vector, metadata: body.metadata))])
+        try await service.apply([.putChunk(document: document, chunk: ChunkInput(id: id, text: body.text, vector: body.vector, metadata: body.metadata))], to: library)
         return EditedResponse(status: .created, headers: [.location: "\(request.uri.path)/\(id)"], response: try await load(library, document, id))
     }
 
@@ -41,13 +41,13 @@ struct ChunksController {
         let body = try await request.json(PatchChunkRequest.self, context: context)
         let current = try await load(library, document, id)
         let chunk = ChunkInput(id: id, text: body.text ?? current.text, vector: body.vector ?? current.vector, metadata: body.metadata ?? current.metadata)
-        try await library.apply([.putChunk(document: document, chunk: chunk)])
+        try await service.apply([.putChunk(document: document, chunk: chunk)], to: library)
         return try await load(library, document, id)
     }
 
     @Sendable func delete(request: Request, context: VDBRequestContext) async throws -> Response {
         let (library, document) = try target(context)
-        try await library.apply([.deleteChunk(document: document, id: context.parameters.identifier("chunk", as: ChunkID.self))])
+        try await service.apply([.deleteChunk(document: document, id: context.parameters.identifier("chunk", as: ChunkID.self))], to: library)
         return Response(status: .noContent)
     }
 

@@ -21,7 +21,7 @@ struct DocumentsController {
             throw ProblemDetails(status: .conflict, code: "conflict", detail: "document \(id) already exists")
         }
         let chunks = body.chunks.map { ChunkInput(id: $0.id ?? .random(), text: $0.text, vector: $0.vector, metadata: $0.metadata) }
-        try await library.apply([.putDocument(id: id, metadata: body.metadata, chunks: chunks)])
+        try await service.apply([.putDocument(id: id, metadata: body.metadata, chunks: chunks)], to: library)
         let document = try await Self.load(library, id)
         return EditedResponse(status: .created, headers: [.location: "\(request.uri.path)/\(id)"], response: document)
     }
@@ -50,13 +50,13 @@ struct DocumentsController {
         let library = try service.library(context.parameters.require("library"))
         let id = try context.parameters.identifier("document", as: DocumentID.self)
         let body = try await request.json(PatchDocumentRequest.self, context: context)
-        try await library.apply([.setDocumentMetadata(id: id, metadata: body.metadata)])
+        try await service.apply([.setDocumentMetadata(id: id, metadata: body.metadata)], to: library)
         return try await Self.load(library, id)
     }
 
     @Sendable func delete(request: Request, context: VDBRequestContext) async throws -> Response {
         let library = try service.library(context.parameters.require("library"))
-        try await library.apply([.deleteDocument(id: context.parameters.identifier("document", as: DocumentID.self))])
+        try await service.apply([.deleteDocument(id: context.parameters.identifier("document", as: DocumentID.self))], to: library)
         return Response(status: .noContent)
     }
 

@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""vdb-serve throughput on loopback with wrk: searches/s and latency for k=10 on a
+100k x 384 library (flat and HNSW), and document inserts/s under each fsync policy.
+
+wrk and the server share this 2-core machine, so figures are lower bounds; compare within a run.
+
+    apt-get install wrk && bench/.venv/bin/python bench/serve_load.py
+"""
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+import h5py
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "bench", "out")
+DATA = os.path.join(OUT, "serve-data")
+
+
+def sh(*args, **kw):
+    return subprocess.run(args, check=True, text=True, capture_output=True, **kw).stdout
+
+
+def build():
+    for product in ("vdb-build", "vdb-serve"):
+        sh("swift", "build", "-c", "release", "--product", product, cwd=ROOT)
+    return sh("swift", "build", "-c", "release", "--show-bin-path", cwd=ROOT).strip()
+
+
+class Server:
+    def __init__(self, bin_dir, fsync):
+        self.port_file = tempfile.mktemp()
+        self.process = subprocess.Popen([f"{bin_dir}/vdb-serve", "--data-dir", DATA, "--port", "0", "--port-file", self.port_file,
+                                         "--fsync", fsync, "--log-level", "error"])
+        for _ in range(600):
+            if os.path.exists(self.port_file):
+                self.port = int(open(self.port_file).read())
+                return
+            time.sleep(0.05)
+        raise RuntimeError("server did not start")
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait()
+
+
+def wrk(url, script, seconds=10, connections=16):
+    out = sh("wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script, url)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    def ms(label):
+        m = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", out)
+        v, unit = float(m.group(1)), m.group(2)
+        return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return dict(rps=rps, p50=ms("50"), p99=ms("99"), errors=int(errors.group(1)) if errors else 0)
+
+
+def lua_bodies(path, method, bodies):
+    with open(path, "w") as f:
+        f.write("local bodies = {\n")
+        for b in bodies:
+            f.write("  [[" + json.dumps(b) + "]],\n")
+        f.write("}\nlocal i = 0\n")
+        f.write(f'wrk.method = "{method}"\nwrk.headers["Content-Type"] = "application/json"\n')
+        f.write("request = function()\n  i = i % #bodies + 1\n  return wrk.format(nil, nil, nil, bodies[i])\nend\n")
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    bin_dir = build()
+    source = os.path.join(OUT, "synth-100k-384.hdf5")
+    if not os.path.exists(source):
+        sh(f"{bin_dir}/vdb-build", "generate", "--output", source, "--rows", "100000", "--queries", "1000",
+           "--dimension", "384", "--metric", "cosine", "--seed", "42")
+    subprocess.run(["rm", "-rf", DATA])
+    sh(f"{bin_dir}/vdb-build", "ingest", source, "--library", "flat384", "--data-dir", DATA)
+    sh(f"{bin_dir}/vdb-build", "ingest", source, "--library", "hnsw384", "--data-dir", DATA)
+    sh(f"{bin_dir}/vdb-build", "index", "--library", "hnsw384", "--data-dir", DATA, "--type", "hnsw")
+    with h5py.File(source) as f:
+        queries = f["test"][:200].tolist()
+    rows = []
+    script = os.path.join(OUT, "search.lua")
+    lua_bodies(script, "POST", [{"vector": q, "k": 10} for q in queries])
+    server = Server(bin_dir, "group:5")
+    try:
+        for lib in ("flat384", "hnsw384"):
+            r = wrk(f"http://127.0.0.1:{server.port}/v1/libraries/{lib}/search", script)
+            rows.append((f"search k=10, {lib.replace('384', '')}, 100k x 384", r))
+        sh("curl", "-sf", "-X", "POST", f"http://127.0.0.1:{server.port}/v1/libraries",
+           "-d", json.dumps({"name": "updates", "dimension": 384, "metric": "cosine", "shards": 2}))
+    finally:
+        server.stop()
+    rng = random.Random(1)
+    inserts = os.path.join(OUT, "insert.lua")
+    lua_bodies(inserts, "POST", [{"chunks": [{"text": "t", "vector": [rng.uniform(-1, 1) for _ in range(384)]}]} for _ in range(200)])
+    for policy in ("always", "group:5", "never"):
+        server = Server(bin_dir, policy)
+        try:
+            r = wrk(f"http://127.0.0.1:{server.port}/v1/libraries/updates/documents", inserts, seconds=8)
+            rows.append((f"insert 1-chunk document, fsync {policy}", r))
+        finally:
+            server.stop()
+    print(f"{'workload':<44} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for name, r in rows:
+        print(f"{name:<44} {r['rps']:>9.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['errors']:>7}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
