@@ -61,6 +61,14 @@ struct VDBServe: AsyncParsableCommand {
         let configuration = ServeConfiguration(dataDirectory: dataDir, host: host, port: port, policy: try policy(), portFile: portFile)
         let app = buildApplication(configuration, service: service, logger: logger)
         logger.info("serving \(dataDir) on \(host):\(port), fsync \(configuration.policy)")
+        // Versions published by vdb-build while we serve are picked up without a restart.
+        let watcher = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: 1_000_000_000)
+                await service.refresh()
+            }
+        }
+        defer { watcher.cancel() }
         // runService handles SIGTERM/SIGINT: in-flight requests finish, then we return.
         try await app.runService()
         // In-flight requests are done; flush so the next start replays little of the WAL.

@@ -33,6 +33,8 @@ public struct StorageError: Error, Sendable, CustomStringConvertible {
         public static let corruptManifest = Code("corrupt-manifest")
         /// The caller asked for something the store cannot do (a bad name, a bad shard count).
         public static let invalidArgument = Code("invalid-argument")
+        /// Another writer published a version since this change was prepared.
+        public static let conflict = Code("conflict")
     }
 
     public var code: Code

@@ -58,6 +58,8 @@ public enum IndexBuilder {
             type: options.kind.rawValue, hnsw: options.kind == .flat ? nil : options.hnsw,
             autoThreshold: options.kind == .auto ? options.autoThreshold : nil)
         var written: [FilePath] = []
+        // Segments get new ids when rewritten: their tombstones follow them.
+        var renamed: [[UInt32: UInt32]] = Array(repeating: [:], count: old.shardCount)
         var buildSeconds = 0.0
         var graphSegments = 0
         var graphBytes = 0
@@ -108,6 +110,7 @@ public enum IndexBuilder {
                     let path = directory.root.appending(fileName)
                     written.append(path)
                     let summary = try SegmentWriter.rewrite(segment, to: path, extraSections: sections)
+                    renamed[s][manifest.shards[s].segments[i].id] = nextSegmentID
                     manifest.shards[s].segments[i] = SegmentManifest(
                         id: nextSegmentID, file: fileName, rows: summary.rows, documents: summary.documents,
                         bytes: summary.bytes, headerCRC: summary.headerCRC)
@@ -115,7 +118,18 @@ public enum IndexBuilder {
                     rowsDone += segment.rowCount
                 }
             }
-            try directory.publish(manifest)
+            for s in 0..<old.shardCount {
+                guard let file = old.shards[s].tombstones, !renamed[s].isEmpty else { continue }
+                var tombstones = try ShardTombstones.read(directory.root.appending(file))
+                for (from, to) in renamed[s] {
+                    if let dead = tombstones.deadRows.removeValue(forKey: from) { tombstones.deadRows[to] = dead }
+                }
+                let newFile = "shards/\(s)/tombstones-" + zeroPadded(manifest.epoch, 6) + ".bin"
+                try tombstones.write(to: directory.root.appending(newFile))
+                written.append(directory.root.appending(newFile))
+                manifest.shards[s].tombstones = newFile
+            }
+            try directory.publish(manifest, expecting: old.epoch)
         } catch {
             for path in written { try? removeFileIfPresent(path) }
             throw error

@@ -157,7 +157,7 @@ public enum Ingestor {
             let manifest = Manifest(
                 epoch: epoch, library: options.library, contract: contract, shardCount: options.shardCount,
                 shards: shards, querySet: storedQueries, metadata: previous?.metadata ?? [:])
-            try directory.publish(manifest)
+            try directory.publish(manifest, expecting: previous?.epoch)
             return IngestReport(
                 library: options.library, epoch: epoch, contract: contract, rows: rowsDone, documents: documents.count,
                 shards: options.shardCount, segments: shards.reduce(0) { $0 + $1.segments.count },

@@ -18,7 +18,7 @@ public enum ExitStatus {
         case let e as StorageError:
             switch e.code {
             case .notFound: return noInput
-            case .io: return ioError
+            case .io, .conflict: return ioError
             case .invalidArgument, .alreadyExists: return usage
             default: return dataError
             }

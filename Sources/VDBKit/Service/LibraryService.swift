@@ -92,6 +92,21 @@ public final class LibraryService: Sendable {
         return sequence
     }
 
+    /// Picks up versions other processes published (`vdb-build index`, `ingest --replace` of
+    /// the same shape) for every open library. The server calls this periodically.
+    public func refresh() async {
+        for library in libraries.withLock({ Array($0.values) }) {
+            let directory = library.snapshot.directory
+            guard let manifest = try? directory.currentManifest(), manifest.epoch > library.snapshot.epoch else { continue }
+            do {
+                let snapshot = try LibrarySnapshot(directory: directory, manifest: manifest, verifyChecksums: true)
+                if try await library.adopt(snapshot) { warn("library '\(directory.name)': now serving version \(manifest.epoch)") }
+            } catch {
+                warn("library '\(directory.name)': cannot adopt version \(manifest.epoch): \(error)")
+            }
+        }
+    }
+
     /// Flushes every library (on shutdown, so a restart replays little).
     public func flushAll() async {
         for library in libraries.withLock({ Array($0.values) }) {

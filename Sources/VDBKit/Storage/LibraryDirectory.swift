@@ -1,5 +1,8 @@
 public import SystemPackage
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The files of one library under `<data-dir>/libraries/<name>/`, and the atomic switch of its
 /// live version:
@@ -84,9 +87,22 @@ public struct LibraryDirectory: Sendable {
     /// Publishes `manifest` as the live version: writes `manifest-<epoch>.json` durably, then
     /// replaces `CURRENT` by an atomic rename. A crash at any point leaves the old version or
     /// the new one live, never neither.
-    public func publish(_ manifest: Manifest) throws(StorageError) {
+    ///
+    /// - Parameter expected: the version the change was made from. Publishing fails with
+    ///   `.conflict` if another process (`vdb-build` beside a running `vdb-serve`) published
+    ///   since: a compare-and-swap on the version, under an exclusive lock on the library's
+    ///   `LOCK` file, so two publishers never both write version N + 1.
+    public func publish(_ manifest: Manifest, expecting expected: Epoch? = nil) throws(StorageError) {
         try manifest.validate()
         try ensureDirectory(root)
+        let lock = try lockExclusively()
+        defer { unlock(lock) }
+        let current = exists ? try currentManifest().epoch : nil
+        if current != expected || (current ?? 0) >= manifest.epoch {
+            throw StorageError(
+                .conflict,
+                "library '\(name)' is at version \(current.map(String.init) ?? "none") but this change was made from \(expected.map(String.init) ?? "none"); retry it")
+        }
         let fileName = manifestFileName(epoch: manifest.epoch)
         let data: Data
         do {
@@ -96,6 +112,24 @@ public struct LibraryDirectory: Sendable {
         }
         try DurableFile.write(Array(data), to: root.appending(fileName))
         try DurableFile.write(Array((fileName + "\n").utf8), to: currentFile)
+    }
+
+    /// Takes the library's publish lock (`flock` on `LOCK`), waiting for another holder.
+    private func lockExclusively() throws(StorageError) -> CInt {
+        let fd = root.appending("LOCK").withPlatformString { open($0, O_RDWR | O_CREAT | O_CLOEXEC, 0o644) }
+        guard fd >= 0 else { throw StorageError(.io, "cannot open \(root.appending("LOCK"))", cause: Errno(rawValue: errno)) }
+        while flock(fd, LOCK_EX) != 0 {
+            if errno == EINTR { continue }
+            let error = Errno(rawValue: errno)
+            close(fd)
+            throw StorageError(.io, "cannot lock \(root.appending("LOCK"))", cause: error)
+        }
+        return fd
+    }
+
+    private func unlock(_ fd: CInt) {
+        flock(fd, LOCK_UN)
+        close(fd)
     }
 
     /// Creates a directory (and parents) under the library.

@@ -11,6 +11,7 @@ public final class LiveLibrary: Sendable {
     public let writers: [ShardWriter]
     private let shards: PublishedShards
     private let published: Mutex<LibrarySnapshot>
+    /// Set while a flush or an adoption rebuilds the shards; they never overlap.
     private let flushing = Mutex(false)
 
     /// Opens the live version of a library and recovers each shard from its WAL.
@@ -140,7 +141,7 @@ public final class LiveLibrary: Sendable {
             manifest.shards[shard].walSequence = part.walSequence
         }
         guard changed else { return nil }
-        try old.directory.publish(manifest)
+        try old.directory.publish(manifest, expecting: old.epoch)
         // The new version maps the old segments again (cheap) and checks only the new files.
         let new = try LibrarySnapshot(directory: old.directory, manifest: manifest, verifyChecksums: false)
         var reusable: [UInt32: any VectorIndex] = [:]
@@ -152,6 +153,33 @@ public final class LiveLibrary: Sendable {
             try await writer.completeFlush(published: Self.published(new, shard: shard, reusing: reusable))
         }
         return manifest.epoch
+    }
+}
+
+extension LiveLibrary {
+    /// Adopts a version another process published (`vdb-build index` on a served library):
+    /// each shard's state is rebuilt from it plus the WAL, like after a flush; searches already
+    /// running finish on the state they took. Returns false when a flush is running (try again).
+    public func adopt(_ new: LibrarySnapshot) async throws -> Bool {
+        guard flushing.withLock({ busy in
+            defer { busy = true }
+            return !busy
+        }) else { return false }
+        defer { flushing.withLock { $0 = false } }
+        let old = snapshot
+        guard new.epoch > old.epoch else { return true }
+        guard new.manifest.shardCount == old.manifest.shardCount, new.contract == old.contract else {
+            throw StorageError(.invalidArgument, "version \(new.epoch) of library '\(old.directory.name)' changes its shards or contract; restart the server to serve it")
+        }
+        var reusable: [UInt32: any VectorIndex] = [:]
+        for (shard, state) in currentShards().enumerated() where old.manifest.index == new.manifest.index {
+            for (i, index) in state.indexes.enumerated() { reusable[old.manifest.shards[shard].segments[i].id] = index }
+        }
+        published.withLock { $0 = new }
+        for (shard, writer) in writers.enumerated() {
+            try await writer.completeFlush(published: Self.published(new, shard: shard, reusing: reusable))
+        }
+        return true
     }
 }
 

@@ -42,7 +42,7 @@ struct ProblemDetails: HTTPResponseError, Encodable {
         case let e as StorageError:
             switch e.code {
             case .notFound: self.init(status: .notFound, code: e.code.rawValue, detail: e.message)
-            case .alreadyExists: self.init(status: .conflict, code: e.code.rawValue, detail: e.message)
+            case .alreadyExists, .conflict: self.init(status: .conflict, code: e.code.rawValue, detail: e.message)
             case .invalidArgument: self.init(status: .unprocessableContent, code: e.code.rawValue, detail: e.message)
             default: self.init(status: .internalServerError, code: "internal", detail: "the server could not complete the request")
             }

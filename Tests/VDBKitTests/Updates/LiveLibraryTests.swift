@@ -172,6 +172,46 @@ struct LiveLibraryTests {
         for segment in try LibrarySnapshot.openCurrent(dataDirectory: dir.path, library: "u").allSegments { try Segment.verify(path: segment.path) }
     }
 
+    /// `vdb-build index` publishes a version while the library is served: the service adopts
+    /// it without a restart, keeps every update (the WAL and tombstones carry over), and a
+    /// searcher taken before keeps working. A stale publisher is refused (compare-and-swap).
+    @Test func adoptsVersionsPublishedElsewhere() async throws {
+        let dir = TemporaryDirectory()
+        var model = try Self.library(dir, rows: 3_000)
+        let service = try LibraryService(dataDirectory: dir.path, policy: .always)
+        let library = try service.library("u")
+        var rng = SeededGenerator(seed: 3)
+        for _ in 0..<40 {
+            let tx = Self.transaction(model, &rng)
+            try await service.apply(tx, to: library)
+            model.apply(tx)
+        }
+        try await library.flush()  // deletions of published rows now live in a tombstone file
+        for _ in 0..<20 {
+            let tx = Self.transaction(model, &rng)
+            try await service.apply(tx, to: library)
+            model.apply(tx)
+        }
+        let before = try library.searcher()
+        let built = try IndexBuilder.build(
+            dataDirectory: dir.path, library: "u",
+            options: IndexBuildOptions(kind: .hnsw, hnsw: HNSWParameters(m: 8, efConstruction: 60, efSearch: 400), threads: 2))
+        await service.refresh()
+        #expect(library.snapshot.epoch == built.epoch)
+        #expect(try library.searcher().indexDescription.contains("hnsw"))
+        try Self.expectMatches(library, model, seed: 4, "after adopting the indexed version")
+        #expect(try before.search(Self.vector(&rng), k: 5).count == 5)
+        // A publisher working from an old version loses the compare-and-swap.
+        var stale = library.snapshot.manifest
+        stale.epoch += 1
+        #expect {
+            try LibraryDirectory(dataDirectory: dir.path, name: "u").publish(stale, expecting: built.epoch - 1)
+        } throws: { ($0 as? StorageError)?.code == .conflict }
+        // Reopening from disk gives the same library.
+        let reopened = try LiveLibrary.open(dataDirectory: dir.path, library: "u", policy: .always)
+        try Self.expectMatches(reopened, model, seed: 5, "after reopening the adopted version")
+    }
+
     /// A transaction of several documents' worth of changes is one WAL record: after a crash
     /// that tears it, none of it is there; the transactions before it all are.
     @Test func tornLastTransactionIsWhollyAbsent() async throws {
