@@ -1,4 +1,15 @@
 #include "CVDBKernels.h"
+
+// ifunc resolvers run while the dynamic linker relocates the binary, before a sanitizer's
+// runtime exists: they (and what they call) must carry no instrumentation.
+#if defined(__has_attribute)
+#if __has_attribute(disable_sanitizer_instrumentation)
+#define VDB_RESOLVER __attribute__((disable_sanitizer_instrumentation))
+#endif
+#endif
+#ifndef VDB_RESOLVER
+#define VDB_RESOLVER
+#endif
 #include <immintrin.h>
 #include <string.h>
 
@@ -37,7 +48,7 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_sse42(uint32_t crc, con
 }
 
 typedef uint32_t (*crc_fn)(uint32_t, const void *, size_t);
-static crc_fn resolve_crc32c(void) {
+VDB_RESOLVER static crc_fn resolve_crc32c(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("sse4.2") ? crc32c_sse42 : vdb_crc32c_portable;
 }

@@ -1,4 +1,15 @@
 #include "CVDBKernels.h"
+
+// ifunc resolvers run while the dynamic linker relocates the binary, before a sanitizer's
+// runtime exists: they (and what they call) must carry no instrumentation.
+#if defined(__has_attribute)
+#if __has_attribute(disable_sanitizer_instrumentation)
+#define VDB_RESOLVER __attribute__((disable_sanitizer_instrumentation))
+#endif
+#endif
+#ifndef VDB_RESOLVER
+#define VDB_RESOLVER
+#endif
 #include <immintrin.h>
 
 // ---- scalar -------------------------------------------------------------------------------
@@ -182,7 +193,7 @@ VDB_ROWS(dot_rows_avx512, dot_avx512, __attribute__((target("avx512f"))))
 
 // ---- dispatch -----------------------------------------------------------------------------
 
-int vdb_kernel_level_supported(vdb_kernel_level level) {
+VDB_RESOLVER int vdb_kernel_level_supported(vdb_kernel_level level) {
     __builtin_cpu_init();
     switch (level) {
     case VDB_KERNEL_SCALAR: return 1;
@@ -192,7 +203,7 @@ int vdb_kernel_level_supported(vdb_kernel_level level) {
     return 0;
 }
 
-vdb_kernel_level vdb_kernel_level_active(void) {
+VDB_RESOLVER vdb_kernel_level vdb_kernel_level_active(void) {
     if (vdb_kernel_level_supported(VDB_KERNEL_AVX512)) return VDB_KERNEL_AVX512;
     if (vdb_kernel_level_supported(VDB_KERNEL_AVX2)) return VDB_KERNEL_AVX2;
     return VDB_KERNEL_SCALAR;
@@ -201,28 +212,28 @@ vdb_kernel_level vdb_kernel_level_active(void) {
 typedef float (*pair_fn)(const float *, const float *, size_t);
 typedef void (*rows_fn)(const float *, const float *, size_t, size_t, float *);
 
-static pair_fn resolve_l2sq(void) {
+VDB_RESOLVER static pair_fn resolve_l2sq(void) {
     switch (vdb_kernel_level_active()) {
     case VDB_KERNEL_AVX512: return l2sq_avx512;
     case VDB_KERNEL_AVX2: return l2sq_avx2;
     default: return l2sq_scalar;
     }
 }
-static pair_fn resolve_dot(void) {
+VDB_RESOLVER static pair_fn resolve_dot(void) {
     switch (vdb_kernel_level_active()) {
     case VDB_KERNEL_AVX512: return dot_avx512;
     case VDB_KERNEL_AVX2: return dot_avx2;
     default: return dot_scalar;
     }
 }
-static rows_fn resolve_l2sq_rows(void) {
+VDB_RESOLVER static rows_fn resolve_l2sq_rows(void) {
     switch (vdb_kernel_level_active()) {
     case VDB_KERNEL_AVX512: return l2sq_rows_avx512;
     case VDB_KERNEL_AVX2: return l2sq_rows_avx2;
     default: return l2sq_rows_scalar;
     }
 }
-static rows_fn resolve_dot_rows(void) {
+VDB_RESOLVER static rows_fn resolve_dot_rows(void) {
     switch (vdb_kernel_level_active()) {
     case VDB_KERNEL_AVX512: return dot_rows_avx512;
     case VDB_KERNEL_AVX2: return dot_rows_avx2;
@@ -238,7 +249,7 @@ void vdb_dot_f32_rows(const float *q, const float *base, size_t rows, size_t dim
     __attribute__((ifunc("resolve_dot_rows")));
 
 typedef float (*u8_fn)(const float *, const uint8_t *, size_t);
-static u8_fn resolve_dot_u8(void) {
+VDB_RESOLVER static u8_fn resolve_dot_u8(void) {
     switch (vdb_kernel_level_active()) {
     case VDB_KERNEL_AVX512: return dot_u8_avx512;
     case VDB_KERNEL_AVX2: return dot_u8_avx2;

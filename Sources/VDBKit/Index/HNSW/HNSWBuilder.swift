@@ -1,5 +1,6 @@
 import CVDBKernels
 import Dispatch
+import Foundation
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -76,7 +77,7 @@ enum HNSWBuilder {
         let locks = UnsafeMutablePointer<UInt8>.allocate(capacity: count)
         locks.initialize(repeating: 0, count: count)
         defer { locks.deallocate() }
-        let entry = Mutex<(node: UInt32, level: Int)>((0, graph.level(of: 0)))
+        let entry = EntryPoint(node: 0, level: graph.level(of: 0))
         graph.entryPoint = 0
         graph.topLevel = graph.level(of: 0)
         let next = Atomic<Int>(1)
@@ -95,7 +96,7 @@ enum HNSWBuilder {
                 }
             }
         }
-        let final = entry.withLock { $0 }
+        let final = entry.read()
         graph.entryPoint = final.node
         graph.topLevel = final.level
         return graph
@@ -114,7 +115,7 @@ private struct BuildContext: @unchecked Sendable {
     func vector(_ node: UInt32) -> UnsafePointer<Float> { vectors + Int(node) * dimension }
 
     func insert<D: DistanceKernel>(
-        _ kernel: D.Type, _ node: UInt32, entry: borrowing Mutex<(node: UInt32, level: Int)>, scratch: SearchScratch,
+        _ kernel: D.Type, _ node: UInt32, entry: EntryPoint, scratch: SearchScratch,
         buffer: UnsafeMutablePointer<UInt32>
     ) {
         let level = graph.level(of: node)
@@ -122,11 +123,10 @@ private struct BuildContext: @unchecked Sendable {
         let query = vector(node)
         // A node above the current top holds the entry lock for its whole insertion, as in
         // hnswlib, so two new tops cannot race.
-        var snapshot = entry.withLock { $0 }
+        let snapshot = entry.read()
         if level > snapshot.level {
-            entry.withLock { state in
-                snapshot = state
-                insertBody(D.self, node, level: level, query: query, from: snapshot, access: access, scratch: scratch, buffer: buffer)
+            entry.withExclusiveAccess { state in
+                insertBody(D.self, node, level: level, query: query, from: state, access: access, scratch: scratch, buffer: buffer)
                 if level > state.level { state = (node, level) }
             }
         } else {
@@ -247,5 +247,28 @@ private struct BuildContext: @unchecked Sendable {
         list[0] = UInt32(candidates.count)
         for (i, c) in candidates.enumerated() { list[i + 1] = c.node }
         scratch.pruning = candidates
+    }
+}
+
+/// The graph's entry point while building. A `pthread` mutex (through `NSLock`) rather than
+/// `Synchronization.Mutex`, whose futex lock ThreadSanitizer cannot see, so that the build can be
+/// checked for races.
+final class EntryPoint: @unchecked Sendable {
+    // @unchecked Sendable: `state` is only touched under `lock`.
+    private let lock = NSLock()
+    private var state: (node: UInt32, level: Int)
+
+    init(node: UInt32, level: Int) { state = (node, level) }
+
+    func read() -> (node: UInt32, level: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        return state
+    }
+
+    func withExclusiveAccess(_ body: (inout (node: UInt32, level: Int)) -> Void) {
+        lock.lock()
+        defer { lock.unlock() }
+        body(&state)
     }
 }
