@@ -22,6 +22,10 @@ struct CreateLibraryRequest: Decodable, Sendable {
     var metadata: [String: JSONValue]?
 }
 
+struct PatchLibraryRequest: Decodable, Sendable {
+    var metadata: [String: JSONValue]
+}
+
 struct ChunkBody: Decodable, Sendable {
     var id: ChunkID?
     var text: String?

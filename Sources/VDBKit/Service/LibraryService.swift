@@ -140,6 +140,16 @@ public final class LibraryService: Sendable {
             mappedBytes: library.snapshot.mappedBytes)
     }
 
+    /// Replaces a library's metadata (a new version).
+    public func updateMetadata(_ name: String, metadata: [String: JSONValue]) async throws -> LibraryInfo {
+        let library = try library(name)
+        for _ in 0..<100 {
+            if try library.updateMetadata(metadata) != nil { return await info(of: library) }
+            try await Task.sleep(nanoseconds: 20_000_000)  // a flush is running
+        }
+        throw StorageError(.conflict, "library '\(name)' is busy flushing; retry")
+    }
+
     /// Deletes a library and its files.
     public func deleteLibrary(_ name: String) throws {
         let directory = try LibraryDirectory(dataDirectory: dataDirectory, name: name)

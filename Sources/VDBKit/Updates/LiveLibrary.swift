@@ -157,6 +157,26 @@ public final class LiveLibrary: Sendable {
 }
 
 extension LiveLibrary {
+    /// Replaces the library's metadata by publishing a new version (segments unchanged).
+    /// Returns nil when a flush is running (try again).
+    public func updateMetadata(_ metadata: [String: JSONValue]) throws -> LibrarySnapshot? {
+        guard flushing.withLock({ busy in
+            defer { busy = true }
+            return !busy
+        }) else { return nil }
+        defer { flushing.withLock { $0 = false } }
+        let old = snapshot
+        var manifest = old.manifest
+        manifest.epoch += 1
+        manifest.createdAt = .now
+        manifest.metadata = metadata
+        try old.directory.publish(manifest, expecting: old.epoch)
+        // Same files: the shards keep their state; only the version and metadata change.
+        let new = try LibrarySnapshot(directory: old.directory, manifest: manifest, verifyChecksums: false)
+        published.withLock { $0 = new }
+        return new
+    }
+
     /// Adopts a version another process published (`vdb-build index` on a served library):
     /// each shard's state is rebuilt from it plus the WAL, like after a flush; searches already
     /// running finish on the state they took. Returns false when a flush is running (try again).

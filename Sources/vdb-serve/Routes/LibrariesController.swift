@@ -9,7 +9,16 @@ struct LibrariesController {
         group.post(use: create)
         group.get(use: list)
         group.get(":library", use: get)
+        group.patch(":library", use: update)
         group.delete(":library", use: delete)
+    }
+
+    /// Replaces the library's metadata (contract, shards and index settings never change here).
+    @Sendable func update(request: Request, context: VDBRequestContext) async throws -> JSONBody<LibraryInfo> {
+        let name = try context.parameters.require("library")
+        _ = try service.library(name)
+        let body = try await request.json(PatchLibraryRequest.self, context: context)
+        return JSONBody(try await service.updateMetadata(name, metadata: body.metadata))
     }
 
     @Sendable func create(request: Request, context: VDBRequestContext) async throws -> EditedResponse<JSONBody<LibraryInfo>> {
