@@ -1,4 +1,3 @@
-import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -12,7 +11,7 @@ public final class TerminalProgress: Sendable {
         var lastDraw: UInt64 = 0
         var drawn = false
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
     public let enabled: Bool
 
     /// - Parameter enabled: draw or not; by default, when standard error is a terminal.

@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 public import SystemPackage
 
 /// What a client is told about a library.
@@ -24,7 +23,7 @@ public struct LibraryInfo: Codable, Sendable, Hashable {
 public final class LibraryService: Sendable {
     public let dataDirectory: FilePath
     public let policy: FsyncPolicy
-    private let libraries: Mutex<[String: LiveLibrary]>
+    private let libraries: Locked<[String: LiveLibrary]>
     private let warn: @Sendable (String) -> Void
     /// A library whose unflushed rows reach this many is flushed in the background.
     public let flushThreshold: Int
@@ -41,7 +40,7 @@ public final class LibraryService: Sendable {
         for name in LibraryDirectory.libraryNames(in: dataDirectory) {
             open[name] = try LiveLibrary.open(dataDirectory: dataDirectory, library: name, policy: policy, warn: warn)
         }
-        libraries = Mutex(open)
+        libraries = Locked(open)
     }
 
     /// Creates an empty library with a fixed contract.

@@ -1,4 +1,3 @@
-import Synchronization
 
 /// Rows added since the last flush, in append-only storage that readers share with the writer.
 ///
@@ -22,7 +21,7 @@ public final class DeltaStore: @unchecked Sendable {
     private var metadata: [[UInt8]?] = []
     // Per-row fields that are Swift arrays are read by readers concurrently with appends, which
     // can reallocate them; those reads go through this lock (they are not on the scoring path).
-    private let lock = Mutex(())
+    private let lock = Locked(())
     public private(set) var count = 0
 
     public init(dimension: Int) {

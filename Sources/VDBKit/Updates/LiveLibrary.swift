@@ -1,4 +1,3 @@
-import Synchronization
 public import SystemPackage
 
 /// A library open for reading and incremental updates: the published version's segments, one
@@ -10,9 +9,9 @@ public import SystemPackage
 public final class LiveLibrary: Sendable {
     public let writers: [ShardWriter]
     private let shards: PublishedShards
-    private let published: Mutex<LibrarySnapshot>
+    private let published: Locked<LibrarySnapshot>
     /// Set while a flush or an adoption rebuilds the shards; they never overlap.
-    private let flushing = Mutex(false)
+    private let flushing = Locked(false)
 
     /// Opens the live version of a library and recovers each shard from its WAL.
     public static func open(
@@ -22,7 +21,7 @@ public final class LiveLibrary: Sendable {
     }
 
     public init(snapshot: LibrarySnapshot, policy: FsyncPolicy, warn: @escaping @Sendable (String) -> Void = { _ in }) throws {
-        published = Mutex(snapshot)
+        published = Locked(snapshot)
         let shardCount = snapshot.manifest.shardCount
         let shards = PublishedShards(count: shardCount)
         self.shards = shards
@@ -205,6 +204,6 @@ extension LiveLibrary {
 
 /// The latest snapshot of each shard, written by the shards' writers and read by searches.
 final class PublishedShards: Sendable {
-    let current: Mutex<[ShardSnapshot?]>
-    init(count: Int) { current = Mutex([ShardSnapshot?](repeating: nil, count: count)) }
+    let current: Locked<[ShardSnapshot?]>
+    init(count: Int) { current = Locked([ShardSnapshot?](repeating: nil, count: count)) }
 }

@@ -1,6 +1,5 @@
 import CVDBKernels
 import Dispatch
-import Foundation
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -77,7 +76,7 @@ enum HNSWBuilder {
         let locks = UnsafeMutablePointer<UInt8>.allocate(capacity: count)
         locks.initialize(repeating: 0, count: count)
         defer { locks.deallocate() }
-        let entry = EntryPoint(node: 0, level: graph.level(of: 0))
+        let entry = Locked<(node: UInt32, level: Int)>((0, graph.level(of: 0)))
         graph.entryPoint = 0
         graph.topLevel = graph.level(of: 0)
         let next = Atomic<Int>(1)
@@ -96,7 +95,7 @@ enum HNSWBuilder {
                 }
             }
         }
-        let final = entry.read()
+        let final = entry.withLock { $0 }
         graph.entryPoint = final.node
         graph.topLevel = final.level
         return graph
@@ -115,7 +114,7 @@ private struct BuildContext: @unchecked Sendable {
     func vector(_ node: UInt32) -> UnsafePointer<Float> { vectors + Int(node) * dimension }
 
     func insert<D: DistanceKernel>(
-        _ kernel: D.Type, _ node: UInt32, entry: EntryPoint, scratch: SearchScratch,
+        _ kernel: D.Type, _ node: UInt32, entry: Locked<(node: UInt32, level: Int)>, scratch: SearchScratch,
         buffer: UnsafeMutablePointer<UInt32>
     ) {
         let level = graph.level(of: node)
@@ -123,9 +122,9 @@ private struct BuildContext: @unchecked Sendable {
         let query = vector(node)
         // A node above the current top holds the entry lock for its whole insertion, as in
         // hnswlib, so two new tops cannot race.
-        let snapshot = entry.read()
+        let snapshot = entry.withLock { $0 }
         if level > snapshot.level {
-            entry.withExclusiveAccess { state in
+            entry.withLock { state in
                 insertBody(D.self, node, level: level, query: query, from: state, access: access, scratch: scratch, buffer: buffer)
                 if level > state.level { state = (node, level) }
             }
@@ -247,28 +246,5 @@ private struct BuildContext: @unchecked Sendable {
         list[0] = UInt32(candidates.count)
         for (i, c) in candidates.enumerated() { list[i + 1] = c.node }
         scratch.pruning = candidates
-    }
-}
-
-/// The graph's entry point while building. A `pthread` mutex (through `NSLock`) rather than
-/// `Synchronization.Mutex`, whose futex lock ThreadSanitizer cannot see, so that the build can be
-/// checked for races.
-final class EntryPoint: @unchecked Sendable {
-    // @unchecked Sendable: `state` is only touched under `lock`.
-    private let lock = NSLock()
-    private var state: (node: UInt32, level: Int)
-
-    init(node: UInt32, level: Int) { state = (node, level) }
-
-    func read() -> (node: UInt32, level: Int) {
-        lock.lock()
-        defer { lock.unlock() }
-        return state
-    }
-
-    func withExclusiveAccess(_ body: (inout (node: UInt32, level: Int)) -> Void) {
-        lock.lock()
-        defer { lock.unlock() }
-        body(&state)
     }
 }

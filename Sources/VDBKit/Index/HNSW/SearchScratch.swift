@@ -1,4 +1,3 @@
-import Synchronization
 
 /// A binary heap of (distance, node) in manually managed storage that grows but never
 /// shrinks, so a reused heap allocates nothing per query. `MaxFirst` chooses the order.
@@ -166,7 +165,7 @@ final class SearchScratchPool: Sendable {
     private let dimension: Int
     // `SearchScratch` is not Sendable: a scratch is used by one search at a time, handed
     // between threads only through this lock.
-    private let free = Mutex<[UnsafeScratch]>([])
+    private let free = Locked<[UnsafeScratch]>([])
 
     private struct UnsafeScratch: @unchecked Sendable { let scratch: SearchScratch }
 
