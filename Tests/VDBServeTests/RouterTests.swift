@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import Hummingbird
 import HummingbirdTesting
 import SystemPackage
@@ -6,44 +9,82 @@ import Testing
 import VDBKit
 @testable import vdb_serve
 
-/// Every endpoint's success and error paths, through the router without a socket.
+/// Every endpoint's success and error paths, each scenario run twice: through the router
+/// without a socket, and over HTTP against the real `vdb-serve` binary on a free port.
 @Suite("REST API")
 struct RouterTests {
-    final class Fixture: @unchecked Sendable {
-        let directory: URL
-        let service: LibraryService
-        init() throws {
-            directory = FileManager.default.temporaryDirectory.appendingPathComponent("vdb-serve-\(UUID().uuidString.prefix(8))")
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            service = try LibraryService(dataDirectory: FilePath(directory.path), policy: .never)
-        }
-        deinit { try? FileManager.default.removeItem(at: directory) }
-    }
+    enum Backend: String, CaseIterable, Sendable { case router, process }
 
-    struct Reply {
+    struct Reply: @unchecked Sendable {
+        // @unchecked Sendable: `json` is a parsed JSON tree, never mutated after parsing.
         var status: HTTPResponse.Status
         var contentType: String?
         var json: Any?
         var object: [String: Any] { json as? [String: Any] ?? [:] }
     }
 
-    static func call(_ client: some TestClientProtocol, _ method: HTTPRequest.Method, _ uri: String, _ body: Any? = nil, raw: String? = nil) async throws -> Reply {
-        var buffer: ByteBuffer? = nil
-        if let raw { buffer = ByteBuffer(string: raw) }
-        if let body { buffer = ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body)) }
-        return try await client.execute(uri: uri, method: method, headers: [.contentType: "application/json"], body: buffer) { response in
-            let data = Data(buffer: response.body)
+    /// Sends one request to whichever server a test runs against.
+    protocol Client: Sendable {
+        func send(_ method: HTTPRequest.Method, _ uri: String, _ body: Data?) async throws -> Reply
+    }
+
+    struct InProcess: Client {
+        let client: any TestClientProtocol
+        func send(_ method: HTTPRequest.Method, _ uri: String, _ body: Data?) async throws -> Reply {
+            try await client.execute(uri: uri, method: method, headers: [.contentType: "application/json"], body: body.map { ByteBuffer(bytes: $0) }) { response in
+                let data = Data(buffer: response.body)
+                return Reply(status: response.status, contentType: response.headers[.contentType], json: data.isEmpty ? nil : try? JSONSerialization.jsonObject(with: data))
+            }
+        }
+    }
+
+    struct OverHTTP: Client {
+        let port: Int
+        func send(_ method: HTTPRequest.Method, _ uri: String, _ body: Data?) async throws -> Reply {
+            var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(uri)")!)
+            request.httpMethod = method.rawValue
+            request.httpBody = body
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            let (data, response) = try await URLSession.shared.data(for: request)
+            let http = response as! HTTPURLResponse
             return Reply(
-                status: response.status, contentType: response.headers[.contentType],
+                status: HTTPResponse.Status(code: http.statusCode), contentType: http.value(forHTTPHeaderField: "Content-Type"),
                 json: data.isEmpty ? nil : try? JSONSerialization.jsonObject(with: data))
         }
     }
 
-    static func run(_ test: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
-        let fixture = try Fixture()
-        let app = Application(router: buildRouter(service: fixture.service))
-        try await app.test(.router) { client in try await test(client) }
-        _ = fixture
+    static func call(_ client: any Client, _ method: HTTPRequest.Method, _ uri: String, _ body: Any? = nil, raw: String? = nil) async throws -> Reply {
+        var data: Data? = raw.map { Data($0.utf8) }
+        if let body { data = try JSONSerialization.data(withJSONObject: body) }
+        return try await client.send(method, uri, data)
+    }
+
+    static func run(_ backend: Backend, _ test: @escaping @Sendable (any Client) async throws -> Void) async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vdb-serve-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        switch backend {
+        case .router:
+            let service = try LibraryService(dataDirectory: FilePath(directory.path), policy: .never)
+            let app = Application(router: buildRouter(service: service))
+            try await app.test(.router) { client in try await test(InProcess(client: client)) }
+        case .process:
+            let process = Process()
+            let portFile = directory.appendingPathComponent("port")
+            process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("vdb-serve")
+            process.arguments = ["--data-dir", directory.appendingPathComponent("data").path, "--port", "0", "--port-file", portFile.path, "--log-level", "error"]
+            try process.run()
+            defer {
+                process.terminate()
+                process.waitUntilExit()
+            }
+            var port: Int? = nil
+            for _ in 0..<600 where port == nil {
+                port = (try? String(contentsOf: portFile, encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+                if port == nil { try await Task.sleep(nanoseconds: 20_000_000) }
+            }
+            try await test(OverHTTP(port: try #require(port, "vdb-serve did not start")))
+        }
     }
 
     static func expectProblem(_ reply: Reply, _ status: HTTPResponse.Status, code: String, mentions: String? = nil, sourceLocation: Testing.SourceLocation = #_sourceLocation) {
@@ -53,8 +94,9 @@ struct RouterTests {
         if let mentions { #expect((reply.object["detail"] as? String)?.contains(mentions) == true, "\(reply.object)", sourceLocation: sourceLocation) }
     }
 
-    @Test func librariesLifecycle() async throws {
-        try await Self.run { client in
+    @Test(arguments: Backend.allCases)
+    func librariesLifecycle(backend: Backend) async throws {
+        try await Self.run(backend) { client in
             let created = try await Self.call(client, .post, "/v1/libraries", ["name": "docs", "dimension": 3, "metric": "cosine", "shards": 2, "metadata": ["team": "a"]])
             #expect(created.status == .created)
             #expect((created.object["contract"] as? [String: Any])?["dimension"] as? Int == 3)
@@ -84,8 +126,9 @@ struct RouterTests {
         }
     }
 
-    @Test func documentsChunksAndSearch() async throws {
-        try await Self.run { client in
+    @Test(arguments: Backend.allCases)
+    func documentsChunksAndSearch(backend: Backend) async throws {
+        try await Self.run(backend) { client in
             _ = try await Self.call(client, .post, "/v1/libraries", ["name": "l", "dimension": 3, "metric": "l2", "shards": 3])
             let doc = try await Self.call(client, .post, "/v1/libraries/l/documents", [
                 "metadata": ["title": "one"],
@@ -147,8 +190,9 @@ struct RouterTests {
         }
     }
 
-    @Test func oversizeBodiesAreRefused() async throws {
-        try await Self.run { client in
+    @Test(arguments: Backend.allCases)
+    func oversizeBodiesAreRefused(backend: Backend) async throws {
+        try await Self.run(backend) { client in
             _ = try await Self.call(client, .post, "/v1/libraries", ["name": "big", "dimension": 2, "metric": "l2"])
             let huge = "{\"vector\": [" + String(repeating: "1.0,", count: 5_000_000) + "1.0]}"
             Self.expectProblem(try await Self.call(client, .post, "/v1/libraries/big/search", raw: huge), .contentTooLarge, code: "body-too-large")
@@ -160,7 +204,7 @@ struct RouterTests {
         let kept = try Data(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Sources/vdb-serve/openapi.json"))
         let keptJSON = try JSONSerialization.jsonObject(with: kept) as? [String: Any]
         #expect((keptJSON?["paths"] as? [String: Any])?.keys.contains("/v1/libraries/{library}/search") == true)
-        try await Self.run { client in
+        try await Self.run(.process) { client in
             let served = try await Self.call(client, .get, "/openapi.json")
             #expect(served.status == .ok)
             let expected = try JSONSerialization.jsonObject(with: kept) as? [String: Any] ?? [:]
