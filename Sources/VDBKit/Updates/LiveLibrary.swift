@@ -10,8 +10,18 @@ public final class LiveLibrary: Sendable {
     public let writers: [ShardWriter]
     private let shards: PublishedShards
     private let published: Locked<LibrarySnapshot>
-    /// Set while a flush or an adoption rebuilds the shards; they never overlap.
+    /// Set while a flush, an adoption or a metadata change publishes; they never overlap.
     private let flushing = Locked(false)
+
+    /// Claims the right to publish; false when another publication is running.
+    private func beginExclusive() -> Bool {
+        flushing.withLock { busy in
+            defer { busy = true }
+            return !busy
+        }
+    }
+
+    private func endExclusive() { flushing.withLock { $0 = false } }
 
     /// Opens the live version of a library and recovers each shard from its WAL.
     public static func open(
@@ -115,11 +125,8 @@ public final class LiveLibrary: Sendable {
     /// version, or nil when another flush is running or nothing changed.
     @discardableResult
     public func flush() async throws -> Epoch? {
-        guard flushing.withLock({ busy in
-            defer { busy = true }
-            return !busy
-        }) else { return nil }
-        defer { flushing.withLock { $0 = false } }
+        guard beginExclusive() else { return nil }
+        defer { endExclusive() }
         let old = snapshot
         var manifest = old.manifest
         manifest.epoch = old.epoch + 1
@@ -159,11 +166,8 @@ extension LiveLibrary {
     /// Replaces the library's metadata by publishing a new version (segments unchanged).
     /// Returns nil when a flush is running (try again).
     public func updateMetadata(_ metadata: [String: JSONValue]) throws -> LibrarySnapshot? {
-        guard flushing.withLock({ busy in
-            defer { busy = true }
-            return !busy
-        }) else { return nil }
-        defer { flushing.withLock { $0 = false } }
+        guard beginExclusive() else { return nil }
+        defer { endExclusive() }
         let old = snapshot
         var manifest = old.manifest
         manifest.epoch += 1
@@ -180,11 +184,8 @@ extension LiveLibrary {
     /// each shard's state is rebuilt from it plus the WAL, like after a flush; searches already
     /// running finish on the state they took. Returns false when a flush is running (try again).
     public func adopt(_ new: LibrarySnapshot) async throws -> Bool {
-        guard flushing.withLock({ busy in
-            defer { busy = true }
-            return !busy
-        }) else { return false }
-        defer { flushing.withLock { $0 = false } }
+        guard beginExclusive() else { return false }
+        defer { endExclusive() }
         let old = snapshot
         guard new.epoch > old.epoch else { return true }
         guard new.manifest.shardCount == old.manifest.shardCount, new.contract == old.contract else {
