@@ -77,53 +77,141 @@ struct ServerTests {
         _ = again.stop(signal: SIGTERM)
     }
 
-    /// Short form of the crash test: writers record every acknowledged document; the server is
-    /// killed with SIGKILL mid-stream and restarted; every acknowledged document is there whole.
+    /// What one document should look like: chunk id -> vector.
+    typealias DocumentState = [Int: [Double]]
+
+    /// The crash test. Client tasks run random transactions (create documents of 1-50 chunks,
+    /// update a chunk's vector, delete a chunk, delete a document) on documents of their own, and
+    /// record every acknowledged one; the server is killed with SIGKILL at a random moment and
+    /// restarted. Then every document must be in its acknowledged state — or, for the one
+    /// transaction a task had in flight, in the state before or after it, never in between —
+    /// and searches must equal brute force over that history. 3 cycles in CI, 30 with
+    /// VDB_LONG_TESTS=1.
     @Test(arguments: ["always", "group:2", "never"])
     func acknowledgedWritesSurviveKill(fsync: String) async throws {
         let dir = try CommandLineTests.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         var server = try Server(dataDirectory: dir, fsync: fsync)
         #expect(try await server.request("POST", "/v1/libraries", ["name": "c", "dimension": 3, "metric": "l2", "shards": 2]).status == 201)
-        var acknowledged: [Int: Int] = [:]  // document id -> chunk count
-        var next = 1
-        // The long form (VDB_LONG_TESTS=1) runs 30 kill/restart cycles; CI runs 3.
+        var known: [Int: DocumentState] = [:]
+        var rng = SystemRandomNumberGenerator()
+        let tasks = 4
         let cycles = ProcessInfo.processInfo.environment["VDB_LONG_TESTS"] == nil ? 3 : 30
+        var acknowledgedCount = 0
         for cycle in 0..<cycles {
             let current = server
-            let results = await withTaskGroup(of: (Int, Int, Bool).self) { group in
-                for i in 0..<40 {
-                    let id = next + i
-                    let chunks = 1 + (id % 7)
-                    group.addTask {
-                        let body: [String: Any] = ["id": id, "chunks": (0..<chunks).map { c in ["id": id * 100 + c, "vector": [Double(id), Double(c), 1]] }]
-                        let ok = (try? await current.request("POST", "/v1/libraries/c/documents", body).status) == 201
-                        return (id, chunks, ok)
-                    }
+            let snapshot = known
+            let outcomes = await withTaskGroup(of: ClientOutcome.self) { group in
+                for t in 0..<tasks {
+                    let mine = snapshot.filter { $0.key % tasks == t }
+                    group.addTask { await Self.runClient(current, task: t, tasks: tasks, cycle: cycle, documents: mine) }
                 }
-                // Kill while requests are in flight.
-                try? await Task.sleep(nanoseconds: UInt64(5 + (cycle % 5) * 7) * 1_000_000)
+                try? await Task.sleep(nanoseconds: UInt64.random(in: 10...120, using: &rng) * 1_000_000)
                 _ = current.stop(signal: SIGKILL)
-                var out: [(Int, Int, Bool)] = []
-                for await r in group { out.append(r) }
-                return out
+                var all: [ClientOutcome] = []
+                for await outcome in group { all.append(outcome) }
+                return all
             }
-            for (id, chunks, ok) in results where ok { acknowledged[id] = chunks }
-            next += 40
+            var pending: [Int: DocumentState?] = [:]
+            for outcome in outcomes {
+                acknowledgedCount += outcome.acknowledged
+                for (id, state) in outcome.documents { known[id] = state }  // nil state: deleted
+                if let (id, after) = outcome.inFlight { pending.updateValue(after, forKey: id) }
+            }
             server = try Server(dataDirectory: dir, fsync: fsync)
-            for (id, chunks) in acknowledged {
-                let doc = try await server.request("GET", "/v1/libraries/c/documents/\(id)")
-                #expect(doc.status == 200, "acknowledged document \(id) lost (\(fsync), cycle \(cycle))")
-                #expect((doc.json["chunks"] as? [Any])?.count == chunks, "document \(id) is whole")
+            // Resolve the in-flight transactions: each is wholly there or wholly absent.
+            for (id, after) in pending {
+                let actual = try await Self.fetch(server, id)
+                let before = known[id]
+                #expect(actual == before || actual == after, "document \(id) is torn after a kill (\(fsync), cycle \(cycle))")
+                known[id] = actual
             }
-            // Unacknowledged documents are either whole or absent.
-            let listed = try await server.request("GET", "/v1/libraries/c/documents?limit=1000")
-            for item in listed.json["items"] as? [[String: Any]] ?? [] {
-                let id = item["id"] as? Int ?? 0
-                #expect((item["chunks"] as? [Any])?.count == 1 + (id % 7), "document \(id) is torn")
+            for (id, state) in known {
+                let actual = try await Self.fetch(server, id)
+                #expect(actual == state, "acknowledged document \(id) differs after restart (\(fsync), cycle \(cycle))")
+            }
+            // Searches equal brute force over the acknowledged history.
+            let all = known.values.flatMap { $0.values }
+            for _ in 0..<5 {
+                let q = (0..<3).map { _ in Double.random(in: -50...50, using: &rng) }
+                let reply = try await server.request("POST", "/v1/libraries/c/search", ["vector": q, "k": 10])
+                let got = (reply.json["hits"] as? [[String: Any]] ?? []).compactMap { $0["distance"] as? Double }
+                let expected = all.map { v in zip(v, q).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot() }.sorted().prefix(10)
+                #expect(got.count == expected.count, "search result count (\(fsync), cycle \(cycle))")
+                for (a, b) in zip(got, expected) { #expect(abs(a - b) <= 1e-3 * max(1, b), "search differs from brute force") }
             }
         }
-        #expect(!acknowledged.isEmpty, "some writes were acknowledged before each kill")
+        #expect(acknowledgedCount > 0, "some writes were acknowledged before the kills")
         _ = server.stop(signal: SIGTERM)
+    }
+
+    struct ClientOutcome: Sendable {
+        /// Documents whose last acknowledged state is given (nil: deleted).
+        var documents: [Int: DocumentState?] = [:]
+        /// The transaction in flight when the server died: its document and the state it leads to.
+        var inFlight: (Int, DocumentState?)?
+        var acknowledged = 0
+    }
+
+    /// One client: random transactions on its own documents until the server dies.
+    static func runClient(_ server: Server, task: Int, tasks: Int, cycle: Int, documents start: [Int: DocumentState]) async -> ClientOutcome {
+        var outcome = ClientOutcome()
+        var documents = start
+        var rng = SystemRandomNumberGenerator()
+        var nextID = 1_000_000 * (cycle + 1) + task
+        while true {
+            let roll = Int.random(in: 0..<100, using: &rng)
+            let id: Int
+            let after: DocumentState?
+            let method: String
+            let path: String
+            var body: Any? = nil
+            if roll < 45 || documents.isEmpty {
+                id = nextID
+                nextID += tasks
+                let chunks = Int.random(in: 1...50, using: &rng)
+                var state: DocumentState = [:]
+                var list: [[String: Any]] = []
+                for c in 0..<chunks {
+                    let v = (0..<3).map { _ in Double(Int.random(in: -100...100, using: &rng)) }
+                    state[id * 100 + c] = v
+                    list.append(["id": id * 100 + c, "vector": v])
+                }
+                (method, path, body, after) = ("POST", "/v1/libraries/c/documents", ["id": id, "chunks": list], state)
+            } else {
+                id = documents.keys.randomElement(using: &rng)!
+                var state = documents[id]!
+                let chunk = state.keys.randomElement(using: &rng)
+                if roll < 70, let chunk {
+                    let v = (0..<3).map { _ in Double(Int.random(in: -100...100, using: &rng)) }
+                    state[chunk] = v
+                    (method, path, body, after) = ("PATCH", "/v1/libraries/c/documents/\(id)/chunks/\(chunk)", ["vector": v], state)
+                } else if roll < 85, let chunk {
+                    state[chunk] = nil
+                    (method, path, after) = ("DELETE", "/v1/libraries/c/documents/\(id)/chunks/\(chunk)", state)
+                } else {
+                    (method, path, after) = ("DELETE", "/v1/libraries/c/documents/\(id)", nil)
+                }
+            }
+            guard let reply = try? await server.request(method, path, body), (200..<300).contains(reply.status) else {
+                // The server died (or refused): the outcome of this one transaction is unknown.
+                outcome.inFlight = (id, after)
+                return outcome
+            }
+            outcome.acknowledged += 1
+            documents[id] = after
+            outcome.documents[id] = .some(after)
+        }
+    }
+
+    /// A document's chunks as the server has them; nil when it does not exist.
+    static func fetch(_ server: Server, _ id: Int) async throws -> DocumentState? {
+        let reply = try await server.request("GET", "/v1/libraries/c/documents/\(id)")
+        guard reply.status == 200 else { return nil }
+        var state: DocumentState = [:]
+        for chunk in reply.json["chunks"] as? [[String: Any]] ?? [] {
+            state[chunk["id"] as? Int ?? -1] = (chunk["vector"] as? [Double]) ?? []
+        }
+        return state
     }
 }
