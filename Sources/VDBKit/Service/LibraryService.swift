@@ -83,12 +83,41 @@ public final class LibraryService: Sendable {
     public func apply(_ mutations: [Mutation], to library: LiveLibrary) async throws -> UInt64 {
         let sequence = try await library.apply(mutations)
         if await library.unflushedRows() >= flushThreshold {
-            let warn = self.warn
             Task {
-                do { try await library.flush() } catch { warn("background flush failed: \(error)") }
+                do {
+                    if try await library.flush() != nil { try await self.buildIndexes(of: library) }
+                } catch {
+                    warn("library '\(library.snapshot.directory.name)': background flush or index build failed: \(error)")
+                }
             }
         }
         return sequence
+    }
+
+    /// Builds the graphs the library's index settings ask for on segments that lack them (the
+    /// ones flushes wrote), off the request path, and adopts the version that has them. A flush
+    /// racing it wins the version compare-and-swap; the next flush tries again.
+    public func buildIndexes(of library: LiveLibrary) async throws {
+        let snapshot = library.snapshot
+        let settings = snapshot.manifest.index
+        guard let kind = IndexBuildOptions.Kind(rawValue: settings.type), kind != .flat else { return }
+        let needed = snapshot.allSegments.contains { segment in
+            !segment.hasHNSWGraph && (kind == .hnsw || segment.rowCount >= (settings.autoThreshold ?? IndexBuildOptions().autoThreshold))
+        }
+        guard needed else { return }
+        let options = IndexBuildOptions(
+            kind: kind, hnsw: settings.hnsw ?? HNSWParameters(), autoThreshold: settings.autoThreshold ?? IndexBuildOptions().autoThreshold)
+        let dataDirectory = self.dataDirectory
+        let name = snapshot.directory.name
+        // The build keeps every core busy for a while: run it on its own thread, not on the
+        // cooperative pool that serves requests.
+        let report: IndexBuildReport = try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Result { try IndexBuilder.build(dataDirectory: dataDirectory, library: name, options: options) })
+            }
+        }
+        warn("library '\(name)': built \(report.graphSegments) graph(s) in \(Int(report.buildSeconds)) s as version \(report.epoch)")
+        await refresh()
     }
 
     /// Picks up versions other processes published (`vdb-build index`, `ingest --replace` of

@@ -212,6 +212,32 @@ struct LiveLibraryTests {
         try Self.expectMatches(reopened, model, seed: 5, "after reopening the adopted version")
     }
 
+    /// A library created with an HNSW index gets graphs for what flushes write, built in the
+    /// background and adopted while writes and searches go on.
+    @Test func flushedSegmentsGetGraphsInTheBackground() async throws {
+        let dir = TemporaryDirectory()
+        let service = try LibraryService(dataDirectory: dir.path, policy: .never, flushThreshold: 600)
+        _ = try await service.createLibrary(
+            name: "g", contract: EmbeddingContract(dimension: 6, metric: .l2), shards: 2,
+            index: IndexSettings(type: "hnsw", hnsw: HNSWParameters(m: 8, efConstruction: 60, efSearch: 300)))
+        let library = try service.library("g")
+        var model = Model()
+        var rng = SeededGenerator(seed: 8)
+        for _ in 0..<700 {
+            let id = DocumentID.random()
+            let chunk = ChunkInput(id: .random(), vector: Self.vector(&rng))
+            try await service.apply([.putDocument(id: id, metadata: nil, chunks: [chunk])], to: library)
+            model.documents[id] = [(chunk.id, chunk.vector)]
+        }
+        var waited = 0
+        while !(try library.searcher().indexDescription.contains("hnsw")) && waited < 600 {
+            try await Task.sleep(nanoseconds: 50_000_000)
+            waited += 1
+        }
+        #expect(try library.searcher().indexDescription.contains("hnsw"), "graphs were built and adopted")
+        try Self.expectMatches(library, model, seed: 12, "after the background index build")
+    }
+
     /// A transaction of several documents' worth of changes is one WAL record: after a crash
     /// that tears it, none of it is there; the transactions before it all are.
     @Test func tornLastTransactionIsWhollyAbsent() async throws {
