@@ -35,13 +35,13 @@ public final class DeltaStore: @unchecked Sendable {
         blocks.deallocate()
     }
 
-    /// Whether another row fits.
-    var hasRoom: Bool { count < Self.maximumBlocks * Self.blockRows }
+    /// Whether `rows` more rows fit.
+    func hasRoom(for rows: Int) -> Bool { count + rows <= Self.maximumBlocks * Self.blockRows }
 
     /// Appends a row; only the shard's writer calls this.
     func append(vector: [Float], chunkID: ChunkID, documentID: DocumentID, text: String?, metadata: [UInt8]?) {
         precondition(vector.count == dimension, "vector dimension differs from the store's")
-        precondition(hasRoom, "delta store is full; flush first")
+        precondition(hasRoom(for: 1), "delta store is full; ShardState.prepare refuses transactions that would overflow it")
         let block = count / Self.blockRows
         if block == blockCount {
             blocks[block] = .allocate(capacity: Self.blockRows * dimension)

@@ -48,6 +48,8 @@ public struct UpdateError: Error, Sendable, CustomStringConvertible {
         public static let conflict = Code("conflict")
         /// A vector breaks the contract, or the transaction is malformed.
         public static let invalidArgument = Code("invalid-argument")
+        /// The shard cannot take the transaction now (its unflushed rows are at capacity).
+        public static let unavailable = Code("unavailable")
     }
 
     public var code: Code

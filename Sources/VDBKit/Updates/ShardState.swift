@@ -146,6 +146,16 @@ final class ShardState {
                 out.append(mutation)
             }
         }
+        let added = out.reduce(0) { total, mutation in
+            switch mutation {
+            case .putDocument(_, _, let chunks): total + chunks.count
+            case .putChunk: total + 1
+            default: total
+            }
+        }
+        guard delta.hasRoom(for: added) else {
+            throw UpdateError(.unavailable, "the shard holds the most unflushed rows it can; retry once a flush has run")
+        }
         return PreparedTransaction(mutations: out)
     }
 

@@ -37,6 +37,7 @@ struct ProblemDetails: HTTPResponseError, Encodable {
             switch e.code {
             case .notFound: self.init(status: .notFound, code: e.code.rawValue, detail: e.message)
             case .conflict: self.init(status: .conflict, code: e.code.rawValue, detail: e.message)
+            case .unavailable: self.init(status: .serviceUnavailable, code: e.code.rawValue, detail: e.message)
             default: self.init(status: .unprocessableContent, code: e.code.rawValue, detail: e.message)
             }
         case let e as StorageError:

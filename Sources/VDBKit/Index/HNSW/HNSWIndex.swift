@@ -36,7 +36,6 @@ public final class HNSWIndex: VectorIndex {
     public var updatesIncrementally: Bool { false }
     public var memoryFootprint: Int { graph.memoryFootprint + (segment.sq8Section?.count ?? 0) }
     public var buildProgress: Double { 1 }
-    public var m: Int { graph.maxDegree }
 
     public func search(
         _ query: UnsafeBufferPointer<Float>, k: Int, filter: RowSet?, parameters: SearchParameters,

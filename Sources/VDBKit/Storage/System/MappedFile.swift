@@ -37,11 +37,4 @@ public final class MappedFile: @unchecked Sendable {
     deinit {
         if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
     }
-
-    /// Advises the kernel that the whole file will be read soon (`MADV_WILLNEED`).
-    public func adviseWillNeed() {
-        if let base = bytes.baseAddress {
-            madvise(UnsafeMutableRawPointer(mutating: base), bytes.count, MADV_WILLNEED)
-        }
-    }
 }
