@@ -18,7 +18,7 @@ extension VDBBuild {
         @Option(name: .long, help: "The library whose indexes to build.")
         var library: String
 
-        @Option(name: .long, help: "flat, hnsw or auto.")
+        @Option(name: .long, help: "flat, hnsw, kdtree (low dimensions; l2 or cosine) or auto.")
         var type: IndexType = .auto
 
         @Option(name: .customLong("m"), help: "HNSW: links per node on upper layers (2M on layer 0).")
@@ -32,6 +32,9 @@ extension VDBBuild {
 
         @Option(name: .long, help: "HNSW: codes the graph walk scores (sq8, or none for the float vectors); results are re-ranked exactly.")
         var quantizer = "sq8"
+
+        @Option(name: .long, help: "k-d tree: rows per leaf.")
+        var leafSize = 32
 
         @Option(name: .long, help: "Threads for the build (default: all cores).")
         var threads = 0
@@ -52,7 +55,7 @@ extension VDBBuild {
                 defer { progress.finish() }
                 let options = IndexBuildOptions(
                     kind: type.kind, hnsw: HNSWParameters(m: m, efConstruction: efConstruction, efSearch: ef, quantizer: HNSWParameters.Quantizer(rawValue: quantizer)),
-                    threads: threads, autoThreshold: autoThreshold)
+                    leafSize: leafSize, threads: threads, autoThreshold: autoThreshold)
                 return try IndexBuilder.build(
                     dataDirectory: FilePath(global.dataDir), library: library, options: options, progress: progress.handler)
             }
@@ -61,7 +64,7 @@ extension VDBBuild {
             } else {
                 print("""
                     built \(report.type) index for library '\(report.library)' version \(report.epoch)
-                      \(report.graphSegments) of \(report.segments) segment(s) with a graph, \(Format.bytes(report.graphBytes)) of links and codes
+                      \(report.segments) segment(s), \(report.graphSegments) with a graph; \(Format.bytes(report.graphBytes)) of index data
                       build \(Format.fixed(report.buildSeconds, 2)) s on \(report.threads) thread(s), \(Format.fixed(report.totalSeconds, 2)) s in all
                     """)
             }
@@ -70,6 +73,6 @@ extension VDBBuild {
 }
 
 enum IndexType: String, ExpressibleByArgument, CaseIterable {
-    case flat, hnsw, auto
+    case flat, hnsw, kdtree, auto
     var kind: IndexBuildOptions.Kind { IndexBuildOptions.Kind(rawValue: rawValue)! }
 }

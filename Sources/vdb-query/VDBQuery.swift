@@ -42,7 +42,10 @@ struct VDBQuery: ParsableCommand {
     @Option(name: .long, help: "HNSW beam width (for indexes that have one).")
     var ef: Int?
 
-    @Option(name: .long, help: "Sweep one index parameter, e.g. ef=10,20,40,80,160,320.")
+    @Option(name: .long, help: "k-d tree: visit at most this many leaves (approximate); default exact.")
+    var leaves: Int?
+
+    @Option(name: .long, help: "Sweep one index parameter: ef=10,20,40 (HNSW) or leaves=1,4,16 (k-d tree leaf budget).")
     var sweep: String?
 
     @Option(name: .long, help: "With --sweep: write a recall-vs-QPS plot to this SVG file.")
@@ -63,17 +66,17 @@ struct VDBQuery: ParsableCommand {
         if plot != nil && sweep == nil { throw ValidationError("--plot needs --sweep") }
     }
 
-    /// Parses `ef=10,20,40` into parameter settings.
+    /// Parses `ef=10,20,40` or `leaves=1,4,16` into parameter settings.
     static func parseSweep(_ text: String) throws -> [SearchParameters] {
         let parts = text.split(separator: "=", maxSplits: 1)
-        guard parts.count == 2, parts[0] == "ef" else {
-            throw ValidationError("--sweep takes ef=V1,V2,...; '\(text)' names no parameter an index has")
+        guard parts.count == 2, parts[0] == "ef" || parts[0] == "leaves" else {
+            throw ValidationError("--sweep takes ef=V1,V2,... or leaves=V1,V2,...; '\(text)' names no parameter an index has")
         }
         let values = parts[1].split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) >= 1 && ($0 ?? 0) <= 10_000 }) else {
-            throw ValidationError("--sweep ef values must be integers in 1...10000")
+        guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) >= 1 && ($0 ?? 0) <= 1_000_000 }) else {
+            throw ValidationError("--sweep values must be integers in 1...1000000")
         }
-        return values.map { SearchParameters(ef: $0!) }
+        return values.map { parts[0] == "ef" ? SearchParameters(ef: $0!) : SearchParameters(leafBudget: $0!) }
     }
 
     func run() throws {
@@ -81,13 +84,16 @@ struct VDBQuery: ParsableCommand {
             try Searcher(snapshot: LibrarySnapshot.openCurrent(dataDirectory: FilePath(dataDir), library: library, verifyChecksums: false))
         }
         if let vector {
-            try answerOne(vector, searcher: searcher, parameters: SearchParameters(ef: ef))
+            try answerOne(vector, searcher: searcher, parameters: SearchParameters(ef: ef, leafBudget: leaves))
             return
         }
-        let settings = try sweep.map(Self.parseSweep) ?? [SearchParameters(ef: ef)]
-        if sweep != nil && !searcher.hasTunableIndex {
-            printError("vdb-query: --sweep ef: the library's index is \(searcher.indexDescription); ef has no effect (build one with vdb-build index --type hnsw)")
-            throw ExitCode(ExitStatus.usage)
+        let settings = try sweep.map(Self.parseSweep) ?? [SearchParameters(ef: ef, leafBudget: leaves)]
+        if let sweep {
+            let sweepsEf = sweep.hasPrefix("ef=")
+            if sweepsEf ? !searcher.hasTunableIndex : !searcher.hasKDTree {
+                printError("vdb-query: --sweep \(sweep): the library's index is \(searcher.indexDescription); \(sweepsEf ? "ef" : "a leaf budget") has no effect (build one with vdb-build index --type \(sweepsEf ? "hnsw" : "kdtree"))")
+                throw ExitCode(ExitStatus.usage)
+            }
         }
         let reports = try reportingErrors("vdb-query") {
             let (vectors, truth) = try loadQueries(snapshot: searcher.snapshot)
@@ -107,7 +113,7 @@ struct VDBQuery: ParsableCommand {
         if let plot {
             let svg = RecallPlot.svg(
                 title: "\(library): recall@\(k) vs queries per second (1 thread)",
-                series: [RecallPlot.Series(name: "vdb", points: reports.map { ($0.recall ?? 0, $0.singleThread.queriesPerSecond, "ef \($0.parameters.ef ?? 0)") })])
+                series: [RecallPlot.Series(name: "vdb", points: reports.map { ($0.recall ?? 0, $0.singleThread.queriesPerSecond, Self.label($0.parameters)) })])
             try reportingErrors("vdb-query") { try DurableFile.write(Array(svg.utf8), to: FilePath(plot)) }
         }
         if let minRecall {
@@ -119,12 +125,18 @@ struct VDBQuery: ParsableCommand {
         }
     }
 
+    static func label(_ p: SearchParameters) -> String {
+        if let ef = p.ef { return "ef \(ef)" }
+        if let leaves = p.leafBudget { return "leaves \(leaves)" }
+        return "default"
+    }
+
     func renderSweep(_ reports: [QueryReport]) -> String {
         guard let first = reports.first else { return "" }
-        var table = TextTable(header: ["ef", "recall@\(k)", "QPS 1 thread", "QPS \(first.multiThread.threads) threads", "p50 ms", "p99 ms"])
+        var table = TextTable(header: [first.parameters.ef != nil ? "ef" : "leaves", "recall@\(k)", "QPS 1 thread", "QPS \(first.multiThread.threads) threads", "p50 ms", "p99 ms"])
         for r in reports {
             table.append([
-                String(r.parameters.ef ?? 0), r.recall.map { Format.fixed($0, 4) } ?? "n/a",
+                String(r.parameters.ef ?? r.parameters.leafBudget ?? 0), r.recall.map { Format.fixed($0, 4) } ?? "n/a",
                 Format.fixed(r.singleThread.queriesPerSecond, 1), Format.fixed(r.multiThread.queriesPerSecond, 1),
                 Format.fixed(r.latency.p50Microseconds / 1000, 3), Format.fixed(r.latency.p99Microseconds / 1000, 3),
             ])

@@ -4,19 +4,24 @@ import Foundation
 /// What `vdb-build index` builds.
 public struct IndexBuildOptions: Sendable {
     public enum Kind: String, Sendable, CaseIterable {
-        case flat, hnsw, auto
+        case flat, hnsw, kdtree, auto
     }
 
     public var kind: Kind
     public var hnsw: HNSWParameters
+    /// Rows per k-d tree leaf.
+    public var leafSize: Int
     /// Threads for graph construction.
     public var threads: Int
     /// `auto` builds HNSW for segments with at least this many rows; flat search is as fast below.
     public var autoThreshold: Int
 
-    public init(kind: Kind = .auto, hnsw: HNSWParameters = HNSWParameters(), threads: Int = 0, autoThreshold: Int = 10_000) {
+    public init(
+        kind: Kind = .auto, hnsw: HNSWParameters = HNSWParameters(), leafSize: Int = 32, threads: Int = 0, autoThreshold: Int = 10_000
+    ) {
         self.kind = kind
         self.hnsw = hnsw
+        self.leafSize = leafSize
         self.threads = threads > 0 ? threads : ProcessorCount.active
         self.autoThreshold = autoThreshold
     }
@@ -46,17 +51,22 @@ public enum IndexBuilder {
     ) throws -> IndexBuildReport {
         let started = Date()
         try options.hnsw.validate()
+        guard (1...65_536).contains(options.leafSize) else { throw IndexError(.invalidParameter, "the leaf size must be in 1...65536") }
         guard options.autoThreshold >= 0 else { throw IndexError(.invalidParameter, "the auto threshold must not be negative") }
         let directory = try LibraryDirectory(dataDirectory: dataDirectory, name: library)
         let old = try directory.currentManifest()
+        if options.kind == .kdtree && old.contract.metric == .dot {
+            throw IndexError(.unsupported, "a k-d tree ranks by Euclidean distance; library '\(library)' ranks by inner product (dot)")
+        }
         let snapshot = try LibrarySnapshot(directory: directory, manifest: old, verifyChecksums: false)
         var nextSegmentID = (old.shards.flatMap { $0.segments.map(\.id) }.max() ?? 0) + 1
         var manifest = old
         manifest.epoch = old.epoch + 1
         manifest.createdAt = Date()
         manifest.index = IndexSettings(
-            type: options.kind.rawValue, hnsw: options.kind == .flat ? nil : options.hnsw,
-            autoThreshold: options.kind == .auto ? options.autoThreshold : nil)
+            type: options.kind.rawValue, hnsw: options.kind == .hnsw || options.kind == .auto ? options.hnsw : nil,
+            autoThreshold: options.kind == .auto ? options.autoThreshold : nil,
+            leafSize: options.kind == .kdtree ? options.leafSize : nil)
         var written: [FilePath] = []
         // Segments get new ids when rewritten: their tombstones follow them.
         var renamed: [[UInt32: UInt32]] = Array(repeating: [:], count: old.shardCount)
@@ -70,15 +80,16 @@ public enum IndexBuilder {
                 for i in shard.segments.indices {
                     let segment = snapshot.segments[s][i]
                     let wantsGraph = options.kind == .hnsw || (options.kind == .auto && segment.rowCount >= options.autoThreshold)
+                    let wantsTree = options.kind == .kdtree
                     // A segment already in the wanted shape is shared, not copied.
-                    if !wantsGraph && !segment.hasHNSWGraph {
+                    let hasWantedGraph = segment.hasHNSWGraph && old.index.hnsw == options.hnsw
+                    let hasWantedTree = segment.hasKDTree && old.index.leafSize == options.leafSize
+                    if wantsGraph == segment.hasHNSWGraph && wantsTree == segment.hasKDTree
+                        && (!wantsGraph || hasWantedGraph) && (!wantsTree || hasWantedTree)
+                    {
                         rowsDone += segment.rowCount
-                        continue
-                    }
-                    if wantsGraph, segment.hasHNSWGraph, old.index.hnsw == options.hnsw {
-                        rowsDone += segment.rowCount
-                        graphSegments += 1
-                        graphBytes += (segment.hnswSection?.count ?? 0) + (segment.sq8Section?.count ?? 0)
+                        if wantsGraph { graphSegments += 1 }
+                        graphBytes += (segment.hnswSection?.count ?? 0) + (segment.sq8Section?.count ?? 0) + (segment.kdTreeSection?.count ?? 0)
                         continue
                     }
                     var sections: [(SegmentFormat.SectionKind, [UInt8])] = []
@@ -105,6 +116,14 @@ public enum IndexBuilder {
                             graphBytes += codes.count
                             sections.append((.sq8Codes, codes))
                         }
+                    }
+                    if wantsTree {
+                        let t0 = Date()
+                        let bytes = KDTree.build(vectors: segment.vectors, dimension: segment.dimension, leafSize: options.leafSize)
+                        buildSeconds += Date().timeIntervalSince(t0)
+                        graphBytes += bytes.count
+                        sections.append((.kdTree, bytes))
+                        progress?(ProgressEvent(phase: "kd tree", completed: rowsDone + segment.rowCount, total: totalRows, unit: "vectors"))
                     }
                     let fileName = directory.segmentFileName(shard: UInt32(s), segment: nextSegmentID)
                     let path = directory.root.appending(fileName)

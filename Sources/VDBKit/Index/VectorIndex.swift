@@ -4,10 +4,13 @@ public struct SearchParameters: Sendable, Hashable, Codable {
     public var ef: Int?
     /// IVF lists probed.
     public var nprobe: Int?
+    /// k-d tree leaves visited at most (nil: exact).
+    public var leafBudget: Int?
 
-    public init(ef: Int? = nil, nprobe: Int? = nil) {
+    public init(ef: Int? = nil, nprobe: Int? = nil, leafBudget: Int? = nil) {
         self.ef = ef
         self.nprobe = nprobe
+        self.leafBudget = leafBudget
     }
 }
 
@@ -17,6 +20,8 @@ public enum IndexKind: String, Sendable, Codable, CaseIterable {
     case flat
     /// Hierarchical navigable small-world graph.
     case hnsw
+    /// k-d tree, for low dimensions.
+    case kdtree
 }
 
 /// What every index over one segment provides (DESIGN "Indexes").

@@ -86,6 +86,7 @@ public final class Searcher: Sendable {
     /// The index a segment is searched with: its HNSW graph when it carries one and the
     /// library's index is `hnsw` or `auto`, flat search otherwise.
     public static func openIndex(for segment: Segment, settings: IndexSettings) throws -> any VectorIndex {
+        if settings.type == "kdtree" && segment.hasKDTree { return try KDTreeIndex(segment: segment) }
         if (settings.type == "hnsw" || settings.type == "auto") && segment.hasHNSWGraph {
             return try HNSWIndex(segment: segment, defaultEf: settings.hnsw?.efSearch ?? HNSWParameters().efSearch)
         }
@@ -106,6 +107,9 @@ public final class Searcher: Sendable {
 
     /// Whether some segment is searched by an index with a tunable parameter (`ef`).
     public var hasTunableIndex: Bool { indexes.contains { $0.kind == .hnsw } }
+
+    /// Whether some segment is searched by a k-d tree (whose leaf budget can be swept).
+    public var hasKDTree: Bool { indexes.contains { $0.kind == .kdtree } }
 
     /// Whether every query scores every row (so bytes scanned per query is the vector bytes).
     public var isExhaustive: Bool { indexes.allSatisfy { $0.kind == .flat } }

@@ -50,8 +50,11 @@ public final class LibraryService: Sendable {
     ) async throws -> LibraryInfo {
         try contract.validate()
         guard (1...1024).contains(shards) else { throw StorageError(.invalidArgument, "shards must be in 1...1024, not \(shards)") }
-        guard ["flat", "hnsw", "auto"].contains(index.type) else {
-            throw StorageError(.invalidArgument, "index type must be flat, hnsw or auto, not '\(index.type)'")
+        guard ["flat", "hnsw", "kdtree", "auto"].contains(index.type) else {
+            throw StorageError(.invalidArgument, "index type must be flat, hnsw, kdtree or auto, not '\(index.type)'")
+        }
+        if index.type == "kdtree" && contract.metric == .dot {
+            throw StorageError(.invalidArgument, "a kdtree index ranks by Euclidean distance; it cannot serve metric dot")
         }
         let directory = try LibraryDirectory(dataDirectory: dataDirectory, name: name)
         // Creation is serialised by the map's lock, so two requests cannot both create it.
@@ -101,12 +104,16 @@ public final class LibraryService: Sendable {
         let snapshot = library.snapshot
         let settings = snapshot.manifest.index
         guard let kind = IndexBuildOptions.Kind(rawValue: settings.type), kind != .flat else { return }
+        let threshold = settings.autoThreshold ?? IndexBuildOptions().autoThreshold
         let needed = snapshot.allSegments.contains { segment in
-            !segment.hasHNSWGraph && (kind == .hnsw || segment.rowCount >= (settings.autoThreshold ?? IndexBuildOptions().autoThreshold))
+            switch kind {
+            case .kdtree: !segment.hasKDTree
+            default: !segment.hasHNSWGraph && (kind == .hnsw || segment.rowCount >= threshold)
+            }
         }
         guard needed else { return }
         let options = IndexBuildOptions(
-            kind: kind, hnsw: settings.hnsw ?? HNSWParameters(), autoThreshold: settings.autoThreshold ?? IndexBuildOptions().autoThreshold)
+            kind: kind, hnsw: settings.hnsw ?? HNSWParameters(), leafSize: settings.leafSize ?? 32, autoThreshold: threshold)
         let dataDirectory = self.dataDirectory
         let name = snapshot.directory.name
         // The build keeps every core busy for a while: run it on its own thread, not on the

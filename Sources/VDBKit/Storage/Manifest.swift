@@ -93,17 +93,21 @@ public struct SegmentManifest: Codable, Sendable, Hashable {
 
 /// Index parameters stored with a library.
 public struct IndexSettings: Codable, Sendable, Hashable {
-    /// `flat`, `hnsw`, or `auto` (HNSW for segments of at least `autoThreshold` rows, flat below).
+    /// `flat`, `hnsw`, `kdtree`, or `auto` (HNSW for segments of at least `autoThreshold` rows,
+    /// flat below).
     public var type: String
     /// HNSW parameters, when segments carry graphs.
     public var hnsw: HNSWParameters?
     /// The `auto` rule's row threshold.
     public var autoThreshold: Int?
+    /// Rows per k-d tree leaf, when segments carry trees.
+    public var leafSize: Int?
 
-    public init(type: String = "flat", hnsw: HNSWParameters? = nil, autoThreshold: Int? = nil) {
+    public init(type: String = "flat", hnsw: HNSWParameters? = nil, autoThreshold: Int? = nil, leafSize: Int? = nil) {
         self.type = type
         self.hnsw = hnsw
         self.autoThreshold = autoThreshold
+        self.leafSize = leafSize
     }
 }
 

@@ -28,6 +28,8 @@ public final class Segment: @unchecked Sendable {
     let hnswSection: UnsafeRawBufferPointer?
     /// The 8-bit codes for quantized graph walks, when the segment carries them.
     let sq8Section: UnsafeRawBufferPointer?
+    /// The k-d tree, when the segment carries one.
+    let kdTreeSection: UnsafeRawBufferPointer?
 
     public var path: FilePath { file.path }
 
@@ -140,10 +142,14 @@ public final class Segment: @unchecked Sendable {
         documentMetadataList = try blobs(.documentMetadata, count: documentList.count / 16)
         hnswSection = sections[.hnswGraph]
         sq8Section = sections[.sq8Codes]
+        kdTreeSection = sections[.kdTree]
     }
 
     /// Whether the segment carries an HNSW graph.
     public var hasHNSWGraph: Bool { hnswSection != nil }
+
+    /// Whether the segment carries a k-d tree.
+    public var hasKDTree: Bool { kdTreeSection != nil }
 
     /// Checks every section checksum of the segment at `path`; throws the first mismatch.
     public static func verify(path: FilePath) throws(StorageError) {

@@ -36,6 +36,7 @@
 /// - `documentMetadata`: a blob list parallel to `documents`.
 /// - `hnswGraph` (optional): the segment's HNSW graph (layout in ``HNSWGraph``).
 /// - `sq8Codes` (optional): 8-bit codes the graph walk scores (layout in ``ScalarQuantizer``).
+/// - `kdTree` (optional): a k-d tree over the rows (layout in ``KDTree``).
 ///
 /// A blob list is `count: u64`, then `count + 1` offsets (u64, relative to the first blob byte,
 /// non-decreasing, the last equal to the total), then the bytes.
@@ -64,6 +65,8 @@ public enum SegmentFormat {
         case hnswGraph = 16
         /// 8-bit scalar-quantized codes of the rows (``ScalarQuantizer`` documents the layout).
         case sq8Codes = 17
+        /// A k-d tree over the rows (``KDTree`` documents the layout).
+        case kdTree = 18
 
         public var description: String {
             switch self {
@@ -76,6 +79,7 @@ public enum SegmentFormat {
             case .documentMetadata: "document metadata"
             case .hnswGraph: "hnsw graph"
             case .sq8Codes: "sq8 codes"
+            case .kdTree: "kd tree"
             }
         }
     }

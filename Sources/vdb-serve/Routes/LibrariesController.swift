@@ -33,7 +33,8 @@ struct LibrariesController {
         let type = index.type ?? "auto"
         let info = try await service.createLibrary(
             name: body.name, contract: contract, shards: body.shards ?? 1,
-            index: IndexSettings(type: type, hnsw: type == "flat" ? nil : parameters), metadata: body.metadata ?? [:])
+            index: IndexSettings(type: type, hnsw: type == "hnsw" || type == "auto" ? parameters : nil, leafSize: type == "kdtree" ? 32 : nil),
+            metadata: body.metadata ?? [:])
         return EditedResponse(status: .created, headers: [.location: "/v1/libraries/\(info.name)"], response: JSONBody(info))
     }
 
