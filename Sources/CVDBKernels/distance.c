@@ -174,12 +174,55 @@ __attribute__((target("avx512f"))) static float dot_u8_avx512(const float *q, co
             out[r] = kernel(q, base + r * dim, dim);                                                  \
         }                                                                                             \
     }
+// Low dimensions (geo, small embeddings): one kernel call per row costs more than the row
+// itself. With the dimension a compile-time constant the compiler vectorises across rows.
+#define VDB_SMALL_ROWS(name, D, OP, attr)                                                            \
+    attr static void name##_##D(const float *q, const float *base, size_t rows, float *out) {        \
+        for (size_t r = 0; r < rows; r++) {                                                          \
+            const float *x = base + r * D;                                                           \
+            float s = 0;                                                                             \
+            for (int j = 0; j < D; j++) s += OP(q[j], x[j]);                                         \
+            out[r] = s;                                                                              \
+        }                                                                                            \
+    }
+#define SQ_DIFF(a, b) (((a) - (b)) * ((a) - (b)))
+#define PRODUCT(a, b) ((a) * (b))
+#define VDB_SMALL_FAMILY(name, OP, attr)                                                             \
+    VDB_SMALL_ROWS(name, 1, OP, attr) VDB_SMALL_ROWS(name, 2, OP, attr) VDB_SMALL_ROWS(name, 3, OP, attr) \
+    VDB_SMALL_ROWS(name, 4, OP, attr) VDB_SMALL_ROWS(name, 5, OP, attr) VDB_SMALL_ROWS(name, 6, OP, attr) \
+    VDB_SMALL_ROWS(name, 7, OP, attr) VDB_SMALL_ROWS(name, 8, OP, attr)                                \
+    attr static int name(const float *q, const float *base, size_t rows, size_t dim, float *out) {   \
+        switch (dim) {                                                                               \
+        case 1: name##_1(q, base, rows, out); return 1;                                              \
+        case 2: name##_2(q, base, rows, out); return 1;                                              \
+        case 3: name##_3(q, base, rows, out); return 1;                                              \
+        case 4: name##_4(q, base, rows, out); return 1;                                              \
+        case 5: name##_5(q, base, rows, out); return 1;                                              \
+        case 6: name##_6(q, base, rows, out); return 1;                                              \
+        case 7: name##_7(q, base, rows, out); return 1;                                              \
+        case 8: name##_8(q, base, rows, out); return 1;                                              \
+        default: return 0;                                                                           \
+        }                                                                                            \
+    }
+VDB_SMALL_FAMILY(l2sq_small_avx512, SQ_DIFF, __attribute__((target("avx512f"))))
+VDB_SMALL_FAMILY(dot_small_avx512, PRODUCT, __attribute__((target("avx512f"))))
+VDB_SMALL_FAMILY(l2sq_small_avx2, SQ_DIFF, __attribute__((target("avx2,fma"))))
+VDB_SMALL_FAMILY(dot_small_avx2, PRODUCT, __attribute__((target("avx2,fma"))))
+
 VDB_ROWS(l2sq_rows_scalar, l2sq_scalar, )
 VDB_ROWS(dot_rows_scalar, dot_scalar, )
-VDB_ROWS(l2sq_rows_avx2, l2sq_avx2, __attribute__((target("avx2,fma"))))
-VDB_ROWS(dot_rows_avx2, dot_avx2, __attribute__((target("avx2,fma"))))
-VDB_ROWS(l2sq_rows_avx512, l2sq_avx512, __attribute__((target("avx512f"))))
-VDB_ROWS(dot_rows_avx512, dot_avx512, __attribute__((target("avx512f"))))
+#define VDB_ROWS_WITH_SMALL(name, small, kernel, attr)                                                \
+    attr static void name(const float *q, const float *base, size_t rows, size_t dim, float *out) {   \
+        if (small(q, base, rows, dim, out)) return;                                                   \
+        for (size_t r = 0; r < rows; r++) {                                                           \
+            if (r + 2 < rows) __builtin_prefetch(base + (r + 2) * dim);                               \
+            out[r] = kernel(q, base + r * dim, dim);                                                  \
+        }                                                                                             \
+    }
+VDB_ROWS_WITH_SMALL(l2sq_rows_avx2, l2sq_small_avx2, l2sq_avx2, __attribute__((target("avx2,fma"))))
+VDB_ROWS_WITH_SMALL(dot_rows_avx2, dot_small_avx2, dot_avx2, __attribute__((target("avx2,fma"))))
+VDB_ROWS_WITH_SMALL(l2sq_rows_avx512, l2sq_small_avx512, l2sq_avx512, __attribute__((target("avx512f"))))
+VDB_ROWS_WITH_SMALL(dot_rows_avx512, dot_small_avx512, dot_avx512, __attribute__((target("avx512f"))))
 
 // ---- dispatch -----------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-public import SystemPackage
+import SystemPackage
 
 /// Where a chunk's current row is.
 enum RowLocation: Hashable, Sendable {

@@ -50,8 +50,9 @@ struct DistanceKernelTests {
         }
     }
 
-    /// The row scans give the same numbers as the pairwise kernel, row by row.
-    @Test(arguments: [1, 7, 16, 100, 128, 384])
+    /// The row scans give the pairwise kernel's numbers, row by row (to rounding: the low-dimension
+    /// scans sum in another order).
+    @Test(arguments: [1, 2, 3, 5, 7, 8, 9, 16, 100, 128, 384])
     func rowScanMatchesPairwise(dimension: Int) {
         let rows = 37
         let base = randomVectors(count: rows, dimension: dimension, seed: 7)
@@ -62,8 +63,9 @@ struct DistanceKernelTests {
         base.withUnsafeBufferPointer { b in
             for r in 0..<rows {
                 let row = b.baseAddress! + r * dimension
-                #expect(l2[r] == vdb_l2sq_f32(query, row, dimension))
-                #expect(dot[r] == vdb_dot_f32(query, row, dimension))
+                let pairL2 = vdb_l2sq_f32(query, row, dimension), pairDot = vdb_dot_f32(query, row, dimension)
+                #expect(abs(l2[r] - pairL2) <= 1e-5 * max(1, abs(pairL2)))
+                #expect(abs(dot[r] - pairDot) <= 1e-5 * max(1, abs(pairDot)))
             }
         }
     }
