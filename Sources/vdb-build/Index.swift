@@ -42,8 +42,14 @@ extension VDBBuild {
         @Option(name: .long, help: "auto: segments with at least this many rows get a graph.")
         var autoThreshold = 10_000
 
+        @Option(name: .long, help: "auto: memory the index may use, vectors included, e.g. 512MiB or 2GiB.")
+        var memoryBudget: String?
+
         func validate() throws {
             guard threads >= 0 else { throw ValidationError("--threads must not be negative") }
+            if let memoryBudget, Self.parseBytes(memoryBudget) == nil {
+                throw ValidationError("--memory-budget must be a size such as 512MiB, 2GiB or 1000000 (bytes)")
+            }
             guard quantizer == "none" || HNSWParameters.Quantizer(rawValue: quantizer) != nil else {
                 throw ValidationError("--quantizer must be sq8 or none")
             }
@@ -53,15 +59,17 @@ extension VDBBuild {
             let report = try reportingErrors("vdb-build") {
                 let progress = TerminalProgress()
                 defer { progress.finish() }
-                let options = IndexBuildOptions(
+                var options = IndexBuildOptions(
                     kind: type.kind, hnsw: HNSWParameters(m: m, efConstruction: efConstruction, efSearch: ef, quantizer: HNSWParameters.Quantizer(rawValue: quantizer)),
                     leafSize: leafSize, threads: threads, autoThreshold: autoThreshold)
+                options.memoryBudget = memoryBudget.flatMap(Self.parseBytes)
                 return try IndexBuilder.build(
                     dataDirectory: FilePath(global.dataDir), library: library, options: options, progress: progress.handler)
             }
             if global.json {
                 print(try encodeJSON(report))
             } else {
+                if let advice = report.advice { print("auto chose \(advice)") }
                 print("""
                     built \(report.type) index for library '\(report.library)' version \(report.epoch)
                       \(report.segments) segment(s), \(report.graphSegments) with a graph; \(Format.bytes(report.graphBytes)) of index data
@@ -69,6 +77,17 @@ extension VDBBuild {
                     """)
             }
         }
+    }
+}
+
+extension VDBBuild.Index {
+    /// Parses `512MiB`, `2GiB`, `64KB` or a plain byte count.
+    static func parseBytes(_ text: String) -> Int? {
+        let units: [(String, Int)] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("GB", 1_000_000_000), ("MB", 1_000_000), ("KB", 1_000), ("B", 1)]
+        for (suffix, scale) in units where text.hasSuffix(suffix) {
+            return Double(text.dropLast(suffix.count)).flatMap { $0 > 0 ? Int($0 * Double(scale)) : nil }
+        }
+        return Int(text).flatMap { $0 > 0 ? $0 : nil }
     }
 }
 

@@ -135,6 +135,9 @@ struct CommandLineTests {
         #expect(table.stdout.contains("recall@10") && table.stdout.split(separator: "\n").contains { $0.hasPrefix("20 ") })
         let badSweep = try Self.run("vdb-query", ["--library", "g", "--data-dir", "d", "--sweep", "nprobe=1"], in: dir)
         #expect(badSweep.status == 64)
+        let advised = try Self.run("vdb-build", ["index", "--library", "g", "--data-dir", "d", "--type", "auto", "--memory-budget", "1KiB"], in: dir)
+        #expect(advised.status == 0 && advised.stdout.contains("auto chose flat"), "\(advised.stdout)")
+        #expect(try Self.run("vdb-build", ["index", "--library", "g", "--data-dir", "d", "--memory-budget", "lots"], in: dir).status == 64)
         let badIndex = try Self.run("vdb-build", ["index", "--library", "g", "--data-dir", "d", "--type", "hnsw", "--m", "1"], in: dir)
         #expect(badIndex.status == 64 && badIndex.stderr.contains("M must be"))
     }

@@ -15,6 +15,8 @@ public struct IndexBuildOptions: Sendable {
     public var threads: Int
     /// `auto` builds HNSW for segments with at least this many rows; flat search is as fast below.
     public var autoThreshold: Int
+    /// `auto`: bytes the index may use, vectors included; nil for no limit.
+    public var memoryBudget: Int?
 
     public init(
         kind: Kind = .auto, hnsw: HNSWParameters = HNSWParameters(), leafSize: Int = 32, threads: Int = 0, autoThreshold: Int = 10_000
@@ -22,6 +24,7 @@ public struct IndexBuildOptions: Sendable {
         self.kind = kind
         self.hnsw = hnsw
         self.leafSize = leafSize
+        self.memoryBudget = nil
         self.threads = threads > 0 ? threads : ProcessorCount.active
         self.autoThreshold = autoThreshold
     }
@@ -38,6 +41,8 @@ public struct IndexBuildReport: Sendable, Codable {
     public var buildSeconds: Double
     public var totalSeconds: Double
     public var threads: Int
+    /// What `auto` chose and why (nil when the kind was given).
+    public var advice: String?
 }
 
 /// Builds (or rebuilds, or removes) a library's indexes offline and publishes a new version.
@@ -55,6 +60,15 @@ public enum IndexBuilder {
         guard options.autoThreshold >= 0 else { throw IndexError(.invalidParameter, "the auto threshold must not be negative") }
         let directory = try LibraryDirectory(dataDirectory: dataDirectory, name: library)
         let old = try directory.currentManifest()
+        var options = options
+        var advice: String? = nil
+        if options.kind == .auto {
+            let chosen = IndexAdvisor.recommend(
+                rows: old.rowCount, dimension: old.contract.dimension, metric: old.contract.metric,
+                memoryBudget: options.memoryBudget, m: options.hnsw.m)
+            options.kind = chosen.kind == .hnsw ? .auto : chosen.kind
+            advice = "\(chosen.kind.rawValue): \(chosen.reason)"
+        }
         if options.kind == .kdtree && old.contract.metric == .dot {
             throw IndexError(.unsupported, "a k-d tree ranks by Euclidean distance; library '\(library)' ranks by inner product (dot)")
         }
@@ -156,6 +170,6 @@ public enum IndexBuilder {
         return IndexBuildReport(
             library: library, epoch: manifest.epoch, type: options.kind.rawValue, segments: old.shards.reduce(0) { $0 + $1.segments.count },
             graphSegments: graphSegments, graphBytes: graphBytes, buildSeconds: buildSeconds,
-            totalSeconds: Date().timeIntervalSince(started), threads: options.threads)
+            totalSeconds: Date().timeIntervalSince(started), threads: options.threads, advice: advice)
     }
 }
