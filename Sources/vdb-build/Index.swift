@@ -18,7 +18,7 @@ extension VDBBuild {
         @Option(name: .long, help: "The library whose indexes to build.")
         var library: String
 
-        @Option(name: .long, help: "flat, hnsw, kdtree (low dimensions; l2 or cosine) or auto.")
+        @Option(name: .long, help: "flat, hnsw, kdtree (low dimensions; l2 or cosine), ivfpq (compressed) or auto.")
         var type: IndexType = .auto
 
         @Option(name: .customLong("m"), help: "HNSW: links per node on upper layers (2M on layer 0).")
@@ -36,6 +36,18 @@ extension VDBBuild {
         @Option(name: .long, help: "k-d tree: rows per leaf.")
         var leafSize = 32
 
+        @Option(name: .long, help: "IVF-PQ: inverted lists (default 4·√rows).")
+        var lists: Int?
+
+        @Option(name: .long, help: "IVF-PQ: 8-bit sub-quantizers; must divide the dimension (default dimension/4).")
+        var subquantizers: Int?
+
+        @Option(name: .long, help: "IVF-PQ: lists probed by default.")
+        var nprobe = 16
+
+        @Option(name: .long, help: "IVF-PQ: re-rank k × this many candidates with the exact vectors (0: PQ distances only).")
+        var rerank = 10
+
         @Option(name: .long, help: "Threads for the build (default: all cores).")
         var threads = 0
 
@@ -47,6 +59,7 @@ extension VDBBuild {
 
         func validate() throws {
             guard threads >= 0 else { throw ValidationError("--threads must not be negative") }
+            guard nprobe >= 1, rerank >= 0 else { throw ValidationError("--nprobe must be at least 1 and --rerank not negative") }
             if let memoryBudget, Self.parseBytes(memoryBudget) == nil {
                 throw ValidationError("--memory-budget must be a size such as 512MiB, 2GiB or 1000000 (bytes)")
             }
@@ -63,6 +76,7 @@ extension VDBBuild {
                     kind: type.kind, hnsw: HNSWParameters(m: m, efConstruction: efConstruction, efSearch: ef, quantizer: HNSWParameters.Quantizer(rawValue: quantizer)),
                     leafSize: leafSize, threads: threads, autoThreshold: autoThreshold)
                 options.memoryBudget = memoryBudget.flatMap(Self.parseBytes)
+                options.ivfpq = IVFPQParameters(lists: lists, subquantizers: subquantizers, nprobe: nprobe, rerank: rerank)
                 return try IndexBuilder.build(
                     dataDirectory: FilePath(global.dataDir), library: library, options: options, progress: progress.handler)
             }
@@ -92,6 +106,6 @@ extension VDBBuild.Index {
 }
 
 enum IndexType: String, ExpressibleByArgument, CaseIterable {
-    case flat, hnsw, kdtree, auto
+    case flat, hnsw, kdtree, ivfpq, auto
     var kind: IndexBuildOptions.Kind { IndexBuildOptions.Kind(rawValue: rawValue)! }
 }

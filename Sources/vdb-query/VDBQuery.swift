@@ -45,6 +45,9 @@ struct VDBQuery: ParsableCommand {
     @Option(name: .long, help: "k-d tree: visit at most this many leaves (approximate); default exact.")
     var leaves: Int?
 
+    @Option(name: .long, help: "IVF-PQ: lists probed.")
+    var nprobe: Int?
+
     @Option(name: .long, help: "Sweep one index parameter: ef=10,20,40 (HNSW) or leaves=1,4,16 (k-d tree leaf budget).")
     var sweep: String?
 
@@ -69,14 +72,20 @@ struct VDBQuery: ParsableCommand {
     /// Parses `ef=10,20,40` or `leaves=1,4,16` into parameter settings.
     static func parseSweep(_ text: String) throws -> [SearchParameters] {
         let parts = text.split(separator: "=", maxSplits: 1)
-        guard parts.count == 2, parts[0] == "ef" || parts[0] == "leaves" else {
-            throw ValidationError("--sweep takes ef=V1,V2,... or leaves=V1,V2,...; '\(text)' names no parameter an index has")
+        guard parts.count == 2, ["ef", "leaves", "nprobe"].contains(parts[0]) else {
+            throw ValidationError("--sweep takes ef=…, leaves=… or nprobe=…; '\(text)' names no parameter an index has")
         }
         let values = parts[1].split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) >= 1 && ($0 ?? 0) <= 1_000_000 }) else {
             throw ValidationError("--sweep values must be integers in 1...1000000")
         }
-        return values.map { parts[0] == "ef" ? SearchParameters(ef: $0!) : SearchParameters(leafBudget: $0!) }
+        return values.map { value in
+            switch parts[0] {
+            case "ef": SearchParameters(ef: value!)
+            case "nprobe": SearchParameters(nprobe: value!)
+            default: SearchParameters(leafBudget: value!)
+            }
+        }
     }
 
     func run() throws {
@@ -84,14 +93,15 @@ struct VDBQuery: ParsableCommand {
             try Searcher(snapshot: LibrarySnapshot.openCurrent(dataDirectory: FilePath(dataDir), library: library, verifyChecksums: false))
         }
         if let vector {
-            try answerOne(vector, searcher: searcher, parameters: SearchParameters(ef: ef, leafBudget: leaves))
+            try answerOne(vector, searcher: searcher, parameters: SearchParameters(ef: ef, nprobe: nprobe, leafBudget: leaves))
             return
         }
-        let settings = try sweep.map(Self.parseSweep) ?? [SearchParameters(ef: ef, leafBudget: leaves)]
+        let settings = try sweep.map(Self.parseSweep) ?? [SearchParameters(ef: ef, nprobe: nprobe, leafBudget: leaves)]
         if let sweep {
-            let sweepsEf = sweep.hasPrefix("ef=")
-            if sweepsEf ? !searcher.hasTunableIndex : !searcher.hasKDTree {
-                printError("vdb-query: --sweep \(sweep): the library's index is \(searcher.indexDescription); \(sweepsEf ? "ef" : "a leaf budget") has no effect (build one with vdb-build index --type \(sweepsEf ? "hnsw" : "kdtree"))")
+            let (applies, needs) = sweep.hasPrefix("ef=") ? (searcher.hasTunableIndex, "hnsw")
+                : sweep.hasPrefix("nprobe=") ? (searcher.hasIVFPQ, "ivfpq") : (searcher.hasKDTree, "kdtree")
+            if !applies {
+                printError("vdb-query: --sweep \(sweep): the library's index is \(searcher.indexDescription); the parameter has no effect (build one with vdb-build index --type \(needs))")
                 throw ExitCode(ExitStatus.usage)
             }
         }
@@ -128,15 +138,16 @@ struct VDBQuery: ParsableCommand {
     static func label(_ p: SearchParameters) -> String {
         if let ef = p.ef { return "ef \(ef)" }
         if let leaves = p.leafBudget { return "leaves \(leaves)" }
+        if let nprobe = p.nprobe { return "nprobe \(nprobe)" }
         return "default"
     }
 
     func renderSweep(_ reports: [QueryReport]) -> String {
         guard let first = reports.first else { return "" }
-        var table = TextTable(header: [first.parameters.ef != nil ? "ef" : "leaves", "recall@\(k)", "QPS 1 thread", "QPS \(first.multiThread.threads) threads", "p50 ms", "p99 ms"])
+        var table = TextTable(header: [first.parameters.ef != nil ? "ef" : first.parameters.nprobe != nil ? "nprobe" : "leaves", "recall@\(k)", "QPS 1 thread", "QPS \(first.multiThread.threads) threads", "p50 ms", "p99 ms"])
         for r in reports {
             table.append([
-                String(r.parameters.ef ?? r.parameters.leafBudget ?? 0), r.recall.map { Format.fixed($0, 4) } ?? "n/a",
+                String(r.parameters.ef ?? r.parameters.nprobe ?? r.parameters.leafBudget ?? 0), r.recall.map { Format.fixed($0, 4) } ?? "n/a",
                 Format.fixed(r.singleThread.queriesPerSecond, 1), Format.fixed(r.multiThread.queriesPerSecond, 1),
                 Format.fixed(r.latency.p50Microseconds / 1000, 3), Format.fixed(r.latency.p99Microseconds / 1000, 3),
             ])

@@ -41,6 +41,10 @@ void vdb_dot_f32_rows(const float *q, const float *base, size_t rows, size_t dim
 float vdb_dot_f32_u8(const float *q, const uint8_t *c, size_t n);
 float vdb_dot_f32_u8_level(vdb_kernel_level level, const float *q, const uint8_t *c, size_t n);
 
+/// Asymmetric distance scan for product quantization: out[i] = sum over j < m of
+/// tables[j * 256 + codes[i * m + j]], for `n` rows of `m` one-byte codes.
+void vdb_pq_adc_scan(const float *tables, const uint8_t *codes, size_t n, size_t m, float *out);
+
 /// Explicit variants, for tests and benchmarks.
 float vdb_l2sq_f32_level(vdb_kernel_level level, const float *a, const float *b, size_t n);
 float vdb_dot_f32_level(vdb_kernel_level level, const float *a, const float *b, size_t n);

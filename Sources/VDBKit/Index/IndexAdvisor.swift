@@ -23,6 +23,7 @@ public enum IndexAdvisor {
         case .flat, .auto: return vectors
         case .hnsw: return vectors + dimension + (2 * m + 1) * 4 + (m + 1) * 4 / max(1, m - 1) + 5
         case .kdtree: return vectors + 4 + 1
+        case .ivfpq: return vectors + dimension / 4 + 4
         }
     }
 

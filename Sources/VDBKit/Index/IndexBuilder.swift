@@ -4,13 +4,15 @@ import Foundation
 /// What `vdb-build index` builds.
 public struct IndexBuildOptions: Sendable {
     public enum Kind: String, Sendable, CaseIterable {
-        case flat, hnsw, kdtree, auto
+        case flat, hnsw, kdtree, ivfpq, auto
     }
 
     public var kind: Kind
     public var hnsw: HNSWParameters
     /// Rows per k-d tree leaf.
     public var leafSize: Int
+    /// IVF-PQ parameters.
+    public var ivfpq: IVFPQParameters = IVFPQParameters()
     /// Threads for graph construction.
     public var threads: Int
     /// `auto` builds HNSW for segments with at least this many rows; flat search is as fast below.
@@ -80,7 +82,8 @@ public enum IndexBuilder {
         manifest.index = IndexSettings(
             type: options.kind.rawValue, hnsw: options.kind == .hnsw || options.kind == .auto ? options.hnsw : nil,
             autoThreshold: options.kind == .auto ? options.autoThreshold : nil,
-            leafSize: options.kind == .kdtree ? options.leafSize : nil)
+            leafSize: options.kind == .kdtree ? options.leafSize : nil,
+            ivfpq: options.kind == .ivfpq ? options.ivfpq : nil)
         var written: [FilePath] = []
         // Segments get new ids when rewritten: their tombstones follow them.
         var renamed: [[UInt32: UInt32]] = Array(repeating: [:], count: old.shardCount)
@@ -95,15 +98,18 @@ public enum IndexBuilder {
                     let segment = snapshot.segments[s][i]
                     let wantsGraph = options.kind == .hnsw || (options.kind == .auto && segment.rowCount >= options.autoThreshold)
                     let wantsTree = options.kind == .kdtree
+                    let wantsIVFPQ = options.kind == .ivfpq
                     // A segment already in the wanted shape is shared, not copied.
                     let hasWantedGraph = segment.hasHNSWGraph && old.index.hnsw == options.hnsw
                     let hasWantedTree = segment.hasKDTree && old.index.leafSize == options.leafSize
-                    if wantsGraph == segment.hasHNSWGraph && wantsTree == segment.hasKDTree
-                        && (!wantsGraph || hasWantedGraph) && (!wantsTree || hasWantedTree)
+                    let hasWantedIVFPQ = segment.hasIVFPQ && old.index.ivfpq == options.ivfpq
+                    if wantsGraph == segment.hasHNSWGraph && wantsTree == segment.hasKDTree && wantsIVFPQ == segment.hasIVFPQ
+                        && (!wantsGraph || hasWantedGraph) && (!wantsTree || hasWantedTree) && (!wantsIVFPQ || hasWantedIVFPQ)
                     {
                         rowsDone += segment.rowCount
                         if wantsGraph { graphSegments += 1 }
                         graphBytes += (segment.hnswSection?.count ?? 0) + (segment.sq8Section?.count ?? 0) + (segment.kdTreeSection?.count ?? 0)
+                            + (segment.ivfpqSection?.count ?? 0)
                         continue
                     }
                     var sections: [(SegmentFormat.SectionKind, [UInt8])] = []
@@ -138,6 +144,14 @@ public enum IndexBuilder {
                         graphBytes += bytes.count
                         sections.append((.kdTree, bytes))
                         progress?(ProgressEvent(phase: "kd tree", completed: rowsDone + segment.rowCount, total: totalRows, unit: "vectors"))
+                    }
+                    if wantsIVFPQ {
+                        let t0 = Date()
+                        let bytes = try IVFPQBuilder.build(vectors: segment.vectors, dimension: segment.dimension, parameters: options.ivfpq)
+                        buildSeconds += Date().timeIntervalSince(t0)
+                        graphBytes += bytes.count
+                        sections.append((.ivfpq, bytes))
+                        progress?(ProgressEvent(phase: "ivf-pq", completed: rowsDone + segment.rowCount, total: totalRows, unit: "vectors"))
                     }
                     let fileName = directory.segmentFileName(shard: UInt32(s), segment: nextSegmentID)
                     let path = directory.root.appending(fileName)

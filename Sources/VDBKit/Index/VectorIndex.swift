@@ -22,6 +22,8 @@ public enum IndexKind: String, Sendable, Codable, CaseIterable {
     case hnsw
     /// k-d tree, for low dimensions.
     case kdtree
+    /// Inverted file with product quantization (compressed).
+    case ivfpq
 }
 
 /// What every index over one segment provides (DESIGN "Indexes").

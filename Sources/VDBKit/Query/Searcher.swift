@@ -87,6 +87,7 @@ public final class Searcher: Sendable {
     /// library's index is `hnsw` or `auto`, flat search otherwise.
     public static func openIndex(for segment: Segment, settings: IndexSettings) throws -> any VectorIndex {
         if settings.type == "kdtree" && segment.hasKDTree { return try KDTreeIndex(segment: segment) }
+        if settings.type == "ivfpq" && segment.hasIVFPQ { return try IVFPQIndex(segment: segment, defaults: settings.ivfpq ?? IVFPQParameters()) }
         if (settings.type == "hnsw" || settings.type == "auto") && segment.hasHNSWGraph {
             return try HNSWIndex(segment: segment, defaultEf: settings.hnsw?.efSearch ?? HNSWParameters().efSearch)
         }
@@ -107,6 +108,9 @@ public final class Searcher: Sendable {
 
     /// Whether some segment is searched by an index with a tunable parameter (`ef`).
     public var hasTunableIndex: Bool { indexes.contains { $0.kind == .hnsw } }
+
+    /// Whether some segment is searched by IVF-PQ (whose nprobe can be swept).
+    public var hasIVFPQ: Bool { indexes.contains { $0.kind == .ivfpq } }
 
     /// Whether some segment is searched by a k-d tree (whose leaf budget can be swept).
     public var hasKDTree: Bool { indexes.contains { $0.kind == .kdtree } }

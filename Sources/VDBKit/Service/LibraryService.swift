@@ -50,8 +50,8 @@ public final class LibraryService: Sendable {
     ) async throws -> LibraryInfo {
         try contract.validate()
         guard (1...1024).contains(shards) else { throw StorageError(.invalidArgument, "shards must be in 1...1024, not \(shards)") }
-        guard ["flat", "hnsw", "kdtree", "auto"].contains(index.type) else {
-            throw StorageError(.invalidArgument, "index type must be flat, hnsw, kdtree or auto, not '\(index.type)'")
+        guard ["flat", "hnsw", "kdtree", "ivfpq", "auto"].contains(index.type) else {
+            throw StorageError(.invalidArgument, "index type must be flat, hnsw, kdtree, ivfpq or auto, not '\(index.type)'")
         }
         if index.type == "kdtree" && contract.metric == .dot {
             throw StorageError(.invalidArgument, "a kdtree index ranks by Euclidean distance; it cannot serve metric dot")
@@ -108,19 +108,22 @@ public final class LibraryService: Sendable {
         let needed = snapshot.allSegments.contains { segment in
             switch kind {
             case .kdtree: !segment.hasKDTree
+            case .ivfpq: !segment.hasIVFPQ
             default: !segment.hasHNSWGraph && (kind == .hnsw || segment.rowCount >= threshold)
             }
         }
         guard needed else { return }
-        let options = IndexBuildOptions(
+        var options = IndexBuildOptions(
             kind: kind, hnsw: settings.hnsw ?? HNSWParameters(), leafSize: settings.leafSize ?? 32, autoThreshold: threshold)
+        options.ivfpq = settings.ivfpq ?? IVFPQParameters()
+        let chosen = options
         let dataDirectory = self.dataDirectory
         let name = snapshot.directory.name
         // The build keeps every core busy for a while: run it on its own thread, not on the
         // cooperative pool that serves requests.
         let report: IndexBuildReport = try await withCheckedThrowingContinuation { continuation in
             Thread.detachNewThread {
-                continuation.resume(with: Result { try IndexBuilder.build(dataDirectory: dataDirectory, library: name, options: options) })
+                continuation.resume(with: Result { try IndexBuilder.build(dataDirectory: dataDirectory, library: name, options: chosen) })
             }
         }
         warn("library '\(name)': built \(report.graphSegments) graph(s) in \(Int(report.buildSeconds)) s as version \(report.epoch)")

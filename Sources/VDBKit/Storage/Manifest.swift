@@ -93,7 +93,7 @@ public struct SegmentManifest: Codable, Sendable, Hashable {
 
 /// Index parameters stored with a library.
 public struct IndexSettings: Codable, Sendable, Hashable {
-    /// `flat`, `hnsw`, `kdtree`, or `auto` (HNSW for segments of at least `autoThreshold` rows,
+    /// `flat`, `hnsw`, `kdtree`, `ivfpq`, or `auto` (HNSW for segments of at least `autoThreshold` rows,
     /// flat below).
     public var type: String
     /// HNSW parameters, when segments carry graphs.
@@ -102,12 +102,17 @@ public struct IndexSettings: Codable, Sendable, Hashable {
     public var autoThreshold: Int?
     /// Rows per k-d tree leaf, when segments carry trees.
     public var leafSize: Int?
+    /// IVF-PQ parameters, when segments carry IVF-PQ indexes.
+    public var ivfpq: IVFPQParameters?
 
-    public init(type: String = "flat", hnsw: HNSWParameters? = nil, autoThreshold: Int? = nil, leafSize: Int? = nil) {
+    public init(
+        type: String = "flat", hnsw: HNSWParameters? = nil, autoThreshold: Int? = nil, leafSize: Int? = nil, ivfpq: IVFPQParameters? = nil
+    ) {
         self.type = type
         self.hnsw = hnsw
         self.autoThreshold = autoThreshold
         self.leafSize = leafSize
+        self.ivfpq = ivfpq
     }
 }
 

@@ -30,6 +30,8 @@ public final class Segment: @unchecked Sendable {
     let sq8Section: UnsafeRawBufferPointer?
     /// The k-d tree, when the segment carries one.
     let kdTreeSection: UnsafeRawBufferPointer?
+    /// The IVF-PQ index, when the segment carries one.
+    let ivfpqSection: UnsafeRawBufferPointer?
 
     public var path: FilePath { file.path }
 
@@ -143,6 +145,7 @@ public final class Segment: @unchecked Sendable {
         hnswSection = sections[.hnswGraph]
         sq8Section = sections[.sq8Codes]
         kdTreeSection = sections[.kdTree]
+        ivfpqSection = sections[.ivfpq]
     }
 
     /// Whether the segment carries an HNSW graph.
@@ -150,6 +153,9 @@ public final class Segment: @unchecked Sendable {
 
     /// Whether the segment carries a k-d tree.
     public var hasKDTree: Bool { kdTreeSection != nil }
+
+    /// Whether the segment carries an IVF-PQ index.
+    public var hasIVFPQ: Bool { ivfpqSection != nil }
 
     /// Checks every section checksum of the segment at `path`; throws the first mismatch.
     public static func verify(path: FilePath) throws(StorageError) {

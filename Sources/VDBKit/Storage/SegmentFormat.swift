@@ -37,6 +37,7 @@
 /// - `hnswGraph` (optional): the segment's HNSW graph (layout in ``HNSWGraph``).
 /// - `sq8Codes` (optional): 8-bit codes the graph walk scores (layout in ``ScalarQuantizer``).
 /// - `kdTree` (optional): a k-d tree over the rows (layout in ``KDTree``).
+/// - `ivfpq` (optional): an IVF-PQ index (layout in ``IVFPQLayout``).
 ///
 /// A blob list is `count: u64`, then `count + 1` offsets (u64, relative to the first blob byte,
 /// non-decreasing, the last equal to the total), then the bytes.
@@ -67,6 +68,8 @@ public enum SegmentFormat {
         case sq8Codes = 17
         /// A k-d tree over the rows (``KDTree`` documents the layout).
         case kdTree = 18
+        /// An IVF-PQ index over the rows (``IVFPQLayout`` documents the layout).
+        case ivfpq = 19
 
         public var description: String {
             switch self {
@@ -80,6 +83,7 @@ public enum SegmentFormat {
             case .hnswGraph: "hnsw graph"
             case .sq8Codes: "sq8 codes"
             case .kdTree: "kd tree"
+            case .ivfpq: "ivf-pq"
             }
         }
     }
