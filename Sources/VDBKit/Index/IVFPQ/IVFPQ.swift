@@ -8,7 +8,8 @@ public struct IVFPQParameters: Sendable, Hashable, Codable {
     public var subquantizers: Int?
     /// Lists probed when a query does not say (`SearchParameters.nprobe`).
     public var nprobe: Int
-    /// Candidates re-ranked with the exact vectors, as a multiple of k; 0 returns PQ distances.
+    /// Candidates re-ranked with the exact vectors, as a multiple of k; 0 keeps the PQ order
+    /// (the k returned still report exact distances).
     public var rerank: Int
 
     public init(lists: Int? = nil, subquantizers: Int? = nil, nprobe: Int = 16, rerank: Int = 10) {

@@ -88,7 +88,8 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         if innerProduct {
             // q·x ≈ q·c + Σ_j q_j · codeword: one table for all lists.
             for j in 0..<m {
-                for c in 0..<256 { tables[j * 256 + c] = -vdb_dot_f32(q + j * sub, codebooks + (j * 256 + c) * sub, sub) }
+                vdb_dot_f32_rows(q + j * sub, codebooks + j * 256 * sub, 256, sub, tables + j * 256)
+                for c in 0..<256 { tables[j * 256 + c] = -tables[j * 256 + c] }
             }
         }
         let rerank = defaults.rerank
@@ -105,8 +106,9 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
                 } else {
                     // ‖q − c − r̂‖² = Σ_j ‖(q − c)_j − r̂_j‖²: tables per probed list.
                     for t in 0..<d { r[t] = q[t] - centroids[l * d + t] }
+                    // One row-kernel call per sub-space scores all 256 codewords.
                     for j in 0..<m {
-                        for c in 0..<256 { tables[j * 256 + c] = vdb_l2sq_f32(r + j * sub, codebooks + (j * 256 + c) * sub, sub) }
+                        vdb_l2sq_f32_rows(r + j * sub, codebooks + j * 256 * sub, 256, sub, tables + j * 256)
                     }
                 }
                 vdb_pq_adc_scan(tables, codes + start * m, end - start, m, scratch.scores)
@@ -117,16 +119,12 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
                 }
             }
         }
+        // The candidates were chosen by PQ distances; the k (or k × rerank) kept are scored on
+        // their exact vectors, so reported distances are exact and, with re-ranking, so is the
+        // order among the candidates.
         for candidate in candidates.sorted() {
             let row = Int(candidate.id)
-            let distance: Float
-            if rerank > 0 {
-                distance = Distance.distance(metric, q, vectors + row * d, dimension: d)
-            } else {
-                // PQ's squared L2 ranks cosine too (unit vectors): convert to the internal -dot.
-                distance = metric == .cosine ? (candidate.distance - 2) / 2 : candidate.distance
-            }
-            results.insert(distance: distance, id: idBase + UInt64(row))
+            results.insert(distance: Distance.distance(metric, q, vectors + row * d, dimension: d), id: idBase + UInt64(row))
         }
     }
 

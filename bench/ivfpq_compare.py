@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""IVF-PQ side by side, on the same HDF5 files, in one run: vdb vs FAISS IVF1024,PQ(d/4)x8, each
+without refinement and with exact re-ranking of 10·k candidates (FAISS: IndexRefineFlat,
+k_factor 10). Recall@10 and single-thread QPS per nprobe, and build time.
+
+    bench/.venv/bin/python bench/ivfpq_compare.py [--datasets synth-100k-128,synth-100k-384,pypi-dev]
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+import h5py  # noqa: E402
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hnsw_compare import OUT, build_tools, datasets, interpolated_at, recall, sh  # noqa: E402
+
+NPROBES = [1, 2, 4, 8, 16, 32, 64]
+K = 10
+
+
+def run_vdb(bin_dir, name, path, dim, rerank):
+    data = os.path.join(OUT, "data")
+    lib = f"ivfpq-{rerank}-{name}"
+    sh(f"{bin_dir}/vdb-build", "ingest", path, "--library", lib, "--data-dir", data, "--replace")
+    report = json.loads(sh(f"{bin_dir}/vdb-build", "index", "--library", lib, "--data-dir", data, "--type", "ivfpq",
+                           "--lists", "1024", "--subquantizers", str(dim // 4), "--rerank", str(rerank), "--json"))
+    sweep = json.loads(sh(f"{bin_dir}/vdb-query", "--library", lib, "--data-dir", data, "--json", "--threads", "1",
+                          "--sweep", "nprobe=" + ",".join(map(str, NPROBES))))
+    return dict(build=report["buildSeconds"], points=[(r["parameters"]["nprobe"], r["recall"], r["singleThread"]["queriesPerSecond"]) for r in sweep])
+
+
+def run_faiss(train, test, angular, truth, truth_dist, refine):
+    import faiss
+    d = train.shape[1]
+    metric = faiss.METRIC_INNER_PRODUCT if angular else faiss.METRIC_L2
+    base = faiss.index_factory(d, f"IVF1024,PQ{d // 4}x8", metric)
+    index = faiss.IndexRefineFlat(base) if refine else base
+    if refine:
+        index.k_factor = 10
+    faiss.omp_set_num_threads(2)
+    t0 = time.perf_counter()
+    index.train(train)
+    index.add(train)
+    build = time.perf_counter() - t0
+    faiss.omp_set_num_threads(1)
+    points = []
+    ivf = faiss.extract_index_ivf(base)
+    for nprobe in NPROBES:
+        ivf.nprobe = nprobe
+        t0 = time.perf_counter()
+        dists, labels = index.search(test, K)
+        seconds = time.perf_counter() - t0
+        # Without refinement FAISS reports PQ distances, which would game the tie rule: count ids only.
+        found = ((1 - dists) if angular else np.sqrt(np.maximum(dists, 0))) if refine else np.full(dists.shape, np.inf)
+        points.append((nprobe, recall(labels, truth, truth_dist, found), len(test) / seconds))
+    return dict(build=build, points=points)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", default="synth-100k-128,synth-100k-384,pypi-dev")
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    bin_dir = build_tools()
+    results = {}
+    for name, path in datasets(bin_dir, args.datasets.split(",")):
+        with h5py.File(path, "r") as f:
+            angular = f.attrs["distance"] in ("angular", b"angular")
+            train = np.ascontiguousarray(f["train"][:], dtype=np.float32)
+            test = np.ascontiguousarray(f["test"][:], dtype=np.float32)
+            truth, truth_dist = f["neighbors"][:], f["distances"][:]
+        if angular:
+            train /= np.linalg.norm(train, axis=1, keepdims=True)
+            test /= np.linalg.norm(test, axis=1, keepdims=True)
+        d = train.shape[1]
+        results[name] = {
+            "vdb IVF-PQ": run_vdb(bin_dir, name, path, d, 0),
+            "faiss IVF-PQ": run_faiss(train, test, angular, truth, truth_dist, False),
+            "vdb IVF-PQ + rerank": run_vdb(bin_dir, name, path, d, 10),
+            "faiss IVF-PQ + refine": run_faiss(train, test, angular, truth, truth_dist, True),
+        }
+    print(f"IVF1024, PQ d/4 x 8 bits; build on 2 threads, queries on 1; k={K}; cells recall@10/QPS per nprobe\n")
+    for name, engines in results.items():
+        print(f"== {name}")
+        print(f"{'engine':<24} {'build s':>8} " + " ".join(f"{'np' + str(n):>14}" for n in NPROBES))
+        for engine, e in engines.items():
+            print(f"{engine:<24} {e['build']:>8.2f} " + " ".join(f"{r:.3f}/{q:>7.0f}" for _, r, q in e["points"]))
+        for a, b in (("vdb IVF-PQ", "faiss IVF-PQ"), ("vdb IVF-PQ + rerank", "faiss IVF-PQ + refine")):
+            ours, theirs = interpolated_at(engines[a]["points"], 0.95), interpolated_at(engines[b]["points"], 0.95)
+            cell = f"{ours:.0f} vs {theirs:.0f} ({ours / theirs:.2f}x)" if ours and theirs else f"{ours} vs {theirs}"
+            print(f"  QPS at recall 0.95, {a} vs {b}: {cell}")
+        print()
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
