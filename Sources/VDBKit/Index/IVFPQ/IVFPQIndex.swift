@@ -13,21 +13,27 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
     let listRows: UnsafePointer<UInt32>
     let codes: UnsafePointer<UInt8>
     let defaults: IVFPQParameters
+    /// For L2: ‖r‖² + 2⟨c_list, r⟩ for every list and codeword r, so a probed list's table is
+    /// this plus one per-query term (FAISS's precomputed tables): lists × m × 256 floats.
+    private let listTerms: [Float]
     private let pool = Locked<[Scratch]>([])
 
     /// Per-query working memory, pooled.
     final class Scratch: @unchecked Sendable {
         // @unchecked Sendable: used by one query at a time, handed over through `pool`'s lock.
         let tables: UnsafeMutablePointer<Float>
+        let queryTerms: UnsafeMutablePointer<Float>
         let scores: UnsafeMutablePointer<Float>
         let capacity: Int
         init(m: Int, longestList: Int) {
             tables = .allocate(capacity: m * 256)
+            queryTerms = .allocate(capacity: m * 256)
             capacity = max(1, longestList)
             scores = .allocate(capacity: capacity)
         }
         deinit {
             tables.deallocate()
+            queryTerms.deallocate()
             scores.deallocate()
         }
     }
@@ -59,12 +65,31 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         self.layout = layout
         self.segment = segment
         self.defaults = defaults
+        var terms: [Float] = []
+        if segment.metric != .dot {
+            let (m, sub, d) = (layout.m, layout.subDimension, layout.dimension)
+            terms = [Float](repeating: 0, count: layout.lists * m * 256)
+            let (centroids, codebooks) = (self.centroids, self.codebooks)
+            terms.withUnsafeMutableBufferPointer { t in
+                var dots = [Float](repeating: 0, count: 256)
+                for l in 0..<layout.lists {
+                    for j in 0..<m {
+                        vdb_dot_f32_rows(centroids + l * d + j * sub, codebooks + j * 256 * sub, 256, sub, &dots)
+                        for c in 0..<256 {
+                            let r = codebooks + (j * 256 + c) * sub
+                            t[(l * m + j) * 256 + c] = vdb_dot_f32(r, r, sub) + 2 * dots[c]
+                        }
+                    }
+                }
+            }
+        }
+        listTerms = terms
     }
 
     public var kind: IndexKind { .ivfpq }
     public var isExact: Bool { false }
     public var updatesIncrementally: Bool { false }
-    public var memoryFootprint: Int { layout.total }
+    public var memoryFootprint: Int { layout.total + listTerms.count * 4 }
     public var buildProgress: Double { 1 }
 
     public func search(
@@ -85,33 +110,33 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         let scratch = pool.withLock { $0.popLast() } ?? Scratch(m: m, longestList: longestList)
         defer { pool.withLock { $0.append(scratch) } }
         let tables = scratch.tables
-        if innerProduct {
-            // q·x ≈ q·c + Σ_j q_j · codeword: one table for all lists.
-            for j in 0..<m {
-                vdb_dot_f32_rows(q + j * sub, codebooks + j * 256 * sub, 256, sub, tables + j * 256)
-                for c in 0..<256 { tables[j * 256 + c] = -tables[j * 256 + c] }
-            }
+        let queryTerms = scratch.queryTerms
+        // q·r for every codeword: the whole table for inner product (q·x ≈ q·c + Σ_j q_j·r_j),
+        // and the per-query term −2⟨q, r⟩ of the L2 tables.
+        for j in 0..<m {
+            vdb_dot_f32_rows(q + j * sub, codebooks + j * 256 * sub, 256, sub, queryTerms + j * 256)
+            for c in 0..<256 { queryTerms[j * 256 + c] *= innerProduct ? -1 : -2 }
         }
         let rerank = defaults.rerank
         var candidates = TopK(k: rerank > 0 ? k * rerank : k)
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: d) { residual in
-            let r = residual.baseAddress!
+        do {
             for list in lists.sorted() {
                 let l = Int(list.id)
                 let start = Int(listStarts[l]), end = Int(listStarts[l + 1])
                 if start == end { continue }
-                var offset: Float = 0
+                // Inner product: q·c + Σ q_j·r_j. L2: ‖q − c − r‖² = ‖q − c‖² + Σ_j (‖r_j‖² + 2⟨c_j, r_j⟩ − 2⟨q_j, r_j⟩).
+                let offset = list.distance
+                let table: UnsafePointer<Float>
                 if innerProduct {
-                    offset = list.distance
+                    table = UnsafePointer(queryTerms)
                 } else {
-                    // ‖q − c − r̂‖² = Σ_j ‖(q − c)_j − r̂_j‖²: tables per probed list.
-                    for t in 0..<d { r[t] = q[t] - centroids[l * d + t] }
-                    // One row-kernel call per sub-space scores all 256 codewords.
-                    for j in 0..<m {
-                        vdb_l2sq_f32_rows(r + j * sub, codebooks + j * 256 * sub, 256, sub, tables + j * 256)
+                    listTerms.withUnsafeBufferPointer { terms in
+                        let base = terms.baseAddress! + l * m * 256
+                        for i in 0..<(m * 256) { tables[i] = base[i] + queryTerms[i] }
                     }
+                    table = UnsafePointer(tables)
                 }
-                vdb_pq_adc_scan(tables, codes + start * m, end - start, m, scratch.scores)
+                vdb_pq_adc_scan(table, codes + start * m, end - start, m, scratch.scores)
                 for i in 0..<(end - start) {
                     let row = listRows[start + i]
                     if let filter, !filter.contains(row) { continue }
