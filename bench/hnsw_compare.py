@@ -53,6 +53,20 @@ def datasets(bin_dir, names):
     return out
 
 
+def load(path):
+    """An ann-benchmarks HDF5 file as (angular, train, test, neighbors, distances), with
+    angular vectors scaled to unit length so every engine sees the same bytes."""
+    with h5py.File(path, "r") as f:
+        angular = f.attrs["distance"] in ("angular", b"angular")
+        train = np.ascontiguousarray(f["train"][:], dtype=np.float32)
+        test = np.ascontiguousarray(f["test"][:], dtype=np.float32)
+        truth, truth_dist = f["neighbors"][:], f["distances"][:]
+    if angular:
+        train /= np.linalg.norm(train, axis=1, keepdims=True)
+        test /= np.linalg.norm(test, axis=1, keepdims=True)
+    return angular, train, test, truth, truth_dist
+
+
 def recall(found, truth, truth_dist, found_dist):
     total = 0.0
     for i in range(len(found)):
@@ -184,14 +198,7 @@ def main():
     bin_dir = build_tools()
     results = {}
     for name, path in datasets(bin_dir, args.datasets.split(",")):
-        with h5py.File(path, "r") as f:
-            angular = f.attrs["distance"] in ("angular", b"angular")
-            train = np.ascontiguousarray(f["train"][:], dtype=np.float32)
-            test = np.ascontiguousarray(f["test"][:], dtype=np.float32)
-            truth, truth_dist = f["neighbors"][:], f["distances"][:]
-        if angular:
-            train /= np.linalg.norm(train, axis=1, keepdims=True)
-            test /= np.linalg.norm(test, axis=1, keepdims=True)
+        angular, train, test, truth, truth_dist = load(path)
         engines = {"vdb": run_vdb(bin_dir, name, path),
                    "hnswlib": run_hnswlib(train, test, angular, truth, truth_dist),
                    "faiss HNSWFlat": run_faiss(train, test, angular, truth, truth_dist)}

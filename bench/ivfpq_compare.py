@@ -12,11 +12,10 @@ import sys
 import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
-import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hnsw_compare import OUT, build_tools, datasets, interpolated_at, recall, sh  # noqa: E402
+from hnsw_compare import OUT, build_tools, datasets, interpolated_at, load, recall, sh  # noqa: E402
 
 NPROBES = [1, 2, 4, 8, 16, 32, 64]
 K = 10
@@ -68,14 +67,7 @@ def main():
     bin_dir = build_tools()
     results = {}
     for name, path in datasets(bin_dir, args.datasets.split(",")):
-        with h5py.File(path, "r") as f:
-            angular = f.attrs["distance"] in ("angular", b"angular")
-            train = np.ascontiguousarray(f["train"][:], dtype=np.float32)
-            test = np.ascontiguousarray(f["test"][:], dtype=np.float32)
-            truth, truth_dist = f["neighbors"][:], f["distances"][:]
-        if angular:
-            train /= np.linalg.norm(train, axis=1, keepdims=True)
-            test /= np.linalg.norm(test, axis=1, keepdims=True)
+        angular, train, test, truth, truth_dist = load(path)
         d = train.shape[1]
         results[name] = {
             "vdb IVF-PQ": run_vdb(bin_dir, name, path, d, 0),
