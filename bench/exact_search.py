@@ -10,7 +10,6 @@ single-thread run, FAISS with omp_set_num_threads(1), numpy with one BLAS thread
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 
@@ -21,18 +20,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUT = os.path.join(ROOT, "bench", "out")
-
-
-def sh(*args, **kw):
-    return subprocess.run(args, check=True, text=True, capture_output=True, **kw).stdout
-
-
-def build():
-    for product in ("vdb-build", "vdb-query"):
-        sh("swift", "build", "-c", "release", "--product", product, cwd=ROOT)
-    return sh("swift", "build", "-c", "release", "--show-bin-path", cwd=ROOT).strip()
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hnsw_compare import OUT, build_tools as build, sh  # noqa: E402
 
 
 def dataset(bin_dir, name, rows, dim, metric):

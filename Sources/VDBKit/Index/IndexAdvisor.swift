@@ -39,7 +39,7 @@ public enum IndexAdvisor {
         if let memoryBudget, hnsw > memoryBudget {
             return Advice(
                 kind: .flat,
-                reason: "HNSW would need about \(Format.bytes(hnsw)) (vectors, 8-bit codes, links) but the budget is \(Format.bytes(memoryBudget)); a flat scan needs \(Format.bytes(bytes(.flat))) and stays exact (a compressed IVF-PQ index is the better answer once it exists)",
+                reason: "HNSW would need about \(Format.bytes(hnsw)) (vectors, 8-bit codes, links) but the budget is \(Format.bytes(memoryBudget)); a flat scan needs \(Format.bytes(bytes(.flat))) and stays exact (IVF-PQ keeps the full vectors for re-ranking, so it would need more than flat)",
                 estimatedBytes: bytes(.flat))
         }
         let why = dimension <= 16

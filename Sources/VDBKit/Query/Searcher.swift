@@ -138,9 +138,13 @@ public final class Searcher: Sendable {
         let prepared = try contract.prepared(query, what: "the query vector")
         var top = TopK(k: k)
         prepared.withUnsafeBufferPointer { searchPrepared($0, k: k, parameters: parameters, into: &top) }
-        let hits = hits(from: top)
-        return zip(hits, top.sorted()).map { hit, candidate in
-            let payload = sources[Int(candidate.id >> 32)].payload(of: RowOffset(truncatingIfNeeded: candidate.id))
+        let metric = contract.metric
+        return top.sorted().map { candidate in
+            let source = sources[Int(candidate.id >> 32)]
+            let row = RowOffset(truncatingIfNeeded: candidate.id)
+            let (chunk, document) = source.identity(of: row)
+            let payload = source.payload(of: row)
+            let hit = SearchHit(chunkID: chunk, documentID: document, distance: metric.reportedDistance(candidate.distance), shard: source.shard)
             return (hit, payload.text, payload.metadata)
         }
     }
