@@ -127,7 +127,12 @@ public final class LibraryService: Sendable {
             }
         }
         warn("library '\(name)': built \(report.graphSegments) graph(s) in \(Int(report.buildSeconds)) s as version \(report.epoch)")
-        await refresh()
+        // Adopt it now; a flush holding the library (even a no-op one) makes adopt answer
+        // "later", so retry rather than wait for the next periodic refresh.
+        for _ in 0..<500 where library.snapshot.epoch < report.epoch {
+            await refresh()
+            if library.snapshot.epoch < report.epoch { try await Task.sleep(nanoseconds: 20_000_000) }
+        }
     }
 
     /// Picks up versions other processes published (`vdb-build index`, `ingest --replace` of

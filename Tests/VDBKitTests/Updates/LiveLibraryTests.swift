@@ -230,7 +230,7 @@ struct LiveLibraryTests {
             model.documents[id] = [(chunk.id, chunk.vector)]
         }
         var waited = 0
-        while !(try library.searcher().indexDescription.contains("hnsw")) && waited < 600 {
+        while !(try library.searcher().indexDescription.contains("hnsw")) && waited < 1_200 {
             try await Task.sleep(nanoseconds: 50_000_000)
             waited += 1
         }
