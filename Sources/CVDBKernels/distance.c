@@ -313,23 +313,3 @@ float vdb_dot_f32_level(vdb_kernel_level level, const float *a, const float *b, 
     default: return dot_scalar(a, b, n);
     }
 }
-
-// ---- product quantization -----------------------------------------------------------------
-
-void vdb_pq_adc_scan(const float *tables, const uint8_t *codes, size_t n, size_t m, float *out) {
-    // Table lookups do not vectorise profitably without a transposed code layout; four
-    // independent sums keep the loads in flight instead.
-    for (size_t i = 0; i < n; i++) {
-        const uint8_t *c = codes + i * m;
-        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        size_t j = 0;
-        for (; j + 4 <= m; j += 4) {
-            s0 += tables[(j + 0) * 256 + c[j + 0]];
-            s1 += tables[(j + 1) * 256 + c[j + 1]];
-            s2 += tables[(j + 2) * 256 + c[j + 2]];
-            s3 += tables[(j + 3) * 256 + c[j + 3]];
-        }
-        for (; j < m; j++) s0 += tables[j * 256 + c[j]];
-        out[i] = (s0 + s1) + (s2 + s3);
-    }
-}

@@ -41,9 +41,25 @@ void vdb_dot_f32_rows(const float *q, const float *base, size_t rows, size_t dim
 float vdb_dot_f32_u8(const float *q, const uint8_t *c, size_t n);
 float vdb_dot_f32_u8_level(vdb_kernel_level level, const float *q, const uint8_t *c, size_t n);
 
-/// Asymmetric distance scan for product quantization: out[i] = sum over j < m of
-/// tables[j * 256 + codes[i * m + j]], for `n` rows of `m` one-byte codes.
-void vdb_pq_adc_scan(const float *tables, const uint8_t *codes, size_t n, size_t m, float *out);
+/// Asymmetric distance scan for product quantization: out[i] = bias[i] + sum over j < m of
+/// tables[j * 256 + codes[i * m + j]], for `n` rows of `m` one-byte codes (`bias` may be NULL).
+void vdb_pq_adc_scan(const float *tables, const uint8_t *codes, size_t n, size_t m, const float *bias, float *out);
+
+/// Per-query PQ tables: out[j * 256 + c] = factor * <q_j, codeword c of sub-space j> for `m`
+/// sub-spaces of `sub` components, from codebooks transposed to [m][sub][256] floats.
+void vdb_pq_query_tables(const float *q, const float *books_t, size_t m, size_t sub, float factor, float *out);
+void vdb_pq_query_tables_level(
+    vdb_kernel_level level, const float *q, const float *books_t, size_t m, size_t sub, float factor, float *out);
+
+/// Inner products of `q` with 16 × `nblocks` vectors stored in blocks of 16 as
+/// [nblocks][dim][16] floats: out[b * 16 + c] = <q, vector c of block b>.
+void vdb_dot_f32_blocked16(const float *q, const float *blocks, size_t nblocks, size_t dim, float *out);
+void vdb_dot_f32_blocked16_level(
+    vdb_kernel_level level, const float *q, const float *blocks, size_t nblocks, size_t dim, float *out);
+
+/// The row of `base` nearest to `q` by squared L2 (the first on ties); `distances` is scratch
+/// of `rows` floats (k-means assignment and PQ encoding in small sub-spaces).
+size_t vdb_nearest_l2sq(const float *q, const float *base, size_t rows, size_t dim, float *distances);
 
 /// Explicit variants, for tests and benchmarks.
 float vdb_l2sq_f32_level(vdb_kernel_level level, const float *a, const float *b, size_t n);

@@ -147,11 +147,12 @@ public enum IndexBuilder {
                     }
                     if wantsIVFPQ {
                         let t0 = Date()
-                        let bytes = try IVFPQBuilder.build(vectors: segment.vectors, dimension: segment.dimension, parameters: options.ivfpq)
+                        let bytes = try IVFPQBuilder.build(
+                            vectors: segment.vectors, dimension: segment.dimension, parameters: options.ivfpq, threads: options.threads,
+                            progress: progress)
                         buildSeconds += Date().timeIntervalSince(t0)
                         graphBytes += bytes.count
                         sections.append((.ivfpq, bytes))
-                        progress?(ProgressEvent(phase: "ivf-pq", completed: rowsDone + segment.rowCount, total: totalRows, unit: "vectors"))
                     }
                     let fileName = directory.segmentFileName(shard: UInt32(s), segment: nextSegmentID)
                     let path = directory.root.appending(fileName)

@@ -49,6 +49,26 @@ public struct TopK: Sendable {
         zip(distances, ids).map { (distance: $0.0, id: $0.1) }.sorted { ($0.distance, $0.id) < ($1.distance, $1.id) }
     }
 
+    /// Visits the kept pairs in no particular order, without allocating.
+    @inlinable
+    public func forEachUnordered(_ body: (_ distance: Float, _ id: UInt64) -> Void) {
+        for i in 0..<distances.count { body(distances[i], ids[i]) }
+    }
+
+    /// Visits the kept pairs best first without allocating (a heap sort in place), and leaves
+    /// the collection empty, ready for the next query.
+    public mutating func drainAscending(_ body: (_ distance: Float, _ id: UInt64) -> Void) {
+        var end = distances.count - 1
+        while end > 0 {
+            distances.swapAt(0, end)
+            ids.swapAt(0, end)
+            siftDown(0, count: end)
+            end -= 1
+        }
+        for i in 0..<distances.count { body(distances[i], ids[i]) }
+        reset(k: k)
+    }
+
     @usableFromInline
     mutating func siftUp(_ start: Int) {
         var child = start
@@ -65,8 +85,11 @@ public struct TopK: Sendable {
     }
 
     @usableFromInline
-    mutating func siftDown(_ start: Int) {
-        let n = distances.count
+    mutating func siftDown(_ start: Int) { siftDown(start, count: distances.count) }
+
+    /// Restores the heap below `start` within the first `n` entries.
+    @usableFromInline
+    mutating func siftDown(_ start: Int, count n: Int) {
         var parent = start
         let d = distances[parent], id = ids[parent]
         while true {

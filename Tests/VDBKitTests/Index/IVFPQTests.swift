@@ -64,7 +64,7 @@ struct IVFPQTests {
             let start = Int(index.listStarts[l]), count = Int(index.listStarts[l + 1]) - start
             guard count > 0 else { continue }
             var scores = [Float](repeating: 0, count: count)
-            vdb_pq_adc_scan(tables, index.codes + start * 4, count, 4, &scores)
+            vdb_pq_adc_scan(tables, index.codes + start * 4, count, 4, nil, &scores)
             for i in stride(from: 0, to: count, by: 7) {
                 var decoded = [Float](repeating: 0, count: 8)
                 for t in 0..<8 { decoded[t] = index.centroids[l * 8 + t] }
@@ -74,6 +74,15 @@ struct IVFPQTests {
                 }
                 let naive = zip(query, decoded).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }
                 #expect(abs(scores[i] - naive) <= 1e-3 * max(1, naive), "list \(l), position \(i)")
+                // The search's split: ‖q − c‖² + row term − 2 Σ_j ⟨q_j, r_j⟩.
+                let toCentroid = (0..<8).reduce(Float(0)) { $0 + (query[$1] - index.centroids[l * 8 + $1]) * (query[$1] - index.centroids[l * 8 + $1]) }
+                var queryPart: Float = 0
+                for j in 0..<4 {
+                    let code = Int(index.codes[(start + i) * 4 + j])
+                    for t in 0..<2 { queryPart -= 2 * query[j * 2 + t] * index.codebooks[(j * 256 + code) * 2 + t] }
+                }
+                let split = toCentroid + index.rowTerms[start + i] + queryPart
+                #expect(abs(split - naive) <= 1e-3 * max(1, naive), "row term, list \(l), position \(i)")
             }
         }
         // With re-ranking off, results are still the right rows' exact distances.
@@ -84,6 +93,50 @@ struct IVFPQTests {
             let exact = (0..<8).reduce(Float(0)) { $0 + (query[$1] - data.train[row * 8 + $1]) * (query[$1] - data.train[row * 8 + $1]) }
             #expect(abs(hit.distance - exact) <= 1e-3 * max(1, exact))
         }
+    }
+
+    /// A format 1 section (no stored row terms) is migrated on open: the terms computed then
+    /// equal the ones format 2 stores, and searches give identical results. A format from the
+    /// future is refused.
+    @Test func formatOneSectionsAreMigratedOnOpen() throws {
+        let dir = TemporaryDirectory()
+        let (rows, dimension) = (3_000, 8)
+        let parameters = IVFPQParameters(lists: 16, subquantizers: 4, nprobe: 4, rerank: 0)
+        let vectors = randomVectors(count: rows, dimension: dimension, seed: 3)
+        let current = try vectors.withUnsafeBufferPointer { try IVFPQBuilder.build(vectors: $0, dimension: dimension, parameters: parameters) }
+        let layout = IVFPQLayout(dimension: dimension, lists: 16, m: 4, rows: rows)
+        var formatOne = Array(current[..<layout.rowTerms!]) + Array(current[layout.codes...])
+        formatOne.replaceSubrange(0..<4, with: [1, 0, 0, 0])
+        var future = current
+        future.replaceSubrange(0..<4, with: [3, 0, 0, 0])
+        func open(_ section: [UInt8], _ name: String) throws -> IVFPQIndex {
+            let path = dir.file(name)
+            let writer = try SegmentWriter(path: path, dimension: dimension, metric: .l2)
+            for r in 0..<rows {
+                try vectors.withUnsafeBufferPointer {
+                    try writer.append(vector: UnsafeBufferPointer(rebasing: $0[r * dimension..<(r + 1) * dimension]), chunkID: ChunkID(row: UInt64(r)), documentID: DocumentID(row: UInt64(r)))
+                }
+            }
+            writer.addSection(.ivfpq, bytes: section)
+            try writer.finish()
+            return try IVFPQIndex(segment: Segment(path: path), defaults: parameters)
+        }
+        let stored = try open(current, "two.vdbseg"), migrated = try open(formatOne, "one.vdbseg")
+        #expect(stored.layout.format == 2 && migrated.layout.format == 1)
+        #expect((0..<rows).allSatisfy { stored.rowTerms[$0] == migrated.rowTerms[$0] })
+        #expect(migrated.memoryFootprint > stored.memoryFootprint - 4 * rows)
+        for q in 0..<20 {
+            let query = randomVectors(count: 1, dimension: dimension, seed: 100 + UInt64(q))
+            var a = TopK(k: 10), b = TopK(k: 10)
+            query.withUnsafeBufferPointer {
+                stored.search($0, k: 10, filter: nil, parameters: SearchParameters(), idBase: 0, into: &a)
+                migrated.search($0, k: 10, filter: nil, parameters: SearchParameters(), idBase: 0, into: &b)
+            }
+            #expect(a.sorted().map(\.id) == b.sorted().map(\.id))
+        }
+        #expect {
+            _ = try open(future, "three.vdbseg")
+        } throws: { ($0 as? StorageError)?.code == .versionMismatch }
     }
 
     @Test func badParametersAndBuilderIntegration() throws {

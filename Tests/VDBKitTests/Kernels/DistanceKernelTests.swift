@@ -31,6 +31,57 @@ struct DistanceKernelTests {
         }
     }
 
+    /// Product-quantization kernels against plain loops: the per-query tables (every variant),
+    /// the blocked centroid products (every variant, block counts with and without the 4-block
+    /// fast path), the ADC scan with and without a bias (odd and even row and code counts), and
+    /// the nearest-codeword search.
+    @Test func productQuantizationKernelsMatchReference() async {
+        await propertyCheck(count: 60, input: Gen.int(in: 1...12), Gen.int(in: 1...9), Gen.uint64(in: 0...UInt64.max)) { m, sub, seed in
+            let q = randomVectors(count: 1, dimension: m * sub, seed: seed, range: -2...2)
+            let books = randomVectors(count: m * 256, dimension: sub, seed: seed &+ 1, range: -2...2)
+            var transposed = [Float](repeating: 0, count: m * sub * 256)
+            for j in 0..<m { for c in 0..<256 { for t in 0..<sub { transposed[(j * sub + t) * 256 + c] = books[(j * 256 + c) * sub + t] } } }
+            var expected = [Float](repeating: 0, count: m * 256)
+            for j in 0..<m { for c in 0..<256 { expected[j * 256 + c] = -2 * (0..<sub).reduce(0) { $0 + q[j * sub + $1] * books[(j * 256 + c) * sub + $1] } } }
+            for level in Self.levels where vdb_kernel_level_supported(level) != 0 {
+                var got = [Float](repeating: .nan, count: m * 256)
+                vdb_pq_query_tables_level(level, q, transposed, m, sub, -2, &got)
+                #expect(zip(got, expected).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($1)) }, "tables, level \(level.rawValue)")
+            }
+            // The ADC scan: bias + the sum of each row's table entries.
+            var rng = SeededGenerator(seed: seed &+ 2)
+            let rows = Int(rng.next() % 40)
+            let codes = (0..<(rows * m)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            let bias = randomVectors(count: 1, dimension: max(1, rows), seed: seed &+ 3)
+            var scores = [Float](repeating: .nan, count: max(1, rows)), plain = scores
+            vdb_pq_adc_scan(expected, codes, rows, m, bias, &scores)
+            vdb_pq_adc_scan(expected, codes, rows, m, nil, &plain)
+            for i in 0..<rows {
+                let sum = (0..<m).reduce(Float(0)) { $0 + expected[$1 * 256 + Int(codes[i * m + $1])] }
+                #expect(abs(plain[i] - sum) <= 1e-4 * max(1, abs(sum)), "scan row \(i)")
+                #expect(abs(scores[i] - (sum + bias[i])) <= 1e-4 * max(1, abs(sum + bias[i])), "biased scan row \(i)")
+            }
+            // Blocked products: 16 × blocks vectors of m · sub components.
+            let dimension = m * sub, blocks = 1 + Int(rng.next() % 9)
+            let vectors = randomVectors(count: blocks * 16, dimension: dimension, seed: seed &+ 4)
+            var blocked = [Float](repeating: 0, count: blocks * 16 * dimension)
+            for v in 0..<(blocks * 16) { for t in 0..<dimension { blocked[(v / 16) * dimension * 16 + t * 16 + v % 16] = vectors[v * dimension + t] } }
+            for level in Self.levels where vdb_kernel_level_supported(level) != 0 {
+                var got = [Float](repeating: .nan, count: blocks * 16)
+                vdb_dot_f32_blocked16_level(level, q, blocked, blocks, dimension, &got)
+                for v in 0..<(blocks * 16) {
+                    let dot = (0..<dimension).reduce(Float(0)) { $0 + q[$1] * vectors[v * dimension + $1] }
+                    #expect(abs(got[v] - dot) <= 1e-4 * max(1, abs(dot)), "blocked level \(level.rawValue) vector \(v)")
+                }
+            }
+            // Nearest codeword of sub-space 0 for the query's first sub-vector.
+            var scratch = [Float](repeating: 0, count: 256)
+            let nearest = vdb_nearest_l2sq(q, books, 256, sub, &scratch)
+            let distances = (0..<256).map { c in (0..<sub).reduce(Float(0)) { $0 + (q[$1] - books[c * sub + $1]) * (q[$1] - books[c * sub + $1]) } }
+            #expect(abs(distances[nearest] - distances.min()!) <= 1e-5 * max(1, distances.min()!))
+        }
+    }
+
     /// The float-by-byte kernel (scalar quantization) agrees with a Double reference.
     @Test func floatByByteMatchesReference() async {
         await propertyCheck(count: 200, input: Gen.int(in: 1...800), Gen.uint64(in: 0...UInt64.max)) { dimension, seed in

@@ -15,6 +15,22 @@ struct QueryPrimitiveTests {
         }
     }
 
+    /// Draining visits what `sorted()` returns, in its order (distances), and empties the heap.
+    @Test func drainAscendingMatchesSorted() async {
+        await propertyCheck(count: 200, input: Gen.int(in: 0...1000).array(of: 0...300), Gen.int(in: 1...50)) { values, k in
+            var top = TopK(k: k)
+            for (i, v) in values.enumerated() { top.insert(distance: Float(v), id: UInt64(i)) }
+            let expected = top.sorted()
+            var unordered: [UInt64] = []
+            top.forEachUnordered { _, id in unordered.append(id) }
+            #expect(unordered.sorted() == expected.map(\.id).sorted())
+            var drained: [Float] = []
+            top.drainAscending { distance, _ in drained.append(distance) }
+            #expect(drained == expected.map(\.distance))
+            #expect(top.count == 0 && top.k == k)
+        }
+    }
+
     @Test func latencyPercentilesUseNearestRank() {
         let summary = LatencySummary(nanoseconds: (1...100).map { UInt64($0) * 1000 })
         #expect(summary.p50Microseconds == 50)

@@ -26,11 +26,17 @@ public struct IVFPQParameters: Sendable, Hashable, Codable {
 /// their codes by asymmetric distance tables (query against codebooks, no decoding), and
 /// re-ranks the best candidates with the exact vectors the segment keeps.
 ///
-/// Stored as the segment section `ivf-pq`, format 1, little-endian:
+/// L2 scoring splits ‖q − c − r‖² into ‖q − c‖² (one per list, from the coarse search),
+/// −2⟨q, r⟩ (one table per query, shared by every list) and ‖r‖² + 2⟨c, r⟩ (no query in it, so
+/// stored per row as its "row term"). FAISS instead keeps that last part as a table per list
+/// (lists × m × 256 floats, 32 MiB at 1024 lists and m = 32) and adds it to the query table for
+/// every probed list; one float per row is smaller, and a probe then costs nothing but its scan.
+///
+/// Stored as the segment section `ivf-pq`, little-endian. Format 2:
 ///
 /// | offset | size | field |
 /// |-------:|-----:|-------|
-/// | 0 | 4 | format (1) |
+/// | 0 | 4 | format (2) |
 /// | 4 | 4 | dimension d |
 /// | 8 | 4 | lists L |
 /// | 12 | 4 | sub-quantizers m |
@@ -40,29 +46,75 @@ public struct IVFPQParameters: Sendable, Hashable, Codable {
 /// | … | 4·m·256·(d/m) | codebooks, sub-quantizer by sub-quantizer |
 /// | … | 4·(L+1) | list starts into the rows below |
 /// | … | 4·n | rows, list by list |
+/// | … | 4·n | row terms Σ_j ‖r_j‖² + 2⟨c_j, r_j⟩, in the same order |
 /// | … | n·m | codes, in the same order |
+///
+/// Format 1 is format 2 without the row terms; it is migrated on open by computing them.
 struct IVFPQLayout {
-    let dimension: Int, lists: Int, m: Int, rows: Int
+    static let currentFormat: UInt32 = 2
+    let format: UInt32, dimension: Int, lists: Int, m: Int, rows: Int
+
+    init(format: UInt32 = IVFPQLayout.currentFormat, dimension: Int, lists: Int, m: Int, rows: Int) {
+        (self.format, self.dimension, self.lists, self.m, self.rows) = (format, dimension, lists, m, rows)
+    }
+
     var subDimension: Int { dimension / m }
     var centroids: Int { 64 }
     var codebooks: Int { centroids + 4 * lists * dimension }
     var listStarts: Int { codebooks + 4 * m * 256 * subDimension }
     var listRows: Int { listStarts + 4 * (lists + 1) }
-    var codes: Int { listRows + 4 * rows }
+    /// Where the row terms are, when the format stores them.
+    var rowTerms: Int? { format >= 2 ? listRows + 4 * rows : nil }
+    var codes: Int { listRows + 4 * rows + (format >= 2 ? 4 * rows : 0) }
     var total: Int { codes + rows * m }
 }
 
+/// The query-free part of every row's L2 score (see ``IVFPQLayout``), computed list by list:
+/// a list's term table (‖r‖² + 2⟨c, r⟩ for every codeword r) summed over each row's codes.
+enum IVFPQRowTerms {
+    static func compute(
+        layout: IVFPQLayout, centroids: UnsafePointer<Float>, codebooks: UnsafePointer<Float>, listStarts: UnsafePointer<UInt32>,
+        codes: UnsafePointer<UInt8>, threads: Int, into terms: UnsafeMutablePointer<Float>
+    ) {
+        let (d, m, sub) = (layout.dimension, layout.m, layout.subDimension)
+        var norms = [Float](repeating: 0, count: m * 256)
+        for i in 0..<(m * 256) { norms[i] = vdb_dot_f32(codebooks + i * sub, codebooks + i * sub, sub) }
+        // Workers read the shared inputs and write the disjoint ranges of `terms` of their lists.
+        Parallel.forEachBlock(count: layout.lists, blockSize: 16, threads: threads) { lists in
+            let table = UnsafeMutablePointer<Float>.allocate(capacity: m * 256)
+            defer { table.deallocate() }
+            for l in lists {
+                let start = Int(listStarts[l]), count = Int(listStarts[l + 1]) - start
+                if count == 0 { continue }
+                for j in 0..<m {
+                    vdb_dot_f32_rows(centroids + l * d + j * sub, codebooks + j * 256 * sub, 256, sub, table + j * 256)
+                    for c in 0..<256 { table[j * 256 + c] = norms[j * 256 + c] + 2 * table[j * 256 + c] }
+                }
+                vdb_pq_adc_scan(table, codes + start * m, count, m, nil, terms + start)
+            }
+        }
+    }
+}
+
 enum IVFPQBuilder {
-    /// Trains the quantizers on (a sample of) the rows and encodes every row.
-    static func build(vectors: UnsafeBufferPointer<Float>, dimension: Int, parameters: IVFPQParameters, seed: UInt64 = 7) throws(IndexError) -> [UInt8] {
+    /// Trains the quantizers on (a sample of) the rows and encodes every row, on `threads`
+    /// threads, reporting phases "ivf-pq coarse" (k-means rounds), "ivf-pq codebooks"
+    /// (sub-quantizers trained) and "ivf-pq encode" (rows).
+    static func build(
+        vectors: UnsafeBufferPointer<Float>, dimension: Int, parameters: IVFPQParameters, threads: Int = ProcessorCount.active,
+        seed: UInt64 = 7, progress: ProgressHandler? = nil
+    ) throws(IndexError) -> [UInt8] {
         let n = vectors.count / dimension
-        guard n > 0 else { throw IndexError(.invalidParameter, "an IVF-PQ index needs rows") }
+        guard n > 0, let base = vectors.baseAddress else { throw IndexError(.invalidParameter, "an IVF-PQ index needs rows") }
         let lists = min(n, parameters.lists ?? max(16, min(4096, Int(4 * Double(n).squareRoot()))))
         let m = parameters.subquantizers ?? max(1, dimension / 4)
         guard m >= 1, dimension % m == 0 else {
             throw IndexError(.invalidParameter, "\(m) sub-quantizers do not divide dimension \(dimension)")
         }
+        guard lists <= Int(UInt32.max), n <= Int(UInt32.max) else { throw IndexError(.invalidParameter, "too many rows or lists") }
         let sub = dimension / m
+        let threads = max(1, threads)
+
         // Train on a sample: 64 rows per centroid is plenty for Lloyd's iterations.
         var rng = SeededGenerator(seed: seed)
         let sampleSize = min(n, max(256 * 64, lists * 64))
@@ -71,69 +123,100 @@ enum IVFPQBuilder {
         var picked = Array(0..<n)
         for i in 0..<sampleSize { picked.swapAt(i, i + Int(rng.next() % UInt64(n - i))) }
         for r in picked.prefix(sampleSize) { sample.append(contentsOf: vectors[r * dimension..<(r + 1) * dimension]) }
-        let centroids = sample.withUnsafeBufferPointer { KMeans.train(data: $0, dimension: dimension, k: lists, seed: seed) }
-        var sampleAssignment = [Int](repeating: 0, count: sampleSize)
-        sample.withUnsafeBufferPointer { KMeans.assign(data: $0, dimension: dimension, centroids: centroids, into: &sampleAssignment) }
-        // Codebooks on the residuals, one sub-space at a time.
-        var codebooks = [Float](repeating: 0, count: m * 256 * sub)
-        for j in 0..<m {
-            var residuals = [Float](repeating: 0, count: sampleSize * sub)
-            for r in 0..<sampleSize {
-                for t in 0..<sub {
-                    residuals[r * sub + t] = sample[r * dimension + j * sub + t] - centroids[sampleAssignment[r] * dimension + j * sub + t]
+        let coarseRounds = 12
+        let centroids = sample.withUnsafeBufferPointer {
+            KMeans.train(data: $0, dimension: dimension, k: lists, iterations: coarseRounds, seed: seed, threads: threads) { round in
+                progress?(ProgressEvent(phase: "ivf-pq coarse", completed: round, total: coarseRounds, unit: "rounds"))
+            }
+        }
+        var sampleAssignment = [Int32](repeating: 0, count: sampleSize)
+        sample.withUnsafeBufferPointer { KMeans.assign(data: $0, dimension: dimension, centroids: centroids, threads: threads, into: &sampleAssignment) }
+
+        // Codebooks on the residuals, one sub-space per task (each k-means on one thread).
+        let codebooks = UnsafeMutablePointer<Float>.allocate(capacity: m * 256 * sub)
+        defer { codebooks.deallocate() }
+        do {
+            let (books, samples, owners) = (codebooks, sample, sampleAssignment)
+            Parallel.forEachBlock(count: m, blockSize: 1, threads: threads, finished: { done in
+                progress?(ProgressEvent(phase: "ivf-pq codebooks", completed: done, total: m, unit: "sub-quantizers"))
+            }) { range in
+                for j in range {
+                    var residuals = [Float](repeating: 0, count: sampleSize * sub)
+                    for r in 0..<sampleSize {
+                        let owner = Int(owners[r])
+                        for t in 0..<sub {
+                            residuals[r * sub + t] = samples[r * dimension + j * sub + t] - centroids[owner * dimension + j * sub + t]
+                        }
+                    }
+                    let book = residuals.withUnsafeBufferPointer {
+                        KMeans.train(data: $0, dimension: sub, k: 256, iterations: 10, seed: seed &+ UInt64(j))
+                    }
+                    book.withUnsafeBufferPointer { (books + j * 256 * sub).update(from: $0.baseAddress!, count: 256 * sub) }
                 }
             }
-            let book = residuals.withUnsafeBufferPointer { KMeans.train(data: $0, dimension: sub, k: 256, iterations: 10, seed: seed &+ UInt64(j)) }
-            codebooks.replaceSubrange(j * 256 * sub..<(j + 1) * 256 * sub, with: book)
         }
-        // Encode every row.
-        var assignment = [Int](repeating: 0, count: n)
-        KMeans.assign(data: vectors, dimension: dimension, centroids: centroids, into: &assignment)
-        var codes = [UInt8](repeating: 0, count: n * m)
-        var residual = [Float](repeating: 0, count: sub)
-        for r in 0..<n {
-            for j in 0..<m {
-                for t in 0..<sub { residual[t] = vectors[r * dimension + j * sub + t] - centroids[assignment[r] * dimension + j * sub + t] }
-                var best = 0
-                var bestDistance = Float.infinity
-                codebooks.withUnsafeBufferPointer { b in
-                    residual.withUnsafeBufferPointer { x in
-                        for c in 0..<256 {
-                            let d = vdb_l2sq_f32(x.baseAddress!, b.baseAddress! + (j * 256 + c) * sub, sub)
-                            if d < bestDistance {
-                                bestDistance = d
-                                best = c
-                            }
+
+        // Every row's list, then its codes.
+        var assignment = [Int32](repeating: 0, count: n)
+        KMeans.assign(data: vectors, dimension: dimension, centroids: centroids, threads: threads, into: &assignment)
+        let rowCodes = UnsafeMutablePointer<UInt8>.allocate(capacity: n * m)
+        defer { rowCodes.deallocate() }
+        do {
+            let (out, books, owners) = (rowCodes, UnsafePointer(codebooks), assignment)
+            Parallel.forEachBlock(count: n, blockSize: 2048, threads: threads, finished: { done in
+                progress?(ProgressEvent(phase: "ivf-pq encode", completed: done, total: n, unit: "vectors"))
+            }) { rows in
+                let residual = UnsafeMutablePointer<Float>.allocate(capacity: dimension)
+                let distances = UnsafeMutablePointer<Float>.allocate(capacity: 256)
+                defer {
+                    residual.deallocate()
+                    distances.deallocate()
+                }
+                centroids.withUnsafeBufferPointer { c in
+                    for r in rows {
+                        let owner = c.baseAddress! + Int(owners[r]) * dimension
+                        for t in 0..<dimension { residual[t] = base[r * dimension + t] - owner[t] }
+                        for j in 0..<m {
+                            out[r * m + j] = UInt8(vdb_nearest_l2sq(residual + j * sub, books + j * 256 * sub, 256, sub, distances))
                         }
                     }
                 }
-                codes[r * m + j] = UInt8(best)
             }
         }
+
         // Lay the rows out list by list.
         var starts = [UInt32](repeating: 0, count: lists + 1)
-        for a in assignment { starts[a + 1] += 1 }
+        for a in assignment { starts[Int(a) + 1] += 1 }
         for l in 0..<lists { starts[l + 1] += starts[l] }
         var cursor = starts
         var order = [UInt32](repeating: 0, count: n)
         for r in 0..<n {
-            order[Int(cursor[assignment[r]])] = UInt32(r)
-            cursor[assignment[r]] += 1
+            let a = Int(assignment[r])
+            order[Int(cursor[a])] = UInt32(r)
+            cursor[a] += 1
         }
         let layout = IVFPQLayout(dimension: dimension, lists: lists, m: m, rows: n)
         var out = [UInt8](repeating: 0, count: layout.total)
         out.withUnsafeMutableBytes { raw in
-            for (i, v) in [UInt32(1), UInt32(dimension), UInt32(lists), UInt32(m), UInt32(n)].enumerated() {
+            for (i, v) in [IVFPQLayout.currentFormat, UInt32(dimension), UInt32(lists), UInt32(m), UInt32(n)].enumerated() {
                 raw.storeBytes(of: v.littleEndian, toByteOffset: 4 * i, as: UInt32.self)
             }
             for (i, v) in centroids.enumerated() { raw.storeBytes(of: v.bitPattern.littleEndian, toByteOffset: layout.centroids + 4 * i, as: UInt32.self) }
-            for (i, v) in codebooks.enumerated() { raw.storeBytes(of: v.bitPattern.littleEndian, toByteOffset: layout.codebooks + 4 * i, as: UInt32.self) }
+            for i in 0..<(m * 256 * sub) {
+                raw.storeBytes(of: codebooks[i].bitPattern.littleEndian, toByteOffset: layout.codebooks + 4 * i, as: UInt32.self)
+            }
             for (i, v) in starts.enumerated() { raw.storeBytes(of: v.littleEndian, toByteOffset: layout.listStarts + 4 * i, as: UInt32.self) }
             for (i, v) in order.enumerated() { raw.storeBytes(of: v.littleEndian, toByteOffset: layout.listRows + 4 * i, as: UInt32.self) }
-            for i in 0..<n {
-                let row = Int(order[i])
-                for j in 0..<m { raw[layout.codes + i * m + j] = codes[row * m + j] }
-            }
+            for i in 0..<n { (raw.baseAddress! + layout.codes + i * m).copyMemory(from: rowCodes + Int(order[i]) * m, byteCount: m) }
+            // The row terms, from the stored codes (x86 and ARM are little-endian, so the floats
+            // written in place are already in the file's byte order).
+            let at = raw.baseAddress!
+            IVFPQRowTerms.compute(
+                layout: layout, centroids: (at + layout.centroids).assumingMemoryBound(to: Float.self),
+                codebooks: (at + layout.codebooks).assumingMemoryBound(to: Float.self),
+                listStarts: (at + layout.listStarts).assumingMemoryBound(to: UInt32.self),
+                codes: (at + layout.codes).assumingMemoryBound(to: UInt8.self), threads: threads,
+                into: (at + layout.rowTerms!).assumingMemoryBound(to: Float.self))
         }
         return out
     }

@@ -3,7 +3,8 @@ import CVDBKernels
 /// Search through a segment's IVF-PQ index (format in ``IVFPQLayout``).
 ///
 /// `@unchecked Sendable`: the pointers are read-only views into the segment's mapping, which
-/// `segment` keeps alive; per-query memory comes from the locked pool.
+/// `segment` keeps alive, or into memory this index owns and never writes after `init`;
+/// per-query memory comes from the locked pool.
 public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
     public let segment: Segment
     let layout: IVFPQLayout
@@ -12,40 +13,53 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
     let listStarts: UnsafePointer<UInt32>
     let listRows: UnsafePointer<UInt32>
     let codes: UnsafePointer<UInt8>
+    /// Per row, in list order: the query-free part of its L2 score (stored from format 2 on,
+    /// computed here for format 1 sections).
+    let rowTerms: UnsafePointer<Float>
+    /// ‖c‖² per centroid, so the coarse search is one row kernel of dot products.
+    private let centroidNorms: UnsafeMutablePointer<Float>
+    /// The centroids in blocks of 16 ([blocks][d][16], zero-padded), for ``vdb_dot_f32_blocked16``.
+    private let centroidBlocks: UnsafeMutablePointer<Float>
+    private var centroidBlockCount: Int { (layout.lists + 15) / 16 }
+    /// The codebooks as [m][sub][256] floats, for ``vdb_pq_query_tables``.
+    private let codebooksTransposed: UnsafeMutablePointer<Float>
+    /// Non-nil when `rowTerms` was computed at open (a format 1 section) and is owned here.
+    private let migratedRowTerms: UnsafeMutablePointer<Float>?
     let defaults: IVFPQParameters
-    /// For L2: ‖r‖² + 2⟨c_list, r⟩ for every list and codeword r, so a probed list's table is
-    /// this plus one per-query term (FAISS's precomputed tables): lists × m × 256 floats.
-    private let listTerms: [Float]
     private let pool = Locked<[Scratch]>([])
 
     /// Per-query working memory, pooled.
     final class Scratch: @unchecked Sendable {
         // @unchecked Sendable: used by one query at a time, handed over through `pool`'s lock.
-        let tables: UnsafeMutablePointer<Float>
-        let queryTerms: UnsafeMutablePointer<Float>
+        let table: UnsafeMutablePointer<Float>
+        let coarse: UnsafeMutablePointer<Float>
         let scores: UnsafeMutablePointer<Float>
-        let capacity: Int
-        init(m: Int, longestList: Int) {
-            tables = .allocate(capacity: m * 256)
-            queryTerms = .allocate(capacity: m * 256)
-            capacity = max(1, longestList)
-            scores = .allocate(capacity: capacity)
+        var lists = TopK(k: 1)
+        var candidates = TopK(k: 1)
+        init(m: Int, lists: Int, longestList: Int) {
+            table = .allocate(capacity: m * 256)
+            coarse = .allocate(capacity: lists)
+            scores = .allocate(capacity: max(1, longestList))
         }
         deinit {
-            tables.deallocate()
-            queryTerms.deallocate()
+            table.deallocate()
+            coarse.deallocate()
             scores.deallocate()
         }
     }
 
-    public init(segment: Segment, defaults: IVFPQParameters) throws(StorageError) {
+    public init(segment: Segment, defaults: IVFPQParameters, threads: Int = ProcessorCount.active) throws(StorageError) {
         let name = "segment \(segment.path)"
         func bad(_ what: String) -> StorageError { StorageError(.corruptSegment, "\(name): ivf-pq section: \(what)") }
         guard let section = segment.ivfpqSection, section.count >= 64 else { throw bad("missing or shorter than its header") }
-        guard section.loadLittleEndian(at: 0, as: UInt32.self) == 1 else { throw StorageError(.versionMismatch, "\(name): unknown ivf-pq format") }
+        let format = section.loadLittleEndian(at: 0, as: UInt32.self)
+        guard format == 1 || format == IVFPQLayout.currentFormat else {
+            throw StorageError(.versionMismatch, "\(name): ivf-pq format \(format) is newer than this build reads (up to \(IVFPQLayout.currentFormat))")
+        }
         let layout = IVFPQLayout(
-            dimension: Int(section.loadLittleEndian(at: 4, as: UInt32.self)), lists: Int(section.loadLittleEndian(at: 8, as: UInt32.self)),
-            m: Int(section.loadLittleEndian(at: 12, as: UInt32.self)), rows: Int(section.loadLittleEndian(at: 16, as: UInt32.self)))
+            format: format, dimension: Int(section.loadLittleEndian(at: 4, as: UInt32.self)),
+            lists: Int(section.loadLittleEndian(at: 8, as: UInt32.self)), m: Int(section.loadLittleEndian(at: 12, as: UInt32.self)),
+            rows: Int(section.loadLittleEndian(at: 16, as: UInt32.self)))
         guard layout.dimension == segment.dimension, layout.rows == segment.rowCount, layout.lists >= 1, layout.m >= 1,
               layout.dimension % layout.m == 0, section.count == layout.total
         else { throw bad("does not match the segment") }
@@ -62,34 +76,53 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         }
         guard Int(previous) == layout.rows, listStarts[0] == 0 else { throw bad("lists do not partition the rows") }
         for i in 0..<layout.rows where Int(listRows[i]) >= layout.rows { throw bad("row \(i) of the lists is out of range") }
+        if let offset = layout.rowTerms {
+            rowTerms = (base + offset).assumingMemoryBound(to: Float.self)
+            migratedRowTerms = nil
+        } else {
+            let terms = UnsafeMutablePointer<Float>.allocate(capacity: max(1, layout.rows))
+            IVFPQRowTerms.compute(
+                layout: layout, centroids: centroids, codebooks: codebooks, listStarts: listStarts, codes: codes, threads: threads,
+                into: terms)
+            rowTerms = UnsafePointer(terms)
+            migratedRowTerms = terms
+        }
+        centroidNorms = .allocate(capacity: layout.lists)
+        for l in 0..<layout.lists {
+            let c = centroids + l * layout.dimension
+            centroidNorms[l] = vdb_dot_f32(c, c, layout.dimension)
+        }
+        let blockCount = (layout.lists + 15) / 16, d = layout.dimension
+        centroidBlocks = .allocate(capacity: blockCount * 16 * d)
+        centroidBlocks.initialize(repeating: 0, count: blockCount * 16 * d)
+        for l in 0..<layout.lists {
+            for t in 0..<d { centroidBlocks[(l / 16) * d * 16 + t * 16 + l % 16] = centroids[l * d + t] }
+        }
+        let (m, sub) = (layout.m, layout.subDimension)
+        codebooksTransposed = .allocate(capacity: m * sub * 256)
+        for j in 0..<m {
+            for c in 0..<256 {
+                for t in 0..<sub { codebooksTransposed[(j * sub + t) * 256 + c] = codebooks[(j * 256 + c) * sub + t] }
+            }
+        }
         self.layout = layout
         self.segment = segment
         self.defaults = defaults
-        var terms: [Float] = []
-        if segment.metric != .dot {
-            let (m, sub, d) = (layout.m, layout.subDimension, layout.dimension)
-            terms = [Float](repeating: 0, count: layout.lists * m * 256)
-            let (centroids, codebooks) = (self.centroids, self.codebooks)
-            terms.withUnsafeMutableBufferPointer { t in
-                var dots = [Float](repeating: 0, count: 256)
-                for l in 0..<layout.lists {
-                    for j in 0..<m {
-                        vdb_dot_f32_rows(centroids + l * d + j * sub, codebooks + j * 256 * sub, 256, sub, &dots)
-                        for c in 0..<256 {
-                            let r = codebooks + (j * 256 + c) * sub
-                            t[(l * m + j) * 256 + c] = vdb_dot_f32(r, r, sub) + 2 * dots[c]
-                        }
-                    }
-                }
-            }
-        }
-        listTerms = terms
+    }
+
+    deinit {
+        centroidNorms.deallocate()
+        codebooksTransposed.deallocate()
+        centroidBlocks.deallocate()
+        migratedRowTerms?.deallocate()
     }
 
     public var kind: IndexKind { .ivfpq }
     public var isExact: Bool { false }
     public var updatesIncrementally: Bool { false }
-    public var memoryFootprint: Int { layout.total + listTerms.count * 4 }
+    public var memoryFootprint: Int {
+        layout.total + 4 * layout.lists + 4 * 16 * centroidBlockCount * layout.dimension + 4 * layout.m * 256 * layout.subDimension + (migratedRowTerms == nil ? 0 : 4 * layout.rows)
+    }
     public var buildProgress: Double { 1 }
 
     public func search(
@@ -101,54 +134,43 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         let metric = segment.metric
         let innerProduct = metric == .dot
         let nprobe = max(1, min(layout.lists, parameters.nprobe ?? defaults.nprobe))
-        // 1. The nearest lists (by the metric's ranking distance to their centroids).
-        var lists = TopK(k: nprobe)
-        for l in 0..<layout.lists {
-            let c = centroids + l * d
-            lists.insert(distance: innerProduct ? -vdb_dot_f32(q, c, d) : vdb_l2sq_f32(q, c, d), id: UInt64(l))
-        }
-        let scratch = pool.withLock { $0.popLast() } ?? Scratch(m: m, longestList: longestList)
+        let scratch = pool.withLock { $0.popLast() } ?? Scratch(m: m, lists: 16 * centroidBlockCount, longestList: longestList)
         defer { pool.withLock { $0.append(scratch) } }
-        let tables = scratch.tables
-        let queryTerms = scratch.queryTerms
-        // q·r for every codeword: the whole table for inner product (q·x ≈ q·c + Σ_j q_j·r_j),
-        // and the per-query term −2⟨q, r⟩ of the L2 tables.
-        for j in 0..<m {
-            vdb_dot_f32_rows(q + j * sub, codebooks + j * 256 * sub, 256, sub, queryTerms + j * 256)
-            for c in 0..<256 { queryTerms[j * 256 + c] *= innerProduct ? -1 : -2 }
+        let (table, scores) = (scratch.table, scratch.scores)
+
+        // 1. The nearest lists, by the part of the score a list shares: ‖c‖² − 2⟨q, c⟩ for L2
+        //    (‖q‖² is the same for every row, so it is left out), −⟨q, c⟩ for inner product.
+        vdb_dot_f32_blocked16(q, centroidBlocks, centroidBlockCount, d, scratch.coarse)
+        scratch.lists.reset(k: nprobe)
+        for l in 0..<layout.lists {
+            let dot = scratch.coarse[l]
+            scratch.lists.insert(distance: innerProduct ? -dot : centroidNorms[l] - 2 * dot, id: UInt64(l))
         }
+        // 2. One table for every list: −2⟨q_j, r⟩ (L2; the rest is the row term) or −⟨q_j, r⟩.
+        vdb_pq_query_tables(q, codebooksTransposed, m, sub, innerProduct ? -1 : -2, table)
+        let bias: UnsafePointer<Float>? = innerProduct ? nil : rowTerms
+
+        // 3. Scan the probed lists, nearest first, keeping the best k (× rerank) by PQ score.
         let rerank = defaults.rerank
-        var candidates = TopK(k: rerank > 0 ? k * rerank : k)
-        do {
-            for list in lists.sorted() {
-                let l = Int(list.id)
-                let start = Int(listStarts[l]), end = Int(listStarts[l + 1])
-                if start == end { continue }
-                // Inner product: q·c + Σ q_j·r_j. L2: ‖q − c − r‖² = ‖q − c‖² + Σ_j (‖r_j‖² + 2⟨c_j, r_j⟩ − 2⟨q_j, r_j⟩).
-                let offset = list.distance
-                let table: UnsafePointer<Float>
-                if innerProduct {
-                    table = UnsafePointer(queryTerms)
-                } else {
-                    listTerms.withUnsafeBufferPointer { terms in
-                        let base = terms.baseAddress! + l * m * 256
-                        for i in 0..<(m * 256) { tables[i] = base[i] + queryTerms[i] }
-                    }
-                    table = UnsafePointer(tables)
-                }
-                vdb_pq_adc_scan(table, codes + start * m, end - start, m, scratch.scores)
-                for i in 0..<(end - start) {
-                    let row = listRows[start + i]
-                    if let filter, !filter.contains(row) { continue }
-                    candidates.insert(distance: offset + scratch.scores[i], id: UInt64(row))
-                }
+        scratch.candidates.reset(k: rerank > 0 ? k * rerank : k)
+        scratch.lists.drainAscending { offset, id in
+            let l = Int(id)
+            let start = Int(listStarts[l]), count = Int(listStarts[l + 1]) - start
+            if count == 0 { return }
+            vdb_pq_adc_scan(table, codes + start * m, count, m, bias.map { $0 + start }, scores)
+            var threshold = scratch.candidates.threshold - offset
+            for i in 0..<count where scores[i] < threshold {
+                let row = listRows[start + i]
+                if let filter, !filter.contains(row) { continue }
+                scratch.candidates.insert(distance: offset + scores[i], id: UInt64(row))
+                threshold = scratch.candidates.threshold - offset
             }
         }
-        // The candidates were chosen by PQ distances; the k (or k × rerank) kept are scored on
-        // their exact vectors, so reported distances are exact and, with re-ranking, so is the
-        // order among the candidates.
-        for candidate in candidates.sorted() {
-            let row = Int(candidate.id)
+        // 4. The candidates were chosen by PQ scores; the k (or k × rerank) kept are scored on
+        //    their exact vectors, so reported distances are exact and, with re-ranking, so is
+        //    the order among the candidates.
+        scratch.candidates.forEachUnordered { _, id in
+            let row = Int(id)
             results.insert(distance: Distance.distance(metric, q, vectors + row * d, dimension: d), id: idBase + UInt64(row))
         }
     }

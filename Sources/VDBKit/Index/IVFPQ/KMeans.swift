@@ -1,11 +1,21 @@
-/// Lloyd's k-means with BLAS assignment, for the IVF coarse quantizer and the PQ codebooks.
+import CVDBKernels
+
+/// Lloyd's k-means for the IVF coarse quantizer and the PQ codebooks.
 enum KMeans {
+    /// Below this dimension the assignment is a direct nearest-centroid scan per row (a row
+    /// kernel and an argmin); above it, BLAS matrix products win.
+    static let directAssignmentDimension = 16
+
     /// Trains `k` centroids (`k × dimension` floats) on the rows of `data`.
     ///
     /// Starts from `k` distinct rows drawn with a seeded generator, runs `iterations` rounds of
     /// assign-then-average, and reseeds an empty cluster by splitting the largest one (a copy of
-    /// its centroid nudged apart), so every centroid stays in use.
-    static func train(data: UnsafeBufferPointer<Float>, dimension: Int, k: Int, iterations: Int = 12, seed: UInt64) -> [Float] {
+    /// its centroid nudged apart), so every centroid stays in use. `iterationDone` hears the
+    /// number of rounds finished.
+    static func train(
+        data: UnsafeBufferPointer<Float>, dimension: Int, k: Int, iterations: Int = 12, seed: UInt64, threads: Int = 1,
+        iterationDone: ((Int) -> Void)? = nil
+    ) -> [Float] {
         let n = data.count / dimension
         precondition(n >= 1 && k >= 1, "k-means needs data and at least one centroid")
         var rng = SeededGenerator(seed: seed)
@@ -17,13 +27,15 @@ enum KMeans {
             let row = order[c % n]
             for j in 0..<dimension { centroids[c * dimension + j] = data[row * dimension + j] }
         }
-        var assignment = [Int](repeating: 0, count: n)
-        for _ in 0..<iterations {
-            assign(data: data, dimension: dimension, centroids: centroids, into: &assignment)
-            var sums = [Double](repeating: 0, count: k * dimension)
-            var counts = [Int](repeating: 0, count: k)
+        var assignment = [Int32](repeating: 0, count: n)
+        var sums = [Double](repeating: 0, count: k * dimension)
+        var counts = [Int](repeating: 0, count: k)
+        for round in 0..<iterations {
+            assign(data: data, dimension: dimension, centroids: centroids, threads: threads, into: &assignment)
+            for i in sums.indices { sums[i] = 0 }
+            for i in counts.indices { counts[i] = 0 }
             for r in 0..<n {
-                let c = assignment[r]
+                let c = Int(assignment[r])
                 counts[c] += 1
                 for j in 0..<dimension { sums[c * dimension + j] += Double(data[r * dimension + j]) }
             }
@@ -40,24 +52,42 @@ enum KMeans {
                 counts[c] = counts[largest] / 2
                 counts[largest] -= counts[c]
             }
+            iterationDone?(round + 1)
         }
         return centroids
     }
 
-    /// The nearest centroid (squared L2) of every row, by BLAS.
-    static func assign(data: UnsafeBufferPointer<Float>, dimension: Int, centroids: [Float], into assignment: inout [Int]) {
+    /// The nearest centroid (squared L2) of every row.
+    static func assign(data: UnsafeBufferPointer<Float>, dimension: Int, centroids: [Float], threads: Int, into assignment: inout [Int32]) {
         let n = data.count / dimension
-        let block = 4096
-        var start = 0
+        let k = centroids.count / dimension
+        guard n > 0 else { return }
         centroids.withUnsafeBufferPointer { c in
-            while start < n {
-                let count = min(block, n - start)
-                var heaps = [TopK](repeating: TopK(k: 1), count: count)
-                BatchScoring.search(
-                    queries: UnsafeBufferPointer(rebasing: data[start * dimension..<(start + count) * dimension]), base: c,
-                    dimension: dimension, metric: .l2, idBase: 0, into: &heaps)
-                for i in 0..<count { assignment[start + i] = Int(heaps[i].sorted()[0].id) }
-                start += count
+            assignment.withUnsafeMutableBufferPointer { out in
+                if dimension <= directAssignmentDimension {
+                    // Workers write disjoint ranges of `out` and only read the rest.
+                    let (rows, centres, result) = (data.baseAddress!, c.baseAddress!, out.baseAddress!)
+                    Parallel.forEachBlock(count: n, blockSize: 1024, threads: threads) { range in
+                        let distances = UnsafeMutablePointer<Float>.allocate(capacity: k)
+                        defer { distances.deallocate() }
+                        for r in range { result[r] = Int32(vdb_nearest_l2sq(rows + r * dimension, centres, k, dimension, distances)) }
+                    }
+                } else {
+                    // BLAS products (OpenBLAS threads them itself), 4096 rows at a time.
+                    let block = 4096
+                    var heaps = [TopK](repeating: TopK(k: 1), count: block)
+                    var start = 0
+                    while start < n {
+                        let count = min(block, n - start)
+                        if count < heaps.count { heaps.removeLast(heaps.count - count) }
+                        for i in heaps.indices { heaps[i].reset(k: 1) }
+                        BatchScoring.search(
+                            queries: UnsafeBufferPointer(rebasing: data[start * dimension..<(start + count) * dimension]), base: c,
+                            dimension: dimension, metric: .l2, idBase: 0, into: &heaps)
+                        for i in 0..<count { heaps[i].forEachUnordered { _, id in out[start + i] = Int32(id) } }
+                        start += count
+                    }
+                }
             }
         }
     }
