@@ -73,6 +73,8 @@ let package = Package(
         .testTarget(
             name: "VDBKitTests",
             dependencies: ["VDBKit", "CVDBKernels", .product(name: "PropertyBased", package: "swift-property-based")],
+            // Segment files written by earlier format versions, opened by the migration tests.
+            resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),
         // Runs the built executables as a user would; depending on them makes `swift test` build them.

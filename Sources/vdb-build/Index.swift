@@ -57,6 +57,8 @@ extension VDBBuild {
         @Option(name: .long, help: "auto: memory the index may use, vectors included, e.g. 512MiB or 2GiB.")
         var memoryBudget: String?
 
+        @OptionGroup var storage: StorageOptions
+
         func validate() throws {
             guard threads >= 0 else { throw ValidationError("--threads must not be negative") }
             guard nprobe >= 1, rerank >= 0 else { throw ValidationError("--nprobe must be at least 1 and --rerank not negative") }
@@ -77,6 +79,7 @@ extension VDBBuild {
                     leafSize: leafSize, threads: threads, autoThreshold: autoThreshold)
                 options.memoryBudget = memoryBudget.flatMap(Self.parseBytes)
                 options.ivfpq = IVFPQParameters(lists: lists, subquantizers: subquantizers, nprobe: nprobe, rerank: rerank)
+                options.storage = storage.change
                 return try IndexBuilder.build(
                     dataDirectory: FilePath(global.dataDir), library: library, options: options, progress: progress.handler)
             }

@@ -39,6 +39,8 @@ extension VDBBuild {
         @Flag(name: .long, help: "Replace the contents of an existing library (new version, same contract).")
         var replace = false
 
+        @OptionGroup var storage: StorageOptions
+
         func validate() throws {
             guard shards >= 1 && shards <= 1024 else { throw ValidationError("--shards must be in 1...1024") }
             guard segmentMib >= 1 else { throw ValidationError("--segment-mib must be at least 1") }
@@ -53,7 +55,7 @@ extension VDBBuild {
                 let path = FilePath(input)
                 let options = IngestOptions(
                     library: library, shardCount: shards, metric: metric.flatMap(Metric.init(datasetName:)), model: model,
-                    segmentVectorBytes: segmentMib << 20, replace: replace)
+                    segmentVectorBytes: segmentMib << 20, replace: replace, storage: storage.change)
                 let progress = TerminalProgress()
                 defer { progress.finish() }
                 let dataDirectory = FilePath(global.dataDir)

@@ -158,8 +158,17 @@ struct VDBQuery: ParsableCommand {
 
             \(table.render())
 
+            \(Self.renderSections(reports.last!.memory.sections))
+
             ground truth: \(first.groundTruth)
             """
+    }
+
+    /// Per section: bytes on disk and resident after the run.
+    static func renderSections(_ sections: [SectionUsage]) -> String {
+        var table = TextTable(header: ["section", "encoding", "on disk", "resident"])
+        for s in sections { table.append([s.section, s.encoding, Format.bytes(s.bytesOnDisk), Format.bytes(s.residentBytes)]) }
+        return table.render()
     }
 
     /// The query vectors and their ground truth, from the file given or the library.
@@ -245,6 +254,8 @@ struct VDBQuery: ParsableCommand {
         table.append(["index memory", Format.bytes(r.memory.indexBytes)])
         table.append(["peak resident", Format.bytes(r.memory.peakResidentBytes)])
         lines.append(table.render())
+        lines.append("")
+        lines.append(Self.renderSections(r.memory.sections))
         lines.append("")
         lines.append("ground truth: \(r.groundTruth)")
         return lines.joined(separator: "\n")

@@ -19,7 +19,14 @@ struct CreateLibraryRequest: Decodable, Sendable {
     var model: String?
     var shards: Int?
     var index: IndexBody?
+    var storage: StorageBody?
     var metadata: [String: JSONValue]?
+}
+
+/// How the library's segments are stored: `vectors` float32 | float16, `compression` zstd | none.
+struct StorageBody: Decodable, Sendable {
+    var vectors: String?
+    var compression: String?
 }
 
 struct PatchLibraryRequest: Decodable, Sendable {

@@ -61,6 +61,17 @@ void vdb_dot_f32_blocked16_level(
 /// of `rows` floats (k-means assignment and PQ encoding in small sub-spaces).
 size_t vdb_nearest_l2sq(const float *q, const float *base, size_t rows, size_t dim, float *distances);
 
+/// IEEE 754 binary16 (float16) vectors: conversions (round to nearest even) and distances from
+/// a float query to a half row. `_portable` variants are the software conversions, for tests.
+void vdb_f16_to_f32(const uint16_t *in, float *out, size_t n);
+void vdb_f32_to_f16(const float *in, uint16_t *out, size_t n);
+float vdb_l2sq_f32_f16(const float *q, const uint16_t *x, size_t n);
+float vdb_dot_f32_f16(const float *q, const uint16_t *x, size_t n);
+void vdb_f16_to_f32_portable(const uint16_t *in, float *out, size_t n);
+void vdb_f32_to_f16_portable(const float *in, uint16_t *out, size_t n);
+float vdb_l2sq_f32_f16_portable(const float *q, const uint16_t *x, size_t n);
+float vdb_dot_f32_f16_portable(const float *q, const uint16_t *x, size_t n);
+
 /// Explicit variants, for tests and benchmarks.
 float vdb_l2sq_f32_level(vdb_kernel_level level, const float *a, const float *b, size_t n);
 float vdb_dot_f32_level(vdb_kernel_level level, const float *a, const float *b, size_t n);

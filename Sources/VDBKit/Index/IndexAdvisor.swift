@@ -1,29 +1,32 @@
 /// Picks an index for a library from its size, dimension, metric and a memory budget, and says
 /// why (`vdb-build index --type auto`). The rules come from our own measurements (README,
 /// bench/): a flat scan is exact and fast enough for small libraries; the k-d tree beats it up
-/// to about 8 dimensions; HNSW wins beyond, if its memory fits.
+/// to about 8 dimensions; HNSW wins beyond, if its memory fits; IVF-PQ when it does not, since
+/// only its codes must stay in memory.
 public enum IndexAdvisor {
     public struct Advice: Sendable, Hashable {
         public var kind: IndexBuildOptions.Kind
         public var reason: String
-        /// Bytes the chosen index needs in memory, vectors included.
+        /// Bytes that must stay in memory for queries to run at speed (see ``bytesPerVector``).
         public var estimatedBytes: Int
     }
 
     /// Rows below which a flat scan answers in well under a millisecond, so no index pays off.
     public static let flatRows = 10_000
 
-    /// Bytes per vector of each index: 4 bytes per component for the vectors, plus for HNSW
-    /// 1 byte per component of 8-bit codes and about 2M+1 links of 4 bytes on layer 0 (upper
-    /// layers add 1/M of that), plus for the k-d tree a 4-byte permutation entry and a share
-    /// of the nodes.
+    /// Bytes per vector that must stay in memory for each index to answer at speed. Flat,
+    /// k-d tree and HNSW touch every vector (4 bytes per component): HNSW adds 1 byte per
+    /// component of 8-bit codes and about 2M+1 links of 4 bytes on layer 0 (upper layers add
+    /// 1/M of that), the tree a 4-byte permutation entry and a share of the nodes. IVF-PQ scans
+    /// only its codes (d/4 bytes), a row id and a row term (4 bytes each); the full vectors
+    /// stay on disk and are read for the k × rerank candidates of a query.
     public static func bytesPerVector(_ kind: IndexBuildOptions.Kind, dimension: Int, m: Int = 16) -> Int {
         let vectors = 4 * dimension
         switch kind {
         case .flat, .auto: return vectors
         case .hnsw: return vectors + dimension + (2 * m + 1) * 4 + (m + 1) * 4 / max(1, m - 1) + 5
         case .kdtree: return vectors + 4 + 1
-        case .ivfpq: return vectors + dimension / 4 + 4
+        case .ivfpq: return max(1, dimension / 4) + 8
         }
     }
 
@@ -37,10 +40,14 @@ public enum IndexAdvisor {
         }
         let hnsw = bytes(.hnsw)
         if let memoryBudget, hnsw > memoryBudget {
+            let ivfpq = bytes(.ivfpq)
+            let fits = ivfpq <= memoryBudget
+                ? "fits"
+                : "is the least any index needs (the budget is too small for all of them; the rest is paged from disk)"
             return Advice(
-                kind: .flat,
-                reason: "HNSW would need about \(Format.bytes(hnsw)) (vectors, 8-bit codes, links) but the budget is \(Format.bytes(memoryBudget)); a flat scan needs \(Format.bytes(bytes(.flat))) and stays exact (IVF-PQ keeps the full vectors for re-ranking, so it would need more than flat)",
-                estimatedBytes: bytes(.flat))
+                kind: .ivfpq,
+                reason: "HNSW would need about \(Format.bytes(hnsw)) in memory (vectors, 8-bit codes, links) but the budget is \(Format.bytes(memoryBudget)); IVF-PQ scans \(max(1, dimension / 4))-byte codes, so about \(Format.bytes(ivfpq)) \(fits), and reads full vectors from disk only to re-rank each query's candidates",
+                estimatedBytes: ivfpq)
         }
         let why = dimension <= 16
             ? "\(dimension) dimensions is past where the k-d tree's planes prune (it is slower than flat at 16-d)"

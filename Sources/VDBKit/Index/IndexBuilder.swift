@@ -19,6 +19,10 @@ public struct IndexBuildOptions: Sendable {
     public var autoThreshold: Int
     /// `auto`: bytes the index may use, vectors included; nil for no limit.
     public var memoryBudget: Int?
+    /// A change to how segments store vectors and blobs (recorded for later flushes too);
+    /// empty keeps each segment's own. Segments stored otherwise are rewritten even when their
+    /// index is already in shape.
+    public var storage = StorageChange()
 
     public init(
         kind: Kind = .auto, hnsw: HNSWParameters = HNSWParameters(), leafSize: Int = 32, threads: Int = 0, autoThreshold: Int = 10_000
@@ -84,6 +88,8 @@ public enum IndexBuilder {
             autoThreshold: options.kind == .auto ? options.autoThreshold : nil,
             leafSize: options.kind == .kdtree ? options.leafSize : nil,
             ivfpq: options.kind == .ivfpq ? options.ivfpq : nil)
+        let storage: StorageSettings? = options.storage.isEmpty ? nil : options.storage.applied(to: old.segmentStorage)
+        if let storage { manifest.storage = storage }
         var written: [FilePath] = []
         // Segments get new ids when rewritten: their tombstones follow them.
         var renamed: [[UInt32: UInt32]] = Array(repeating: [:], count: old.shardCount)
@@ -105,6 +111,7 @@ public enum IndexBuilder {
                     let hasWantedIVFPQ = segment.hasIVFPQ && old.index.ivfpq == options.ivfpq
                     if wantsGraph == segment.hasHNSWGraph && wantsTree == segment.hasKDTree && wantsIVFPQ == segment.hasIVFPQ
                         && (!wantsGraph || hasWantedGraph) && (!wantsTree || hasWantedTree) && (!wantsIVFPQ || hasWantedIVFPQ)
+                        && (storage == nil || storage == segment.storageSettings)
                     {
                         rowsDone += segment.rowCount
                         if wantsGraph { graphSegments += 1 }
@@ -157,7 +164,7 @@ public enum IndexBuilder {
                     let fileName = directory.segmentFileName(shard: UInt32(s), segment: nextSegmentID)
                     let path = directory.root.appending(fileName)
                     written.append(path)
-                    let summary = try SegmentWriter.rewrite(segment, to: path, extraSections: sections)
+                    let summary = try SegmentWriter.rewrite(segment, to: path, extraSections: sections, storage: storage)
                     renamed[s][manifest.shards[s].segments[i].id] = nextSegmentID
                     manifest.shards[s].segments[i] = SegmentManifest(
                         id: nextSegmentID, file: fileName, rows: summary.rows, documents: summary.documents,

@@ -15,11 +15,14 @@ public struct IngestOptions: Sendable {
     public var replace: Bool
     /// Rows read from the input per batch.
     public var batchRows: Int
+    /// How segments store vectors and blobs, over the replaced version's settings (or the defaults).
+    public var storage: StorageChange
 
     public init(
         library: String, shardCount: Int = 1, metric: Metric? = nil, normalized: Bool? = nil, model: String? = nil,
-        segmentVectorBytes: Int = 256 << 20, replace: Bool = false, batchRows: Int = 8192
+        segmentVectorBytes: Int = 256 << 20, replace: Bool = false, batchRows: Int = 8192, storage: StorageChange = StorageChange()
     ) {
+        self.storage = storage
         self.library = library
         self.shardCount = shardCount
         self.metric = metric
@@ -83,6 +86,7 @@ public enum Ingestor {
             throw IngestError(.dimensionMismatch, "the query set has dimension \(querySet.dimension); the library's contract is \(contract)")
         }
 
+        let storage = options.storage.applied(to: previous?.storage ?? StorageSettings())
         let epoch = (previous?.epoch ?? 0) + 1
         var nextSegmentID = (previous?.shards.flatMap { $0.segments.map(\.id) }.max() ?? 0) + 1
         var written: [FilePath] = []
@@ -130,7 +134,7 @@ public enum Ingestor {
                             nextSegmentID += 1
                             let path = directory.root.appending(fileName)
                             try directory.ensureDirectory(path.removingLastComponent())
-                            writers[shard] = try SegmentWriter(path: path, dimension: contract.dimension, metric: contract.metric)
+                            writers[shard] = try SegmentWriter(path: path, dimension: contract.dimension, metric: contract.metric, storage: storage)
                             written.append(path)
                         }
                         let writer = writers[shard]!
@@ -156,7 +160,7 @@ public enum Ingestor {
             }
             let manifest = Manifest(
                 epoch: epoch, library: options.library, contract: contract, shardCount: options.shardCount,
-                shards: shards, querySet: storedQueries, metadata: previous?.metadata ?? [:])
+                shards: shards, storage: storage, querySet: storedQueries, metadata: previous?.metadata ?? [:])
             try directory.publish(manifest, expecting: previous?.epoch)
             return IngestReport(
                 library: options.library, epoch: epoch, contract: contract, rows: rowsDone, documents: documents.count,

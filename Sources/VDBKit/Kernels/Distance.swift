@@ -22,6 +22,14 @@ public enum Distance {
         }
     }
 
+    /// The internal distance from a float query to a float16 row (float16 segments).
+    public static func distance(_ metric: Metric, _ a: UnsafePointer<Float>, half b: UnsafePointer<UInt16>, dimension: Int) -> Float {
+        switch metric {
+        case .l2: vdb_l2sq_f32_f16(a, b, dimension)
+        case .cosine, .dot: -vdb_dot_f32_f16(a, b, dimension)
+        }
+    }
+
     /// The plain inner product of two vectors.
     public static func innerProduct(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, dimension: Int) -> Float {
         vdb_dot_f32(a, b, dimension)

@@ -28,6 +28,8 @@ public struct QueryReport: Sendable, Codable {
         public var indexBytes: Int
         public var residentBytes: Int
         public var peakResidentBytes: Int
+        /// Bytes on disk and resident per section after the run (what the queries touched).
+        public var sections: [SectionUsage]
     }
 
     public var library: String
@@ -148,7 +150,7 @@ public enum QueryRunner {
             scannedBytesPerSecond: searcher.isExhaustive ? singleQPS * Double(snapshot.rowCount * dimension * 4) : nil,
             memory: .init(
                 mappedSegmentBytes: snapshot.mappedBytes, indexBytes: searcher.indexMemory,
-                residentBytes: memory.current, peakResidentBytes: memory.peak),
+                residentBytes: memory.current, peakResidentBytes: memory.peak, sections: snapshot.sectionUsage),
             instructionSet: Distance.activeInstructionSet)
     }
 

@@ -15,6 +15,10 @@ public struct LibraryInfo: Codable, Sendable, Hashable {
     /// Rows added since the last flush, searched exactly.
     public var unflushedChunks: Int
     public var mappedBytes: Int
+    /// How new segments store vectors and blobs.
+    public var storage: StorageSettings
+    /// Bytes on disk and resident in memory per section, over the live version's segments.
+    public var sections: [SectionUsage]
 }
 
 /// The libraries of one data directory, open for reads and incremental updates: what
@@ -46,7 +50,7 @@ public final class LibraryService: Sendable {
     /// Creates an empty library with a fixed contract.
     public func createLibrary(
         name: String, contract: EmbeddingContract, shards: Int = 1, index: IndexSettings = IndexSettings(),
-        metadata: [String: JSONValue] = [:]
+        storage: StorageSettings = StorageSettings(), metadata: [String: JSONValue] = [:]
     ) async throws -> LibraryInfo {
         try contract.validate()
         guard (1...1024).contains(shards) else { throw StorageError(.invalidArgument, "shards must be in 1...1024, not \(shards)") }
@@ -64,7 +68,7 @@ public final class LibraryService: Sendable {
             }
             let manifest = Manifest(
                 epoch: 1, library: name, contract: contract, shardCount: shards,
-                shards: (0..<shards).map { ShardManifest(id: UInt32($0)) }, index: index, metadata: metadata)
+                shards: (0..<shards).map { ShardManifest(id: UInt32($0)) }, index: index, storage: storage, metadata: metadata)
             try directory.publish(manifest)
             let live = try LiveLibrary(snapshot: LibrarySnapshot(directory: directory, manifest: manifest), policy: policy, warn: warn)
             open[name] = live
@@ -180,7 +184,7 @@ public final class LibraryService: Sendable {
             name: manifest.library, contract: manifest.contract, shards: manifest.shardCount, index: manifest.index,
             metadata: manifest.metadata, version: manifest.epoch, documents: documents, chunks: chunks,
             unflushedChunks: library.currentShards().reduce(0) { $0 + $1.deltaLive.count },
-            mappedBytes: library.snapshot.mappedBytes)
+            mappedBytes: library.snapshot.mappedBytes, storage: manifest.segmentStorage, sections: library.snapshot.sectionUsage)
     }
 
     /// Replaces a library's metadata (a new version).

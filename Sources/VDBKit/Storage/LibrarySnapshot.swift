@@ -50,6 +50,9 @@ public final class LibrarySnapshot: Sendable {
     /// Bytes of all mapped segment files.
     public var mappedBytes: Int { allSegments.reduce(0) { $0 + $1.file.bytes.count } }
 
+    /// Bytes on disk and resident per section kind, over every segment.
+    public var sectionUsage: [SectionUsage] { StorageUsage.sections(of: allSegments) }
+
     /// The stored query set, when the library has one.
     public func querySet() throws(IngestError) -> QuerySet? {
         guard let stored = manifest.querySet else { return nil }

@@ -14,8 +14,11 @@ public struct Manifest: Codable, Sendable, Hashable {
     public var contract: EmbeddingContract
     public var shardCount: Int
     public var shards: [ShardManifest]
-    /// Which index answers queries (this version: `flat`).
+    /// Which index answers queries.
     public var index: IndexSettings
+    /// How segments store vectors and blobs; nil in manifests written before it existed, which
+    /// means ``StorageSettings/init(vectors:compression:)``'s defaults for new segments.
+    public var storage: StorageSettings?
     /// A query set kept with the library for `vdb-query`, when the input had one.
     public var querySet: QuerySetManifest?
     /// Free-form library metadata.
@@ -24,9 +27,10 @@ public struct Manifest: Codable, Sendable, Hashable {
 
     public init(
         epoch: Epoch, library: String, contract: EmbeddingContract, shardCount: Int, shards: [ShardManifest],
-        index: IndexSettings = IndexSettings(), querySet: QuerySetManifest? = nil, metadata: [String: JSONValue] = [:],
-        createdAt: Date = Date()
+        index: IndexSettings = IndexSettings(), storage: StorageSettings? = nil, querySet: QuerySetManifest? = nil,
+        metadata: [String: JSONValue] = [:], createdAt: Date = Date()
     ) {
+        self.storage = storage
         self.epoch = epoch
         self.library = library
         self.contract = contract
@@ -39,6 +43,9 @@ public struct Manifest: Codable, Sendable, Hashable {
     }
 
     /// Rows over all shards and segments.
+    /// The storage settings new segments of this library use.
+    public var segmentStorage: StorageSettings { storage ?? StorageSettings() }
+
     public var rowCount: Int { shards.reduce(0) { $0 + $1.segments.reduce(0) { $0 + $1.rows } } }
 
     /// Every file this version needs, relative to the library directory.
@@ -92,6 +99,41 @@ public struct SegmentManifest: Codable, Sendable, Hashable {
 }
 
 /// Index parameters stored with a library.
+/// How a library's segments store vectors, texts and metadata. Recorded in the manifest; every
+/// segment written for the library (ingest, flush, index rebuild) follows it, and readers take
+/// each segment as its section table says, so a library may mix both during a change.
+public struct StorageSettings: Codable, Sendable, Hashable {
+    public enum Compression: String, Codable, Sendable, CaseIterable {
+        case none
+        /// Texts and metadata in zstd blocks of about 16 KiB (one block read per blob).
+        case zstd
+    }
+    public var vectors: VectorEncoding
+    public var compression: Compression
+
+    public init(vectors: VectorEncoding = .float32, compression: Compression = .zstd) {
+        self.vectors = vectors
+        self.compression = compression
+    }
+}
+
+/// A change to how segments are stored (`vdb-build --vectors/--compression`); nil keeps what is.
+public struct StorageChange: Sendable, Hashable {
+    public var vectors: VectorEncoding?
+    public var compression: StorageSettings.Compression?
+
+    public init(vectors: VectorEncoding? = nil, compression: StorageSettings.Compression? = nil) {
+        self.vectors = vectors
+        self.compression = compression
+    }
+
+    public var isEmpty: Bool { vectors == nil && compression == nil }
+
+    public func applied(to base: StorageSettings) -> StorageSettings {
+        StorageSettings(vectors: vectors ?? base.vectors, compression: compression ?? base.compression)
+    }
+}
+
 public struct IndexSettings: Codable, Sendable, Hashable {
     /// `flat`, `hnsw`, `kdtree`, `ivfpq`, or `auto` (HNSW for segments of at least `autoThreshold` rows,
     /// flat below).

@@ -1,3 +1,4 @@
+import CVDBKernels
 public import SystemPackage
 
 /// An immutable segment, memory-mapped read-only (format: ``SegmentFormat``).
@@ -14,16 +15,24 @@ public final class Segment: @unchecked Sendable {
     public let rowCount: Int
     public let dimension: Int
     public let metric: Metric
-    /// All vectors, row-major: row `r` is `vectors[r * dimension ..< (r + 1) * dimension]`.
-    public let vectors: UnsafeBufferPointer<Float>
     public let headerCRC: UInt32
+    /// How the vectors are stored: float32, or float16 (half the bytes on disk and in the page
+    /// cache; see ``vectors``).
+    public let vectorEncoding: VectorEncoding
+    /// The float16 vectors in the mapping, row-major, when the segment stores them so.
+    public let halfVectors: UnsafeBufferPointer<UInt16>?
+    /// Every section as stored, in file order (for per-section size and residency reports).
+    public let sections: [SectionExtent]
+    private let mappedVectors: UnsafeBufferPointer<Float>?
+    /// The float32 copy of float16 vectors, made on first use of ``vectors``.
+    private let decodedVectors = Locked<UnsafeMutableBufferPointer<Float>?>(nil)
 
     private let chunkIDBytes: UnsafeRawBufferPointer
     private let documentIDBytes: UnsafeRawBufferPointer
-    private let texts: BlobList
-    private let chunkMetadata: BlobList
+    private let texts: BlobSection
+    private let chunkMetadata: BlobSection
     private let documentList: UnsafeRawBufferPointer
-    private let documentMetadataList: BlobList
+    private let documentMetadataList: BlobSection
     /// The serialized HNSW graph, when the segment carries one.
     let hnswSection: UnsafeRawBufferPointer?
     /// The 8-bit codes for quantized graph walks, when the segment carries them.
@@ -59,10 +68,12 @@ public final class Segment: @unchecked Sendable {
         }
         headerCRC = storedHeaderCRC
         formatVersion = header.loadLittleEndian(at: 8)
-        guard formatVersion == SegmentFormat.currentVersion else {
+        // Version 1 differs only in holding zero where version 2 names section encodings.
+        guard SegmentFormat.readableVersions.contains(formatVersion) else {
             throw StorageError(
                 .versionMismatch,
-                "segment \(path) has format version \(formatVersion); this build reads version \(SegmentFormat.currentVersion)")
+                "segment \(path) has format version \(formatVersion); this build reads versions "
+                    + "\(SegmentFormat.readableVersions.lowerBound) to \(SegmentFormat.readableVersions.upperBound)")
         }
         let sectionCount = Int(header.loadLittleEndian(at: 12, as: UInt32.self))
         let rows = header.loadLittleEndian(at: 16, as: UInt64.self)
@@ -90,14 +101,19 @@ public final class Segment: @unchecked Sendable {
             throw corrupt("section table checksum mismatch at offset \(tableOffset) (stored \(hex(storedTableCRC)), computed \(hex(computedTableCRC)))")
         }
 
-        var sections: [SegmentFormat.SectionKind: UnsafeRawBufferPointer] = [:]
+        var sections: [SegmentFormat.SectionKind: (bytes: UnsafeRawBufferPointer, encoding: SegmentFormat.Encoding)] = [:]
+        var extents: [SectionExtent] = []
         for i in 0..<sectionCount {
             let e = i * SegmentFormat.sectionEntrySize
             let rawKind: UInt32 = table.loadLittleEndian(at: e)
             let crc: UInt32 = table.loadLittleEndian(at: e + 4)
             let offset: UInt64 = table.loadLittleEndian(at: e + 8)
             let length: UInt64 = table.loadLittleEndian(at: e + 16)
+            let rawEncoding: UInt32 = table.loadLittleEndian(at: e + 24)
             let name = SegmentFormat.SectionKind(rawValue: rawKind)?.description ?? "kind \(rawKind)"
+            guard let encoding = SegmentFormat.Encoding(rawValue: rawEncoding) else {
+                throw corrupt("section '\(name)' has unknown encoding \(rawEncoding) in the section table entry at offset \(tableOffset + UInt64(e) + 24)")
+            }
             guard offset <= UInt64(bytes.count), length <= UInt64(bytes.count) - offset else {
                 throw corrupt("section '\(name)' at offset \(offset) with length \(length) extends past the end of the file at \(bytes.count) (truncated)")
             }
@@ -111,28 +127,43 @@ public final class Segment: @unchecked Sendable {
                     throw corrupt("section '\(name)' at offset \(offset): checksum mismatch (stored \(hex(crc)), computed \(hex(computed)))")
                 }
             }
+            extents.append(SectionExtent(name: name, offset: Int(offset), length: Int(length), encoding: encoding))
             if let kind = SegmentFormat.SectionKind(rawValue: rawKind) {
                 guard sections[kind] == nil else { throw corrupt("section '\(name)' appears twice in the section table") }
-                sections[kind] = section
+                let allowed: [SegmentFormat.Encoding] = switch kind {
+                case .vectors: [.plain, .float16]
+                case .texts, .chunkMetadata, .documentMetadata: [.plain, .zstdBlocks]
+                default: [.plain]
+                }
+                guard allowed.contains(encoding) else { throw corrupt("section '\(name)' cannot have encoding \(encoding)") }
+                sections[kind] = (section, encoding)
             }
         }
+        self.sections = extents
         func required(_ kind: SegmentFormat.SectionKind, length: Int? = nil) throws(StorageError) -> UnsafeRawBufferPointer {
-            guard let section = sections[kind] else { throw corrupt("section '\(kind)' is missing") }
+            guard let section = sections[kind]?.bytes else { throw corrupt("section '\(kind)' is missing") }
             if let length, section.count != length {
                 throw corrupt("section '\(kind)' at offset \(section.baseAddress! - bytes.baseAddress!) is \(section.count) bytes; \(length) expected for \(rowCount) rows")
             }
             return section
         }
-        let vectorSection = try required(.vectors, length: rowCount * dimension * 4)
-        vectors = vectorSection.isEmpty
-            ? UnsafeBufferPointer(start: nil, count: 0)
-            : vectorSection.assumingMemoryBound(to: Float.self)
+        if sections[.vectors]?.encoding == .float16 {
+            let vectorSection = try required(.vectors, length: rowCount * dimension * 2)
+            vectorEncoding = .float16
+            halfVectors = vectorSection.isEmpty ? UnsafeBufferPointer(start: nil, count: 0) : vectorSection.assumingMemoryBound(to: UInt16.self)
+            mappedVectors = nil
+        } else {
+            let vectorSection = try required(.vectors, length: rowCount * dimension * 4)
+            vectorEncoding = .float32
+            halfVectors = nil
+            mappedVectors = vectorSection.isEmpty ? UnsafeBufferPointer(start: nil, count: 0) : vectorSection.assumingMemoryBound(to: Float.self)
+        }
         chunkIDBytes = try required(.chunkIDs, length: rowCount * 16)
         documentIDBytes = try required(.documentIDs, length: rowCount * 16)
         let base = bytes.baseAddress!
-        func blobs(_ kind: SegmentFormat.SectionKind, count: Int) throws(StorageError) -> BlobList {
+        func blobs(_ kind: SegmentFormat.SectionKind, count: Int) throws(StorageError) -> BlobSection {
             let section = try required(kind)
-            guard let list = BlobList(section, expectedCount: count) else {
+            guard let list = BlobSection(section, encoding: sections[kind]!.encoding, expectedCount: count) else {
                 throw corrupt("section '\(kind)' at offset \(section.baseAddress! - base) has an inconsistent blob list for \(count) entries")
             }
             return list
@@ -142,10 +173,42 @@ public final class Segment: @unchecked Sendable {
         documentList = try required(.documents)
         guard documentList.count % 16 == 0 else { throw corrupt("section 'documents' length \(documentList.count) is not a multiple of 16") }
         documentMetadataList = try blobs(.documentMetadata, count: documentList.count / 16)
-        hnswSection = sections[.hnswGraph]
-        sq8Section = sections[.sq8Codes]
-        kdTreeSection = sections[.kdTree]
-        ivfpqSection = sections[.ivfpq]
+        hnswSection = sections[.hnswGraph]?.bytes
+        sq8Section = sections[.sq8Codes]?.bytes
+        kdTreeSection = sections[.kdTree]?.bytes
+        ivfpqSection = sections[.ivfpq]?.bytes
+    }
+
+    deinit {
+        decodedVectors.withLock { $0?.deallocate() }
+    }
+
+    /// All vectors as float32, row-major: row `r` is `vectors[r * dimension ..< (r + 1) * dimension]`.
+    ///
+    /// Float32 segments answer from the mapping. Float16 segments decode once, on first use,
+    /// into memory this segment owns (``decodedVectorBytes``): flat, HNSW and k-d tree searches
+    /// read floats; IVF-PQ re-ranks from ``halfVectors`` in place and never asks.
+    public var vectors: UnsafeBufferPointer<Float> {
+        if let mappedVectors { return mappedVectors }
+        return decodedVectors.withLock { decoded in
+            if let decoded { return UnsafeBufferPointer(decoded) }
+            let count = rowCount * dimension
+            let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
+            if count > 0, let half = halfVectors?.baseAddress { vdb_f16_to_f32(half, buffer.baseAddress!, count) }
+            decoded = buffer
+            return UnsafeBufferPointer(buffer)
+        }
+    }
+
+    /// Bytes held by the float32 copy of float16 vectors (0 until ``vectors`` is first used).
+    public var decodedVectorBytes: Int { decodedVectors.withLock { ($0?.count ?? 0) * 4 } }
+
+    /// Whether the texts and metadata are zstd-compressed.
+    public var compressesBlobs: Bool { texts.encoding == .zstdBlocks }
+
+    /// How this segment is stored, in the terms of ``StorageSettings``.
+    public var storageSettings: StorageSettings {
+        StorageSettings(vectors: vectorEncoding, compression: compressesBlobs ? .zstd : .none)
     }
 
     /// Whether the segment carries an HNSW graph.
@@ -184,14 +247,12 @@ public final class Segment: @unchecked Sendable {
 
     /// The chunk's text, or nil when it has none.
     public func text(at row: RowOffset) -> String? {
-        let blob = texts[Int(row)]
-        return blob.isEmpty ? nil : String(decoding: blob, as: UTF8.self)
+        texts.withBlob(Int(row)) { $0.isEmpty ? nil : String(decoding: $0, as: UTF8.self) }
     }
 
     /// The chunk's metadata as JSON bytes, or nil when it has none.
     public func metadata(at row: RowOffset) -> [UInt8]? {
-        let blob = chunkMetadata[Int(row)]
-        return blob.isEmpty ? nil : Array(blob)
+        chunkMetadata.withBlob(Int(row)) { $0.isEmpty ? nil : Array($0) }
     }
 
     /// How many distinct documents have rows here.
@@ -205,41 +266,22 @@ public final class Segment: @unchecked Sendable {
 
     /// The metadata of the `index`-th document as JSON bytes, or nil.
     public func documentMetadata(at index: Int) -> [UInt8]? {
-        let blob = documentMetadataList[index]
-        return blob.isEmpty ? nil : Array(blob)
+        documentMetadataList.withBlob(index) { $0.isEmpty ? nil : Array($0) }
     }
 }
 
-/// A read view of the blob-list encoding (see ``SegmentFormat``).
-struct BlobList {
-    let count: Int
-    private let offsets: UnsafeRawBufferPointer
-    private let data: UnsafeRawBufferPointer
+/// How a segment stores its vectors.
+public enum VectorEncoding: String, Sendable, Codable, CaseIterable {
+    case float32, float16
+}
 
-    /// Validates the layout; nil when it is inconsistent.
-    init?(_ section: UnsafeRawBufferPointer, expectedCount: Int) {
-        guard section.count >= 8 else { return nil }
-        let count = section.loadLittleEndian(at: 0, as: UInt64.self)
-        guard count == UInt64(expectedCount), UInt64(section.count - 8) / 8 > count else { return nil }
-        self.count = Int(count)
-        let offsetsEnd = 8 + (self.count + 1) * 8
-        offsets = UnsafeRawBufferPointer(rebasing: section[8..<offsetsEnd])
-        data = UnsafeRawBufferPointer(rebasing: section[offsetsEnd...])
-        var previous: UInt64 = 0
-        for i in 0...self.count {
-            let o = offsets.loadLittleEndian(at: i * 8, as: UInt64.self)
-            guard o >= previous, o <= UInt64(data.count) else { return nil }
-            previous = o
-        }
-        guard previous == UInt64(data.count), offsets.loadLittleEndian(at: 0, as: UInt64.self) == 0 else { return nil }
-    }
-
-    subscript(index: Int) -> UnsafeRawBufferPointer {
-        precondition(index >= 0 && index < count, "blob index out of range")
-        let start = Int(offsets.loadLittleEndian(at: index * 8, as: UInt64.self))
-        let end = Int(offsets.loadLittleEndian(at: index * 8 + 8, as: UInt64.self))
-        return UnsafeRawBufferPointer(rebasing: data[start..<end])
-    }
+/// Where a section lies in its segment file, for size and residency reports.
+public struct SectionExtent: Sendable, Hashable {
+    /// The section kind's name ("vectors", "texts", "hnsw graph", ...).
+    public var name: String
+    public var offset: Int
+    public var length: Int
+    public var encoding: SegmentFormat.Encoding
 }
 
 func hex(_ value: UInt32) -> String {

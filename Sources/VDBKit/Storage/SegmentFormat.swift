@@ -1,4 +1,4 @@
-/// The segment file format, version 1. All integers are little-endian.
+/// The segment file format, version 2. All integers are little-endian.
 ///
 /// A segment is immutable: written once under a temporary name, synchronised, renamed into
 /// place, then only ever memory-mapped read-only.
@@ -8,7 +8,7 @@
 /// | offset | size | field                                             |
 /// |-------:|-----:|---------------------------------------------------|
 /// |      0 |    8 | magic `56 44 42 53 45 47 0D 0A` ("VDBSEG\r\n")    |
-/// |      8 |    4 | format version (1)                                 |
+/// |      8 |    4 | format version (2)                                 |
 /// |     12 |    4 | section count                                     |
 /// |     16 |    8 | row count                                         |
 /// |     24 |    4 | dimension                                         |
@@ -26,10 +26,12 @@
 /// |      4 |    4 | CRC32C of the section's bytes           |
 /// |      8 |    8 | offset of the section (64-byte aligned) |
 /// |     16 |    8 | length in bytes                         |
-/// |     24 |    8 | reserved, zero                          |
+/// |     24 |    4 | encoding (``SegmentFormat/Encoding``)   |
+/// |     28 |    4 | reserved, zero                          |
 ///
 /// Sections:
-/// - `vectors`: `rows × dimension` Float32, row-major, contiguous, starting at byte 64.
+/// - `vectors`: `rows × dimension` Float32 (encoding `plain`) or IEEE binary16 (encoding
+///   `float16`), row-major, contiguous, starting at byte 64.
 /// - `chunkIDs`, `documentIDs`: `rows` entries of 16 bytes (low word, then high word).
 /// - `texts`, `chunkMetadata`: blob lists with one blob per row (empty = none).
 /// - `documents`: the segment's distinct document ids (16 bytes each), in first-seen order.
@@ -40,14 +42,22 @@
 /// - `ivfpq` (optional): an IVF-PQ index (layout in ``IVFPQLayout``).
 ///
 /// A blob list is `count: u64`, then `count + 1` offsets (u64, relative to the first blob byte,
-/// non-decreasing, the last equal to the total), then the bytes.
+/// non-decreasing, the last equal to the total), then the bytes. With encoding `zstdBlocks` the
+/// blobs are grouped into blocks compressed one by one (layout in ``CompressedBlobList``), so
+/// reading one blob decompresses one block. `texts`, `chunkMetadata` and `documentMetadata`
+/// may use it.
+///
+/// Version 1 is version 2 with every encoding `plain` (its table entries hold zero there), so
+/// it is read as is; `Tests/VDBKitTests/Fixtures/segment-v1.vdbseg` keeps one.
 ///
 /// Readers skip section kinds they do not know (after checking their checksums), so a later
 /// writer may add sections without a format version bump; changing a known section's layout
 /// needs a new version and a migration.
 public enum SegmentFormat {
     public static let magic: [UInt8] = [0x56, 0x44, 0x42, 0x53, 0x45, 0x47, 0x0D, 0x0A]
-    public static let currentVersion: UInt32 = 1
+    public static let currentVersion: UInt32 = 2
+    /// Versions this build opens (older ones are migrated on open).
+    public static let readableVersions: ClosedRange<UInt32> = 1...2
     public static let headerSize = 64
     public static let sectionEntrySize = 32
     public static let alignment = 64
@@ -86,6 +96,16 @@ public enum SegmentFormat {
             case .ivfpq: "ivf-pq"
             }
         }
+    }
+
+    /// How a section's bytes are encoded.
+    public enum Encoding: UInt32, Sendable {
+        /// The layout the section kind documents.
+        case plain = 0
+        /// A blob list compressed with zstd in independently readable blocks.
+        case zstdBlocks = 1
+        /// Vectors as IEEE 754 binary16.
+        case float16 = 2
     }
 
     static func metricCode(_ metric: Metric) -> UInt32 {

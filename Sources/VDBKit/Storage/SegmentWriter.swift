@@ -1,3 +1,4 @@
+import CVDBKernels
 public import SystemPackage
 
 /// Writes one segment file, streaming: vectors go to disk as they arrive (so a segment may be
@@ -9,6 +10,7 @@ public final class SegmentWriter {
     public let path: FilePath
     public let dimension: Int
     public let metric: Metric
+    public let storage: StorageSettings
 
     private var fd: FileDescriptor?
     private var vectorBuffer: [UInt8] = []
@@ -16,8 +18,8 @@ public final class SegmentWriter {
     private var vectorBytesWritten = 0
     private var chunkIDs: [UInt8] = []
     private var documentIDs: [UInt8] = []
-    private var texts = BlobListBuilder()
-    private var chunkMetadata = BlobListBuilder()
+    private var texts: BlobSectionBuilder
+    private var chunkMetadata: BlobSectionBuilder
     private var documentOrder: [DocumentID] = []
     private var documentIndex: [DocumentID: Int] = [:]
     private var documentMetadata: [[UInt8]] = []
@@ -27,10 +29,14 @@ public final class SegmentWriter {
 
     private static let flushThreshold = 4 << 20
 
-    public init(path: FilePath, dimension: Int, metric: Metric) throws(StorageError) {
+    /// - Parameter storage: float32 or float16 vectors; zstd-compressed texts and metadata or not.
+    public init(path: FilePath, dimension: Int, metric: Metric, storage: StorageSettings = StorageSettings()) throws(StorageError) {
         self.path = path
         self.dimension = dimension
         self.metric = metric
+        self.storage = storage
+        texts = BlobSectionBuilder(compressed: storage.compression == .zstd)
+        chunkMetadata = BlobSectionBuilder(compressed: storage.compression == .zstd)
         let temporary = DurableFile.temporaryPath(for: path)
         do {
             let fd = try FileDescriptor.open(
@@ -62,7 +68,16 @@ public final class SegmentWriter {
         guard chunkIDSet.insert(chunkID).inserted else {
             throw StorageError(.alreadyExists, "chunk id \(chunkID) appears twice in segment \(path)")
         }
-        vectorBuffer.append(contentsOf: UnsafeRawBufferPointer(vector))
+        switch storage.vectors {
+        case .float32:
+            vectorBuffer.append(contentsOf: UnsafeRawBufferPointer(vector))
+        case .float16:
+            let start = vectorBuffer.count
+            vectorBuffer.append(contentsOf: repeatElement(0, count: 2 * dimension))
+            vectorBuffer.withUnsafeMutableBytes { raw in
+                vdb_f32_to_f16(vector.baseAddress!, (raw.baseAddress! + start).assumingMemoryBound(to: UInt16.self), dimension)
+            }
+        }
         chunkIDs.append((chunkID.high, chunkID.low))
         documentIDs.append((documentID.high, documentID.low))
         texts.append(text.map { Array($0.utf8) } ?? [])
@@ -98,37 +113,38 @@ public final class SegmentWriter {
     public func finish() throws(StorageError) -> SegmentSummary {
         guard let fd else { throw StorageError(.invalidArgument, "segment \(path) was already finished") }
         try flushVectors()
-        var entries: [(SegmentFormat.SectionKind, UInt32, Int, Int)] = [
-            (.vectors, vectorCRC, SegmentFormat.headerSize, vectorBytesWritten)
+        var entries: [(SegmentFormat.SectionKind, UInt32, Int, Int, SegmentFormat.Encoding)] = [
+            (.vectors, vectorCRC, SegmentFormat.headerSize, vectorBytesWritten, storage.vectors == .float16 ? .float16 : .plain)
         ]
         var position = SegmentFormat.headerSize + vectorBytesWritten
         var documentIDBytes: [UInt8] = []
         documentIDBytes.reserveCapacity(documentOrder.count * 16)
         for id in documentOrder { documentIDBytes.append((id.high, id.low)) }
-        var documentBlobs = BlobListBuilder()
+        var documentBlobs = BlobSectionBuilder(compressed: storage.compression == .zstd)
         for blob in documentMetadata { documentBlobs.append(blob) }
-        let tail: [(SegmentFormat.SectionKind, [UInt8])] = [
-            (.chunkIDs, chunkIDs), (.documentIDs, documentIDs), (.texts, texts.encoded()),
-            (.chunkMetadata, chunkMetadata.encoded()), (.documents, documentIDBytes),
-            (.documentMetadata, documentBlobs.encoded()),
-        ] + extraSections
+        let tail: [(SegmentFormat.SectionKind, [UInt8], SegmentFormat.Encoding)] = [
+            (.chunkIDs, chunkIDs, .plain), (.documentIDs, documentIDs, .plain), (.texts, texts.encoded(), texts.encoding),
+            (.chunkMetadata, chunkMetadata.encoded(), chunkMetadata.encoding), (.documents, documentIDBytes, .plain),
+            (.documentMetadata, documentBlobs.encoded(), documentBlobs.encoding),
+        ] + extraSections.map { ($0.0, $0.1, .plain) }
         do {
-            for (kind, bytes) in tail {
+            for (kind, bytes, encoding) in tail {
                 let start = SegmentFormat.aligned(position)
                 if start > position { _ = try fd.writeAll([UInt8](repeating: 0, count: start - position)) }
                 _ = try fd.writeAll(bytes)
-                entries.append((kind, CRC32C.checksum(bytes), start, bytes.count))
+                entries.append((kind, CRC32C.checksum(bytes), start, bytes.count, encoding))
                 position = start + bytes.count
             }
             let tableOffset = SegmentFormat.aligned(position)
             if tableOffset > position { _ = try fd.writeAll([UInt8](repeating: 0, count: tableOffset - position)) }
             var table: [UInt8] = []
-            for (kind, crc, offset, length) in entries {
+            for (kind, crc, offset, length, encoding) in entries {
                 table.appendLittleEndian(kind.rawValue)
                 table.appendLittleEndian(crc)
                 table.appendLittleEndian(UInt64(offset))
                 table.appendLittleEndian(UInt64(length))
-                table.appendLittleEndian(UInt64(0))
+                table.appendLittleEndian(encoding.rawValue)
+                table.appendLittleEndian(UInt32(0))
             }
             _ = try fd.writeAll(table)
             var header: [UInt8] = SegmentFormat.magic
@@ -189,33 +205,15 @@ public struct SegmentSummary: Sendable, Hashable {
     public var headerCRC: UInt32
 }
 
-/// Builds the blob-list encoding (see ``SegmentFormat``).
-struct BlobListBuilder {
-    private var offsets: [UInt64] = [0]
-    private var bytes: [UInt8] = []
-
-    mutating func append(_ blob: [UInt8]) {
-        bytes.append(contentsOf: blob)
-        offsets.append(UInt64(bytes.count))
-    }
-
-    func encoded() -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(8 + offsets.count * 8 + bytes.count)
-        out.appendLittleEndian(UInt64(offsets.count - 1))
-        for o in offsets { out.appendLittleEndian(o) }
-        out.append(contentsOf: bytes)
-        return out
-    }
-}
-
 extension SegmentWriter {
     /// Copies every row and document of `segment` into a new segment file at `path`, with
-    /// `extraSections` (an index) added. Used to attach an index to an immutable segment.
+    /// `extraSections` (an index) added, stored as `storage` says (by default as `segment` is).
+    /// Used to attach an index to an immutable segment or to change how it is stored.
     public static func rewrite(
-        _ segment: Segment, to path: FilePath, extraSections: [(SegmentFormat.SectionKind, [UInt8])]
+        _ segment: Segment, to path: FilePath, extraSections: [(SegmentFormat.SectionKind, [UInt8])], storage: StorageSettings? = nil
     ) throws(StorageError) -> SegmentSummary {
-        let writer = try SegmentWriter(path: path, dimension: segment.dimension, metric: segment.metric)
+        let storage = storage ?? segment.storageSettings
+        let writer = try SegmentWriter(path: path, dimension: segment.dimension, metric: segment.metric, storage: storage)
         for r in 0..<segment.rowCount {
             let row = RowOffset(r)
             try writer.append(

@@ -134,7 +134,8 @@ public final class LiveLibrary: Sendable {
         var nextSegmentID = (old.manifest.shards.flatMap { $0.segments.map(\.id) }.max() ?? 0) + 1
         var changed = false
         for (shard, writer) in writers.enumerated() {
-            let part = try await writer.prepareFlush(directory: old.directory, segmentID: nextSegmentID, epoch: manifest.epoch)
+            let part = try await writer.prepareFlush(
+                directory: old.directory, segmentID: nextSegmentID, epoch: manifest.epoch, storage: manifest.segmentStorage)
             if let (summary, file) = part.segment {
                 manifest.shards[shard].segments.append(SegmentManifest(
                     id: nextSegmentID, file: file, rows: summary.rows, documents: summary.documents, bytes: summary.bytes,

@@ -222,7 +222,7 @@ final class ShardState {
     /// Writes what the segments do not hold yet: a segment with the live delta rows that also
     /// lists every document with its current metadata, and the tombstones of the segments.
     /// - Returns: the new segment's summary (nil when nothing changed) and the tombstones.
-    func writeFlush(segmentPath: FilePath) throws(StorageError) -> (SegmentSummary?, ShardTombstones) {
+    func writeFlush(segmentPath: FilePath, storage: StorageSettings) throws(StorageError) -> (SegmentSummary?, ShardTombstones) {
         var tombstones = ShardTombstones()
         for (s, segment) in segments.enumerated() where live[s].count < segment.rowCount {
             var dead = RowSet(capacity: segment.rowCount)
@@ -235,7 +235,7 @@ final class ShardState {
             }
         }
         guard changed else { return (nil, tombstones) }
-        let writer = try SegmentWriter(path: segmentPath, dimension: contract.dimension, metric: contract.metric)
+        let writer = try SegmentWriter(path: segmentPath, dimension: contract.dimension, metric: contract.metric, storage: storage)
         for r in 0..<delta.count where deltaLive.contains(RowOffset(r)) {
             let row = delta.row(r)
             try writer.append(

@@ -91,11 +91,11 @@ public actor ShardWriter {
 
     /// First half of a flush: makes the WAL durable, starts a new WAL file, and writes the new
     /// segment and tombstone file. Nothing is published; writes continue meanwhile.
-    public func prepareFlush(directory: LibraryDirectory, segmentID: UInt32, epoch: Epoch) throws -> FlushPart {
+    public func prepareFlush(directory: LibraryDirectory, segmentID: UInt32, epoch: Epoch, storage: StorageSettings) throws -> FlushPart {
         try wal.rotate()
         let fileName = directory.segmentFileName(shard: shard, segment: segmentID)
         try directory.ensureDirectory(directory.root.appending(fileName).removingLastComponent())
-        let (summary, tombstones) = try state.writeFlush(segmentPath: directory.root.appending(fileName))
+        let (summary, tombstones) = try state.writeFlush(segmentPath: directory.root.appending(fileName), storage: storage)
         var tombstonesFile: String? = nil
         if !tombstones.deadRows.isEmpty || !tombstones.deletedDocuments.isEmpty {
             tombstonesFile = "shards/\(shard)/tombstones-" + zeroPadded(epoch, 6) + ".bin"

@@ -31,10 +31,23 @@ struct LibrariesController {
         let parameters = HNSWParameters(m: index.m ?? 16, efConstruction: index.efConstruction ?? 200, efSearch: index.ef ?? 64)
         try parameters.validate()
         let type = index.type ?? "auto"
+        var storage = StorageSettings()
+        if let vectors = body.storage?.vectors {
+            guard let encoding = VectorEncoding(rawValue: vectors) else {
+                throw ProblemDetails(status: .unprocessableContent, code: "invalid-field", detail: "field 'storage.vectors': use float32 or float16")
+            }
+            storage.vectors = encoding
+        }
+        if let compression = body.storage?.compression {
+            guard let choice = StorageSettings.Compression(rawValue: compression) else {
+                throw ProblemDetails(status: .unprocessableContent, code: "invalid-field", detail: "field 'storage.compression': use zstd or none")
+            }
+            storage.compression = choice
+        }
         let info = try await service.createLibrary(
             name: body.name, contract: contract, shards: body.shards ?? 1,
             index: IndexSettings(type: type, hnsw: type == "hnsw" || type == "auto" ? parameters : nil, leafSize: type == "kdtree" ? 32 : nil),
-            metadata: body.metadata ?? [:])
+            storage: storage, metadata: body.metadata ?? [:])
         return EditedResponse(status: .created, headers: [.location: "/v1/libraries/\(info.name)"], response: JSONBody(info))
     }
 

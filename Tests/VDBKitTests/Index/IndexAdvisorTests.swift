@@ -12,7 +12,10 @@ struct IndexAdvisorTests {
         let big = IndexAdvisor.recommend(rows: 1_000_000, dimension: 384, metric: .cosine, memoryBudget: nil)
         #expect(big.kind == .hnsw && big.estimatedBytes > 1_000_000 * 384 * 5)
         let tight = IndexAdvisor.recommend(rows: 1_000_000, dimension: 384, metric: .cosine, memoryBudget: 1 << 30)
-        #expect(tight.kind == .flat && tight.reason.contains("budget"))
+        #expect(tight.kind == .ivfpq && tight.reason.contains("budget") && tight.reason.contains("fits"))
+        #expect(tight.estimatedBytes == 1_000_000 * (96 + 8))
+        let tiny = IndexAdvisor.recommend(rows: 1_000_000, dimension: 384, metric: .cosine, memoryBudget: 1 << 20)
+        #expect(tiny.kind == .ivfpq && tiny.reason.contains("too small"))
         #expect(IndexAdvisor.recommend(rows: 1_000_000, dimension: 384, metric: .cosine, memoryBudget: 4 << 30).kind == .hnsw)
     }
 

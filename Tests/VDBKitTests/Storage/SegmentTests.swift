@@ -150,7 +150,7 @@ struct SegmentTests {
         let path = dir.file("v.vdbseg")
         _ = try Self.write(Self.rows(count: 2, dimension: 2, seed: 5), dimension: 2, to: path)
         var bytes = readBytes(path)
-        bytes[8] = 2
+        bytes[8] = UInt8(SegmentFormat.currentVersion + 1)
         let crc = CRC32C.checksum(Array(bytes[0..<60]))
         for i in 0..<4 { bytes[60 + i] = UInt8(truncatingIfNeeded: crc >> (8 * UInt32(i))) }
         writeBytes(bytes, to: path)

@@ -3,8 +3,14 @@
 /// in L1, with the SIMD row kernel.
 public struct FlatIndex: VectorIndex {
     public let segment: Segment
+    /// Taken once: float16 segments decode on first use (``Segment/vectors``). Read-only
+    /// memory `segment` keeps alive, so sharing it across threads is safe.
+    nonisolated(unsafe) let vectors: UnsafeBufferPointer<Float>
 
-    public init(segment: Segment) { self.segment = segment }
+    public init(segment: Segment) {
+        self.segment = segment
+        vectors = segment.vectors
+    }
 
     public var kind: IndexKind { .flat }
     public var isExact: Bool { true }
@@ -20,7 +26,7 @@ public struct FlatIndex: VectorIndex {
     ) {
         precondition(query.count == segment.dimension, "query dimension differs from the segment's")
         let rows = segment.rowCount
-        guard rows > 0, let base = segment.vectors.baseAddress, let q = query.baseAddress else { return }
+        guard rows > 0, let base = vectors.baseAddress, let q = query.baseAddress else { return }
         let dimension = segment.dimension
         let metric = segment.metric
         withUnsafeTemporaryAllocation(of: Float.self, capacity: Self.blockRows) { scratch in

@@ -5,6 +5,9 @@ public final class HNSWIndex: VectorIndex {
     let graph: HNSWGraph
     /// Codes the walk scores, when the segment carries them; results are re-ranked exactly.
     let codes: QuantizedCodes?
+    /// Taken once: float16 segments decode on first use (``Segment/vectors``). Read-only
+    /// memory `segment` keeps alive, so sharing it across threads is safe.
+    nonisolated(unsafe) let vectors: UnsafeBufferPointer<Float>
     /// The beam width used when a query does not set `ef`.
     public let defaultEf: Int
     private let scratchPool: SearchScratchPool
@@ -25,6 +28,7 @@ public final class HNSWIndex: VectorIndex {
 
     init(segment: Segment, graph: HNSWGraph, codes: QuantizedCodes? = nil, defaultEf: Int) {
         self.segment = segment
+        vectors = segment.vectors
         self.graph = graph
         self.codes = codes
         self.defaultEf = defaultEf
@@ -42,7 +46,7 @@ public final class HNSWIndex: VectorIndex {
         idBase: UInt64, into results: inout TopK
     ) {
         precondition(query.count == segment.dimension, "query dimension differs from the segment's")
-        guard graph.nodeCount > 0, let q = query.baseAddress, let vectors = segment.vectors.baseAddress else { return }
+        guard graph.nodeCount > 0, let q = query.baseAddress, let vectors = vectors.baseAddress else { return }
         let ef = max(parameters.ef ?? defaultEf, k)
         switch (segment.metric, filter) {
         case (.l2, nil): run(SquaredL2Kernel.self, q, vectors, k: k, ef: ef, accept: AllRows(), idBase: idBase, into: &results)

@@ -4,7 +4,8 @@ import CVDBKernels
 public struct IVFPQParameters: Sendable, Hashable, Codable {
     /// Inverted lists (coarse centroids); nil chooses 4·√rows, within 16...4096.
     public var lists: Int?
-    /// Sub-quantizers of 8 bits each; nil chooses dimension / 4 (it must divide the dimension).
+    /// Sub-quantizers of 8 bits each; must divide the dimension. nil chooses dimension / 4, or
+    /// the largest divisor of the dimension below that.
     public var subquantizers: Int?
     /// Lists probed when a query does not say (`SearchParameters.nprobe`).
     public var nprobe: Int
@@ -17,6 +18,13 @@ public struct IVFPQParameters: Sendable, Hashable, Codable {
         self.subquantizers = subquantizers
         self.nprobe = nprobe
         self.rerank = rerank
+    }
+
+    /// The sub-quantizers used when none are given: 4 components each where that divides.
+    public static func defaultSubquantizers(dimension: Int) -> Int {
+        var m = max(1, dimension / 4)
+        while dimension % m != 0 { m -= 1 }
+        return m
     }
 }
 
@@ -107,7 +115,7 @@ enum IVFPQBuilder {
         let n = vectors.count / dimension
         guard n > 0, let base = vectors.baseAddress else { throw IndexError(.invalidParameter, "an IVF-PQ index needs rows") }
         let lists = min(n, parameters.lists ?? max(16, min(4096, Int(4 * Double(n).squareRoot()))))
-        let m = parameters.subquantizers ?? max(1, dimension / 4)
+        let m = parameters.subquantizers ?? IVFPQParameters.defaultSubquantizers(dimension: dimension)
         guard m >= 1, dimension % m == 0 else {
             throw IndexError(.invalidParameter, "\(m) sub-quantizers do not divide dimension \(dimension)")
         }

@@ -129,7 +129,10 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         _ query: UnsafeBufferPointer<Float>, k: Int, filter: RowSet?, parameters: SearchParameters, idBase: UInt64,
         into results: inout TopK
     ) {
-        guard layout.rows > 0, let q = query.baseAddress, let vectors = segment.vectors.baseAddress else { return }
+        guard layout.rows > 0, let q = query.baseAddress else { return }
+        // Float16 segments are re-ranked from the mapping in place (never decoded).
+        let half = segment.halfVectors?.baseAddress
+        let vectors = half == nil ? segment.vectors.baseAddress : nil
         let d = layout.dimension, m = layout.m, sub = layout.subDimension
         let metric = segment.metric
         let innerProduct = metric == .dot
@@ -171,7 +174,9 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         //    the order among the candidates.
         scratch.candidates.forEachUnordered { _, id in
             let row = Int(id)
-            results.insert(distance: Distance.distance(metric, q, vectors + row * d, dimension: d), id: idBase + UInt64(row))
+            let exact = if let half { Distance.distance(metric, q, half: half + row * d, dimension: d) }
+                else { Distance.distance(metric, q, vectors! + row * d, dimension: d) }
+            results.insert(distance: exact, id: idBase + UInt64(row))
         }
     }
 

@@ -12,6 +12,9 @@ import CVDBKernels
 public final class KDTreeIndex: VectorIndex {
     public let segment: Segment
     let tree: KDTree
+    /// Taken once: float16 segments decode on first use (``Segment/vectors``). Read-only
+    /// memory `segment` keeps alive, so sharing it across threads is safe.
+    nonisolated(unsafe) let vectors: UnsafeBufferPointer<Float>
     private let scratchPool: SearchScratchPool
 
     public init(segment: Segment) throws(StorageError) {
@@ -21,6 +24,7 @@ public final class KDTreeIndex: VectorIndex {
         }
         tree = try KDTree(section: section, backing: segment, dimension: segment.dimension, rows: segment.rowCount, name: "segment \(segment.path)")
         self.segment = segment
+        vectors = segment.vectors
         scratchPool = SearchScratchPool(nodeCount: 1, maxDegree: 1, dimension: 0)
     }
 
@@ -34,7 +38,7 @@ public final class KDTreeIndex: VectorIndex {
         _ query: UnsafeBufferPointer<Float>, k: Int, filter: RowSet?, parameters: SearchParameters, idBase: UInt64,
         into results: inout TopK
     ) {
-        guard tree.rowCount > 0, let q = query.baseAddress, let vectors = segment.vectors.baseAddress else { return }
+        guard tree.rowCount > 0, let q = query.baseAddress, let vectors = vectors.baseAddress else { return }
         let dimension = segment.dimension
         let cosine = segment.metric == .cosine
         // The heap ranks by the metric's internal distance; the tree works in squared L2.

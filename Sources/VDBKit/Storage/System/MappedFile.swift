@@ -34,6 +34,18 @@ public final class MappedFile: @unchecked Sendable {
         }
     }
 
+    /// Bytes of `offset ..< offset + length` whose pages are in memory now (mincore(2)); pages
+    /// shared with a neighbouring range count for both. 0 when the kernel cannot say.
+    public func residentBytes(offset: Int, length: Int) -> Int {
+        guard length > 0, offset >= 0, offset < bytes.count, let base = bytes.baseAddress else { return 0 }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = offset / page * page
+        let end = min(bytes.count, offset + length)
+        var pages = [UInt8](repeating: 0, count: (end - start + page - 1) / page)
+        guard mincore(UnsafeMutableRawPointer(mutating: base + start), end - start, &pages) == 0 else { return 0 }
+        return min(end - offset, pages.reduce(0) { $0 + Int($1 & 1) } * page)
+    }
+
     deinit {
         if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
     }
