@@ -50,6 +50,18 @@ size_t vdb_nearest_l2sq(const float *q, const float *base, size_t rows, size_t d
 // each sub-space is `sub` rows of 256 floats: a row of FMAs over the 256 codewords per
 // component instead of 256 short dot products (compiled per instruction set, chosen by ifunc).
 #define VDB_PQ_TABLES_BODY                                                                       \
+    if (sub == 4) {                                                                              \
+        /* The default (d/4 sub-quantizers): each output written once, four FMAs per entry. */   \
+        for (size_t j = 0; j < m; j++) {                                                         \
+            float *o = out + j * 256;                                                            \
+            const float *b = books_t + j * 4 * 256;                                              \
+            const float a0 = factor * q[j * 4], a1 = factor * q[j * 4 + 1];                      \
+            const float a2 = factor * q[j * 4 + 2], a3 = factor * q[j * 4 + 3];                  \
+            for (size_t c = 0; c < 256; c++)                                                     \
+                o[c] = a0 * b[c] + a1 * b[256 + c] + a2 * b[512 + c] + a3 * b[768 + c];          \
+        }                                                                                        \
+        return;                                                                                  \
+    }                                                                                            \
     for (size_t j = 0; j < m; j++) {                                                             \
         float *o = out + j * 256;                                                                \
         const float *b = books_t + j * sub * 256;                                                \
