@@ -49,41 +49,43 @@ size_t vdb_nearest_l2sq(const float *q, const float *base, size_t rows, size_t d
 // out[j * 256 + c] = factor * <q_j, codeword c of sub-space j>, from codebooks transposed so
 // each sub-space is `sub` rows of 256 floats: a row of FMAs over the 256 codewords per
 // component instead of 256 short dot products (compiled per instruction set, chosen by ifunc).
+// The tables of `count` queries (`stride` floats apart) at once, sub-space by sub-space, so one
+// sub-space's codewords (sub × 256 floats) stay in L1 while every query uses them.
 #define VDB_PQ_TABLES_BODY                                                                       \
-    if (sub == 4) {                                                                              \
-        /* The default (d/4 sub-quantizers): each output written once, four FMAs per entry. */   \
-        for (size_t j = 0; j < m; j++) {                                                         \
-            float *o = out + j * 256;                                                            \
-            const float *b = books_t + j * 4 * 256;                                              \
-            const float a0 = factor * q[j * 4], a1 = factor * q[j * 4 + 1];                      \
-            const float a2 = factor * q[j * 4 + 2], a3 = factor * q[j * 4 + 3];                  \
-            for (size_t c = 0; c < 256; c++)                                                     \
-                o[c] = a0 * b[c] + a1 * b[256 + c] + a2 * b[512 + c] + a3 * b[768 + c];          \
-        }                                                                                        \
-        return;                                                                                  \
-    }                                                                                            \
     for (size_t j = 0; j < m; j++) {                                                             \
-        float *o = out + j * 256;                                                                \
         const float *b = books_t + j * sub * 256;                                                \
-        const float a0 = factor * q[j * sub];                                                    \
-        for (size_t c = 0; c < 256; c++) o[c] = a0 * b[c];                                       \
-        for (size_t t = 1; t < sub; t++) {                                                       \
-            const float a = factor * q[j * sub + t];                                             \
-            const float *bt = b + t * 256;                                                       \
-            for (size_t c = 0; c < 256; c++) o[c] += a * bt[c];                                  \
+        for (size_t i = 0; i < count; i++) {                                                     \
+            const float *qj = queries + i * stride + j * sub;                                    \
+            float *o = out + (i * m + j) * 256;                                                  \
+            if (sub == 4) {                                                                      \
+                /* The default (d/4 sub-quantizers): each entry written once. */                 \
+                const float a0 = factor * qj[0], a1 = factor * qj[1];                            \
+                const float a2 = factor * qj[2], a3 = factor * qj[3];                            \
+                for (size_t c = 0; c < 256; c++)                                                 \
+                    o[c] = a0 * b[c] + a1 * b[256 + c] + a2 * b[512 + c] + a3 * b[768 + c];      \
+                continue;                                                                        \
+            }                                                                                    \
+            const float a0 = factor * qj[0];                                                     \
+            for (size_t c = 0; c < 256; c++) o[c] = a0 * b[c];                                   \
+            for (size_t t = 1; t < sub; t++) {                                                   \
+                const float a = factor * qj[t];                                                  \
+                const float *bt = b + t * 256;                                                   \
+                for (size_t c = 0; c < 256; c++) o[c] += a * bt[c];                              \
+            }                                                                                    \
         }                                                                                        \
     }
 
-typedef void (*tables_fn)(const float *, const float *, size_t, size_t, float, float *);
-static void pq_tables_scalar(const float *q, const float *books_t, size_t m, size_t sub, float factor, float *out) {
+typedef void (*tables_fn)(const float *, size_t, size_t, const float *, size_t, size_t, float, float *);
+static void pq_tables_scalar(
+    const float *queries, size_t count, size_t stride, const float *books_t, size_t m, size_t sub, float factor, float *out) {
     VDB_PQ_TABLES_BODY
 }
 __attribute__((target("avx2,fma"))) static void pq_tables_avx2(
-    const float *q, const float *books_t, size_t m, size_t sub, float factor, float *out) {
+    const float *queries, size_t count, size_t stride, const float *books_t, size_t m, size_t sub, float factor, float *out) {
     VDB_PQ_TABLES_BODY
 }
 __attribute__((target("avx512f"))) static void pq_tables_avx512(
-    const float *q, const float *books_t, size_t m, size_t sub, float factor, float *out) {
+    const float *queries, size_t count, size_t stride, const float *books_t, size_t m, size_t sub, float factor, float *out) {
     VDB_PQ_TABLES_BODY
 }
 VDB_RESOLVER static tables_fn resolve_pq_tables(void) {
@@ -93,8 +95,13 @@ VDB_RESOLVER static tables_fn resolve_pq_tables(void) {
     default: return pq_tables_scalar;
     }
 }
-void vdb_pq_query_tables(const float *q, const float *books_t, size_t m, size_t sub, float factor, float *out)
+void vdb_pq_query_tables_batch(
+    const float *queries, size_t count, size_t stride, const float *books_t, size_t m, size_t sub, float factor, float *out)
     __attribute__((ifunc("resolve_pq_tables")));
+
+void vdb_pq_query_tables(const float *q, const float *books_t, size_t m, size_t sub, float factor, float *out) {
+    vdb_pq_query_tables_batch(q, 1, m * sub, books_t, m, sub, factor, out);
+}
 
 // ---- inner products against centroids in blocks of 16 --------------------------------------
 // Centroids are stored as [blocks][dim][16]: one load gives one component of 16 centroids, so
@@ -204,8 +211,63 @@ void vdb_dot_f32_blocked16_level(
 void vdb_pq_query_tables_level(
     vdb_kernel_level level, const float *q, const float *books_t, size_t m, size_t sub, float factor, float *out) {
     switch (level) {
-    case VDB_KERNEL_AVX512: pq_tables_avx512(q, books_t, m, sub, factor, out); break;
-    case VDB_KERNEL_AVX2: pq_tables_avx2(q, books_t, m, sub, factor, out); break;
-    default: pq_tables_scalar(q, books_t, m, sub, factor, out); break;
+    case VDB_KERNEL_AVX512: pq_tables_avx512(q, 1, m * sub, books_t, m, sub, factor, out); break;
+    case VDB_KERNEL_AVX2: pq_tables_avx2(q, 1, m * sub, books_t, m, sub, factor, out); break;
+    default: pq_tables_scalar(q, 1, m * sub, books_t, m, sub, factor, out); break;
     }
 }
+
+// Several queries against the same blocks: each centroid load feeds four queries' FMAs, so a
+// batch reads the centroids once per four queries instead of once per query.
+__attribute__((target("avx512f"))) static void dot_blocked16_batch_avx512(
+    const float *queries, size_t count, const float *blocks, size_t nblocks, size_t dim, float *out) {
+    const size_t stride = nblocks * 16;
+    size_t i = 0;
+    for (; i + 4 <= count; i += 4) {
+        const float *q0 = queries + i * dim, *q1 = q0 + dim, *q2 = q1 + dim, *q3 = q2 + dim;
+        float *o = out + i * stride;
+        size_t b = 0;
+        for (; b + 2 <= nblocks; b += 2) {
+            const float *p0 = blocks + b * dim * 16, *p1 = p0 + dim * 16;
+            __m512 a00 = _mm512_setzero_ps(), a01 = _mm512_setzero_ps(), a10 = _mm512_setzero_ps(), a11 = _mm512_setzero_ps();
+            __m512 a20 = _mm512_setzero_ps(), a21 = _mm512_setzero_ps(), a30 = _mm512_setzero_ps(), a31 = _mm512_setzero_ps();
+            for (size_t t = 0; t < dim; t++) {
+                __m512 c0 = _mm512_loadu_ps(p0 + t * 16), c1 = _mm512_loadu_ps(p1 + t * 16);
+                __m512 x0 = _mm512_set1_ps(q0[t]), x1 = _mm512_set1_ps(q1[t]), x2 = _mm512_set1_ps(q2[t]), x3 = _mm512_set1_ps(q3[t]);
+                a00 = _mm512_fmadd_ps(x0, c0, a00); a01 = _mm512_fmadd_ps(x0, c1, a01);
+                a10 = _mm512_fmadd_ps(x1, c0, a10); a11 = _mm512_fmadd_ps(x1, c1, a11);
+                a20 = _mm512_fmadd_ps(x2, c0, a20); a21 = _mm512_fmadd_ps(x2, c1, a21);
+                a30 = _mm512_fmadd_ps(x3, c0, a30); a31 = _mm512_fmadd_ps(x3, c1, a31);
+            }
+            _mm512_storeu_ps(o + b * 16, a00); _mm512_storeu_ps(o + b * 16 + 16, a01);
+            _mm512_storeu_ps(o + stride + b * 16, a10); _mm512_storeu_ps(o + stride + b * 16 + 16, a11);
+            _mm512_storeu_ps(o + 2 * stride + b * 16, a20); _mm512_storeu_ps(o + 2 * stride + b * 16 + 16, a21);
+            _mm512_storeu_ps(o + 3 * stride + b * 16, a30); _mm512_storeu_ps(o + 3 * stride + b * 16 + 16, a31);
+        }
+        if (b < nblocks) {
+            for (size_t j = 0; j < 4; j++)
+                dot_blocked16_avx512(queries + (i + j) * dim, blocks + b * dim * 16, nblocks - b, dim, out + (i + j) * stride + b * 16);
+        }
+    }
+    for (; i < count; i++) dot_blocked16_avx512(queries + i * dim, blocks, nblocks, dim, out + i * stride);
+}
+
+static void dot_blocked16_batch_scalar(
+    const float *queries, size_t count, const float *blocks, size_t nblocks, size_t dim, float *out) {
+    for (size_t i = 0; i < count; i++) dot_blocked16_scalar(queries + i * dim, blocks, nblocks, dim, out + i * nblocks * 16);
+}
+__attribute__((target("avx2,fma"))) static void dot_blocked16_batch_avx2(
+    const float *queries, size_t count, const float *blocks, size_t nblocks, size_t dim, float *out) {
+    for (size_t i = 0; i < count; i++) dot_blocked16_avx2(queries + i * dim, blocks, nblocks, dim, out + i * nblocks * 16);
+}
+
+typedef void (*blocked_batch_fn)(const float *, size_t, const float *, size_t, size_t, float *);
+VDB_RESOLVER static blocked_batch_fn resolve_dot_blocked16_batch(void) {
+    switch (vdb_kernel_level_active()) {
+    case VDB_KERNEL_AVX512: return dot_blocked16_batch_avx512;
+    case VDB_KERNEL_AVX2: return dot_blocked16_batch_avx2;
+    default: return dot_blocked16_batch_scalar;
+    }
+}
+void vdb_dot_f32_blocked16_batch(const float *queries, size_t count, const float *blocks, size_t nblocks, size_t dim, float *out)
+    __attribute__((ifunc("resolve_dot_blocked16_batch")));

@@ -39,6 +39,9 @@ struct VDBQuery: ParsableCommand {
     @Option(name: .long, help: "Threads for the throughput run (default: all cores).")
     var threads = 0
 
+    @Option(name: .long, help: "Queries per call in the batched single-thread run, as FAISS's search(n, x) takes them (1: skip it).")
+    var batch = 64
+
     @Option(name: .long, help: "HNSW beam width (for indexes that have one).")
     var ef: Int?
 
@@ -63,6 +66,7 @@ struct VDBQuery: ParsableCommand {
     func validate() throws {
         guard (1...10_000).contains(k) else { throw ValidationError("-k must be in 1...10000") }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+        guard (1...100_000).contains(batch) else { throw ValidationError("--batch must be in 1...100000") }
         if vector != nil && queries != nil { throw ValidationError("pass --vector or --queries, not both") }
         if let minRecall, !(0...1).contains(minRecall) { throw ValidationError("--min-recall must be in 0...1") }
         if let sweep { _ = try Self.parseSweep(sweep) }
@@ -110,6 +114,7 @@ struct VDBQuery: ParsableCommand {
             return try settings.map { parameters in
                 var options = QueryRunOptions(k: k, parameters: parameters, threads: threads)
                 options.warmupQueries = min(100, vectors.count / searcher.contract.dimension)
+                options.batchSize = batch
                 return try QueryRunner.run(searcher: searcher, queries: vectors, groundTruth: truth, options: options)
             }
         }
@@ -144,11 +149,15 @@ struct VDBQuery: ParsableCommand {
 
     func renderSweep(_ reports: [QueryReport]) -> String {
         guard let first = reports.first else { return "" }
-        var table = TextTable(header: [first.parameters.ef != nil ? "ef" : first.parameters.nprobe != nil ? "nprobe" : "leaves", "recall@\(k)", "QPS 1 thread", "QPS \(first.multiThread.threads) threads", "p50 ms", "p99 ms"])
+        var table = TextTable(header: [
+            first.parameters.ef != nil ? "ef" : first.parameters.nprobe != nil ? "nprobe" : "leaves", "recall@\(k)", "QPS 1 thread",
+            "QPS 1 thread batched", "QPS \(first.multiThread.threads) threads", "p50 ms", "p99 ms",
+        ])
         for r in reports {
             table.append([
                 String(r.parameters.ef ?? r.parameters.nprobe ?? r.parameters.leafBudget ?? 0), r.recall.map { Format.fixed($0, 4) } ?? "n/a",
-                Format.fixed(r.singleThread.queriesPerSecond, 1), Format.fixed(r.multiThread.queriesPerSecond, 1),
+                Format.fixed(r.singleThread.queriesPerSecond, 1), r.batched.map { Format.fixed($0.queriesPerSecond, 1) } ?? "-",
+                Format.fixed(r.multiThread.queriesPerSecond, 1),
                 Format.fixed(r.latency.p50Microseconds / 1000, 3), Format.fixed(r.latency.p99Microseconds / 1000, 3),
             ])
         }
@@ -243,6 +252,9 @@ struct VDBQuery: ParsableCommand {
             table.append(["recall@\(r.k)", "n/a"])
         }
         table.append(["QPS, 1 thread", Format.fixed(r.singleThread.queriesPerSecond, 1)])
+        if let batched = r.batched {
+            table.append(["QPS, 1 thread, batches of \(batched.batchSize ?? 1)", Format.fixed(batched.queriesPerSecond, 1)])
+        }
         table.append(["QPS, \(r.multiThread.threads) threads", Format.fixed(r.multiThread.queriesPerSecond, 1)])
         table.append(["latency p50 (ms)", Format.fixed(r.latency.p50Microseconds / 1000, 3)])
         table.append(["latency p95 (ms)", Format.fixed(r.latency.p95Microseconds / 1000, 3)])

@@ -48,12 +48,19 @@ void vdb_pq_adc_scan(const float *tables, const uint8_t *codes, size_t n, size_t
 /// Per-query PQ tables: out[j * 256 + c] = factor * <q_j, codeword c of sub-space j> for `m`
 /// sub-spaces of `sub` components, from codebooks transposed to [m][sub][256] floats.
 void vdb_pq_query_tables(const float *q, const float *books_t, size_t m, size_t sub, float factor, float *out);
+/// The tables of `count` queries `stride` floats apart, into `out` (count × m × 256 floats);
+/// one sub-space's codewords are read once for all of them.
+void vdb_pq_query_tables_batch(
+    const float *queries, size_t count, size_t stride, const float *books_t, size_t m, size_t sub, float factor, float *out);
 void vdb_pq_query_tables_level(
     vdb_kernel_level level, const float *q, const float *books_t, size_t m, size_t sub, float factor, float *out);
 
 /// Inner products of `q` with 16 × `nblocks` vectors stored in blocks of 16 as
 /// [nblocks][dim][16] floats: out[b * 16 + c] = <q, vector c of block b>.
 void vdb_dot_f32_blocked16(const float *q, const float *blocks, size_t nblocks, size_t dim, float *out);
+/// ``vdb_dot_f32_blocked16`` for `count` queries (row-major) at once: out row i (16·nblocks
+/// floats) holds query i's products. The blocks are read once per four queries.
+void vdb_dot_f32_blocked16_batch(const float *queries, size_t count, const float *blocks, size_t nblocks, size_t dim, float *out);
 void vdb_dot_f32_blocked16_level(
     vdb_kernel_level level, const float *q, const float *blocks, size_t nblocks, size_t dim, float *out);
 

@@ -49,4 +49,26 @@ public protocol VectorIndex: Sendable {
     func search(
         _ query: UnsafeBufferPointer<Float>, k: Int, filter: RowSet?, parameters: SearchParameters,
         idBase: UInt64, into results: inout TopK)
+
+    /// ``search(_:k:filter:parameters:idBase:into:)`` for `results.count` queries (row-major in
+    /// `queries`), query `i` into `results[i]`. Indexes that can share work across queries
+    /// (IVF-PQ's coarse search, the way FAISS batches it) override the default loop; the results
+    /// are the same either way.
+    func searchBatch(
+        _ queries: UnsafeBufferPointer<Float>, k: Int, filter: RowSet?, parameters: SearchParameters,
+        idBase: UInt64, into results: UnsafeMutableBufferPointer<TopK>)
+}
+
+extension VectorIndex {
+    public func searchBatch(
+        _ queries: UnsafeBufferPointer<Float>, k: Int, filter: RowSet?, parameters: SearchParameters,
+        idBase: UInt64, into results: UnsafeMutableBufferPointer<TopK>
+    ) {
+        let dimension = queries.count / max(1, results.count)
+        for i in results.indices {
+            search(
+                UnsafeBufferPointer(rebasing: queries[i * dimension..<(i + 1) * dimension]), k: k, filter: filter,
+                parameters: parameters, idBase: idBase, into: &results[i])
+        }
+    }
 }

@@ -8,6 +8,9 @@ public struct QueryRunOptions: Sendable {
     public var threads: Int
     /// Queries run untimed first, to fault in the mapped pages.
     public var warmupQueries: Int
+    /// Queries per call in the batched single-thread run (FAISS's `search(n, x)` way of
+    /// measuring); 1 skips that run.
+    public var batchSize: Int = 64
 
     public init(k: Int = 10, parameters: SearchParameters = SearchParameters(), threads: Int = 0, warmupQueries: Int = 100) {
         self.k = k
@@ -22,6 +25,8 @@ public struct QueryReport: Sendable, Codable {
     public struct Throughput: Sendable, Codable {
         public var threads: Int
         public var queriesPerSecond: Double
+        /// Queries handed over per call (nil: one at a time).
+        public var batchSize: Int?
     }
     public struct Memory: Sendable, Codable {
         public var mappedSegmentBytes: Int
@@ -45,7 +50,10 @@ public struct QueryReport: Sendable, Codable {
     public var recall: Double?
     /// Where the ground truth came from.
     public var groundTruth: String
+    /// One query per call, on one thread (the latency run).
     public var singleThread: Throughput
+    /// Batches of queries per call, on one thread; nil when not run.
+    public var batched: Throughput?
     public var latency: LatencySummary
     public var multiThread: Throughput
     /// For exact scans: vector bytes read per second in the single-thread run.
@@ -110,6 +118,26 @@ public enum QueryRunner {
         let singleSeconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         for heap in heaps { results.append(searcher.hits(from: heap)) }
 
+        // Single thread, batched: throughput only (the results equal the run above).
+        var batched: QueryReport.Throughput? = nil
+        if options.batchSize > 1 {
+            let batchStarted = DispatchTime.now().uptimeNanoseconds
+            prepared.withUnsafeBufferPointer { q in
+                heaps.withUnsafeMutableBufferPointer { h in
+                    var start = 0
+                    while start < count {
+                        let n = min(options.batchSize, count - start)
+                        searcher.searchBatchPrepared(
+                            UnsafeBufferPointer(rebasing: q[start * dimension..<(start + n) * dimension]), k: k, parameters: parameters,
+                            into: UnsafeMutableBufferPointer(rebasing: h[start..<start + n]))
+                        start += n
+                    }
+                }
+            }
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - batchStarted) / 1e9
+            batched = .init(threads: 1, queriesPerSecond: Double(count) / seconds, batchSize: options.batchSize)
+        }
+
         // All threads: throughput only.
         let threads = max(1, options.threads)
         let multiSeconds = parallelRun(searcher: searcher, prepared: prepared, dimension: dimension, k: k, parameters: parameters, threads: threads)
@@ -144,7 +172,7 @@ public enum QueryRunner {
             library: snapshot.directory.name, epoch: snapshot.epoch, index: searcher.indexDescription,
             metric: contract.metric, dimension: dimension, rows: snapshot.rowCount, queries: count, k: k,
             parameters: parameters, recall: recall, groundTruth: source,
-            singleThread: .init(threads: 1, queriesPerSecond: singleQPS),
+            singleThread: .init(threads: 1, queriesPerSecond: singleQPS), batched: batched,
             latency: LatencySummary(nanoseconds: durations),
             multiThread: .init(threads: threads, queriesPerSecond: Double(count) / multiSeconds),
             scannedBytesPerSecond: searcher.isExhaustive ? singleQPS * Double(snapshot.rowCount * dimension * 4) : nil,

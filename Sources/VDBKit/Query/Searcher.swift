@@ -157,6 +157,17 @@ public final class Searcher: Sendable {
         }
     }
 
+    /// ``searchPrepared(_:k:parameters:into:)`` for `tops.count` prepared queries (row-major),
+    /// query `i` into `tops[i]` (reset here), letting indexes share work across the batch.
+    public func searchBatchPrepared(
+        _ queries: UnsafeBufferPointer<Float>, k: Int, parameters: SearchParameters, into tops: UnsafeMutableBufferPointer<TopK>
+    ) {
+        for i in tops.indices { tops[i].reset(k: k) }
+        for (i, source) in sources.enumerated() {
+            source.index.searchBatch(queries, k: k, filter: source.live, parameters: parameters, idBase: UInt64(i) << 32, into: tops)
+        }
+    }
+
     /// Exact results for many prepared queries at once through BLAS.
     ///
     /// - Parameter queries: `count × dimension` floats, each prepared by the contract.

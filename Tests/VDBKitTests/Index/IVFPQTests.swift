@@ -139,6 +139,33 @@ struct IVFPQTests {
         } throws: { ($0 as? StorageError)?.code == .versionMismatch }
     }
 
+    /// Batched search (shared coarse pass, tables four at a time) returns exactly what one
+    /// query at a time does, for every metric, with and without a filter, for batch sizes that
+    /// leave partial groups.
+    @Test(arguments: [Metric.l2, .cosine, .dot])
+    func batchesEqualSingleQueries(metric: Metric) throws {
+        let dir = TemporaryDirectory()
+        let (index, _, data) = try Self.indexed(dir, rows: 3_000, dimension: 16, metric: metric, parameters: IVFPQParameters(lists: 40, subquantizers: 4, nprobe: 5, rerank: 3))
+        var filter = RowSet(capacity: 3_000)
+        for r in stride(from: 0, to: 3_000, by: 3) { filter.insert(RowOffset(r)) }
+        for (count, set) in [(1, nil), (37, nil), (70, filter)] as [(Int, RowSet?)] {
+            let queries = Array(data.test[0..<(count * 16)])
+            var batched = [TopK](repeating: TopK(k: 7), count: count)
+            queries.withUnsafeBufferPointer { q in
+                batched.withUnsafeMutableBufferPointer { index.searchBatch(q, k: 7, filter: set, parameters: SearchParameters(), idBase: 5, into: $0) }
+            }
+            for i in 0..<count {
+                var single = TopK(k: 7)
+                queries.withUnsafeBufferPointer { q in
+                    index.search(UnsafeBufferPointer(rebasing: q[i * 16..<(i + 1) * 16]), k: 7, filter: set, parameters: SearchParameters(), idBase: 5, into: &single)
+                }
+                #expect(batched[i].sorted().map(\.id) == single.sorted().map(\.id), "query \(i) of \(count)")
+                #expect(batched[i].sorted().map(\.distance) == single.sorted().map(\.distance))
+                if let set { #expect(single.sorted().allSatisfy { set.contains(RowOffset($0.id - 5)) }) }
+            }
+        }
+    }
+
     @Test func badParametersAndBuilderIntegration() throws {
         let vectors = randomVectors(count: 100, dimension: 6, seed: 1)
         #expect(throws: IndexError.self) {
@@ -154,5 +181,16 @@ struct IVFPQTests {
         let searcher = try Searcher(snapshot: LibrarySnapshot.openCurrent(dataDirectory: dir.path, library: "p"))
         #expect(searcher.hasIVFPQ && searcher.indexDescription.hasPrefix("ivfpq"))
         #expect(try searcher.search([Float](repeating: 0, count: 8), k: 5).count == 5)
+        // The searcher's batch path matches its one-query path.
+        let queries = randomVectors(count: 9, dimension: 8, seed: 3)
+        var tops = [TopK](repeating: TopK(k: 4), count: 9)
+        queries.withUnsafeBufferPointer { q in
+            tops.withUnsafeMutableBufferPointer { searcher.searchBatchPrepared(q, k: 4, parameters: SearchParameters(nprobe: 3), into: $0) }
+        }
+        for i in 0..<9 {
+            var one = TopK(k: 4)
+            queries.withUnsafeBufferPointer { searcher.searchPrepared(UnsafeBufferPointer(rebasing: $0[i * 8..<(i + 1) * 8]), k: 4, parameters: SearchParameters(nprobe: 3), into: &one) }
+            #expect(one.sorted().map(\.id) == tops[i].sorted().map(\.id))
+        }
     }
 }

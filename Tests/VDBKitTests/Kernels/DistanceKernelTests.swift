@@ -74,6 +74,19 @@ struct DistanceKernelTests {
                     #expect(abs(got[v] - dot) <= 1e-4 * max(1, abs(dot)), "blocked level \(level.rawValue) vector \(v)")
                 }
             }
+            // Batched forms: every query's row equals its single-query result.
+            let queries = randomVectors(count: 5, dimension: dimension, seed: seed &+ 5)
+            var batchTables = [Float](repeating: .nan, count: 5 * m * 256), batchDots = [Float](repeating: .nan, count: 5 * blocks * 16)
+            vdb_pq_query_tables_batch(queries, 5, dimension, transposed, m, sub, -1, &batchTables)
+            vdb_dot_f32_blocked16_batch(queries, 5, blocked, blocks, dimension, &batchDots)
+            for i in 0..<5 {
+                let query = Array(queries[i * dimension..<(i + 1) * dimension])
+                var one = [Float](repeating: 0, count: m * 256), dots = [Float](repeating: 0, count: blocks * 16)
+                vdb_pq_query_tables(query, transposed, m, sub, -1, &one)
+                vdb_dot_f32_blocked16(query, blocked, blocks, dimension, &dots)
+                #expect(Array(batchTables[i * m * 256..<(i + 1) * m * 256]) == one, "batched tables, query \(i)")
+                #expect(zip(batchDots[i * blocks * 16..<(i + 1) * blocks * 16], dots).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($1)) }, "batched products, query \(i)")
+            }
             // Nearest codeword of sub-space 0 for the query's first sub-vector.
             var scratch = [Float](repeating: 0, count: 256)
             let nearest = vdb_nearest_l2sq(q, books, 256, sub, &scratch)
