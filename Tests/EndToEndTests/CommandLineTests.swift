@@ -112,6 +112,31 @@ struct CommandLineTests {
 
     /// `vdb-build index --type hnsw` then `vdb-query --sweep ef=… --plot`: one report per ef,
     /// recall rising with ef, and an SVG plot; a sweep over a flat library is a usage error.
+    /// `--vectors` and `--compression` choose how segments are stored, `vdb-query` reports the
+    /// sections (text and JSON), and IVF-PQ sweeps show the batched throughput.
+    @Test func storageChoicesAndSectionReport() throws {
+        let dir = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        #expect(try Self.run("vdb-build", ["generate", "--output", "c.hdf5", "--rows", "3000", "--queries", "50", "--dimension", "16", "--metric", "cosine"], in: dir).status == 0)
+        let bad = try Self.run("vdb-build", ["ingest", "c.hdf5", "--library", "c", "--data-dir", "d", "--vectors", "double"], in: dir)
+        #expect(bad.status == 64 && bad.stderr.contains("float32 or float16"))
+        let ingest = try Self.run("vdb-build", ["ingest", "c.hdf5", "--library", "c", "--data-dir", "d", "--vectors", "float16", "--compression", "none"], in: dir)
+        #expect(ingest.status == 0, "\(ingest.stderr)")
+        let text = try Self.run("vdb-query", ["--library", "c", "--data-dir", "d", "--limit", "10"], in: dir)
+        #expect(text.status == 0 && text.stdout.contains("resident"))
+        #expect(text.stdout.split(separator: "\n").contains { $0.hasPrefix("vectors") && $0.contains("float16") })
+        let index = try Self.run("vdb-build", ["index", "--library", "c", "--data-dir", "d", "--type", "ivfpq", "--lists", "16", "--vectors", "float32", "--compression", "zstd"], in: dir)
+        #expect(index.status == 0, "\(index.stderr)")
+        let sweep = try Self.run("vdb-query", ["--library", "c", "--data-dir", "d", "--sweep", "nprobe=2,16", "--json", "--batch", "8"], in: dir)
+        #expect(sweep.status == 0, "\(sweep.stderr)")
+        let reports = try JSONDecoder().decode([QueryReport].self, from: Data(sweep.stdout.utf8))
+        #expect(reports.allSatisfy { $0.batched?.batchSize == 8 && ($0.batched?.queriesPerSecond ?? 0) > 0 })
+        let sections = Dictionary(uniqueKeysWithValues: reports[1].memory.sections.map { ($0.section, $0) })
+        #expect(sections["vectors"]?.encoding == "plain" && sections["vectors"]?.bytesOnDisk == 3000 * 16 * 4)
+        #expect(sections["texts"]?.encoding == "zstd-blocks" && sections["ivf-pq"] != nil)
+        #expect((reports[1].recall ?? 0) > (reports[0].recall ?? 1))
+    }
+
     @Test func hnswIndexAndSweep() throws {
         let dir = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }

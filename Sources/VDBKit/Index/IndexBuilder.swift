@@ -155,7 +155,8 @@ public enum IndexBuilder {
                     if wantsIVFPQ {
                         let t0 = Date()
                         let bytes = try IVFPQBuilder.build(
-                            vectors: segment.vectors, dimension: segment.dimension, parameters: options.ivfpq, threads: options.threads,
+                            vectors: segment.vectors, dimension: segment.dimension, metric: segment.metric, parameters: options.ivfpq,
+                            threads: options.threads,
                             progress: progress)
                         buildSeconds += Date().timeIntervalSince(t0)
                         graphBytes += bytes.count

@@ -13,7 +13,7 @@ struct IVFPQTests {
                 try writer.append(vector: UnsafeBufferPointer(rebasing: $0[r * dimension..<(r + 1) * dimension]), chunkID: ChunkID(row: UInt64(r)), documentID: DocumentID(row: UInt64(r)))
             }
         }
-        writer.addSection(.ivfpq, bytes: try data.train.withUnsafeBufferPointer { try IVFPQBuilder.build(vectors: $0, dimension: dimension, parameters: parameters) })
+        writer.addSection(.ivfpq, bytes: try data.train.withUnsafeBufferPointer { try IVFPQBuilder.build(vectors: $0, dimension: dimension, metric: metric, parameters: parameters) })
         try writer.finish()
         let segment = try Segment(path: path)
         return (try IVFPQIndex(segment: segment, defaults: parameters), FlatIndex(segment: segment), data)
@@ -35,6 +35,13 @@ struct IVFPQTests {
             total += Double(Set(found.sorted().map(\.id)).intersection(truth.sorted().map(\.id)).count) / 10
         }
         #expect(total / 100 >= 0.95, "recall@10 \(total / 100)")
+        // Cosine centroids are unit length (spherical k-means), so lists are chosen by angle.
+        if metric == .cosine {
+            for l in 0..<index.layout.lists {
+                let norm = (0..<24).reduce(Float(0)) { $0 + index.centroids[l * 24 + $1] * index.centroids[l * 24 + $1] }
+                #expect(abs(norm - 1) < 1e-3, "centroid \(l)")
+            }
+        }
     }
 
     /// The asymmetric distance tables agree with decoding each row (centroid + codewords) and
@@ -103,7 +110,7 @@ struct IVFPQTests {
         let (rows, dimension) = (3_000, 8)
         let parameters = IVFPQParameters(lists: 16, subquantizers: 4, nprobe: 4, rerank: 0)
         let vectors = randomVectors(count: rows, dimension: dimension, seed: 3)
-        let current = try vectors.withUnsafeBufferPointer { try IVFPQBuilder.build(vectors: $0, dimension: dimension, parameters: parameters) }
+        let current = try vectors.withUnsafeBufferPointer { try IVFPQBuilder.build(vectors: $0, dimension: dimension, metric: .l2, parameters: parameters) }
         let layout = IVFPQLayout(dimension: dimension, lists: 16, m: 4, rows: rows)
         var formatOne = Array(current[..<layout.rowTerms!]) + Array(current[layout.codes...])
         formatOne.replaceSubrange(0..<4, with: [1, 0, 0, 0])
@@ -169,7 +176,7 @@ struct IVFPQTests {
     @Test func badParametersAndBuilderIntegration() throws {
         let vectors = randomVectors(count: 100, dimension: 6, seed: 1)
         #expect(throws: IndexError.self) {
-            try vectors.withUnsafeBufferPointer { try IVFPQBuilder.build(vectors: $0, dimension: 6, parameters: IVFPQParameters(subquantizers: 4)) }
+            try vectors.withUnsafeBufferPointer { try IVFPQBuilder.build(vectors: $0, dimension: 6, metric: .l2, parameters: IVFPQParameters(subquantizers: 4)) }
         }
         let dir = TemporaryDirectory()
         var source = ArrayRowSource(dimension: 8, vectors: randomVectors(count: 2_000, dimension: 8, seed: 2), declaredMetric: .l2)

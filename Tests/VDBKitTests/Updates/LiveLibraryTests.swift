@@ -238,6 +238,31 @@ struct LiveLibraryTests {
         try Self.expectMatches(library, model, seed: 12, "after the background index build")
     }
 
+    /// Flushes write segments the way the library's storage settings say (float16 vectors,
+    /// uncompressed blobs here), and searches over them stay right.
+    @Test func flushesFollowTheLibrarysStorage() async throws {
+        let dir = TemporaryDirectory()
+        let service = try LibraryService(dataDirectory: dir.path, policy: .never, flushThreshold: 1_000_000)
+        _ = try await service.createLibrary(
+            name: "h", contract: EmbeddingContract(dimension: 6, metric: .l2), storage: StorageSettings(vectors: .float16, compression: .none))
+        let library = try service.library("h")
+        var rng = SeededGenerator(seed: 3)
+        var vectors: [(ChunkID, [Float])] = []
+        for _ in 0..<50 {
+            let chunk = ChunkInput(id: .random(), text: "some text", vector: Self.vector(&rng))
+            try await service.apply([.putDocument(id: .random(), metadata: nil, chunks: [chunk])], to: library)
+            vectors.append((chunk.id, chunk.vector))
+        }
+        #expect(try await library.flush() != nil)
+        let segments = library.snapshot.allSegments
+        #expect(!segments.isEmpty && segments.allSatisfy { $0.storageSettings == StorageSettings(vectors: .float16, compression: .none) })
+        let (id, vector) = vectors[17]
+        let hit = try #require(try library.searcher().search(vector, k: 1).first)
+        #expect(hit.chunkID == id && hit.distance < 1e-2)
+        let info = try await service.info("h")
+        #expect(info.storage.vectors == .float16 && info.sections.contains { $0.section == "vectors" && $0.encoding == "float16" })
+    }
+
     /// A transaction of several documents' worth of changes is one WAL record: after a crash
     /// that tears it, none of it is there; the transactions before it all are.
     @Test func tornLastTransactionIsWhollyAbsent() async throws {
