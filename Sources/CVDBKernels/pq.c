@@ -217,18 +217,19 @@ void vdb_pq_query_tables_level(
     }
 }
 
-// Several queries against the same blocks: each centroid load feeds four queries' FMAs, so a
-// batch reads the centroids once per four queries instead of once per query.
+// Several queries against the same blocks: each centroid load feeds four queries' FMAs, and a
+// pair of blocks (2 × 16 centroids) is used by every query of the batch before the next pair is
+// read, so the centroids come from memory once per batch, not once per query.
 __attribute__((target("avx512f"))) static void dot_blocked16_batch_avx512(
     const float *queries, size_t count, const float *blocks, size_t nblocks, size_t dim, float *out) {
     const size_t stride = nblocks * 16;
-    size_t i = 0;
-    for (; i + 4 <= count; i += 4) {
-        const float *q0 = queries + i * dim, *q1 = q0 + dim, *q2 = q1 + dim, *q3 = q2 + dim;
-        float *o = out + i * stride;
-        size_t b = 0;
-        for (; b + 2 <= nblocks; b += 2) {
-            const float *p0 = blocks + b * dim * 16, *p1 = p0 + dim * 16;
+    const size_t quads = count / 4 * 4;
+    size_t b = 0;
+    for (; b + 2 <= nblocks; b += 2) {
+        const float *p0 = blocks + b * dim * 16, *p1 = p0 + dim * 16;
+        for (size_t i = 0; i < quads; i += 4) {
+            const float *q0 = queries + i * dim, *q1 = q0 + dim, *q2 = q1 + dim, *q3 = q2 + dim;
+            float *o = out + i * stride + b * 16;
             __m512 a00 = _mm512_setzero_ps(), a01 = _mm512_setzero_ps(), a10 = _mm512_setzero_ps(), a11 = _mm512_setzero_ps();
             __m512 a20 = _mm512_setzero_ps(), a21 = _mm512_setzero_ps(), a30 = _mm512_setzero_ps(), a31 = _mm512_setzero_ps();
             for (size_t t = 0; t < dim; t++) {
@@ -239,17 +240,18 @@ __attribute__((target("avx512f"))) static void dot_blocked16_batch_avx512(
                 a20 = _mm512_fmadd_ps(x2, c0, a20); a21 = _mm512_fmadd_ps(x2, c1, a21);
                 a30 = _mm512_fmadd_ps(x3, c0, a30); a31 = _mm512_fmadd_ps(x3, c1, a31);
             }
-            _mm512_storeu_ps(o + b * 16, a00); _mm512_storeu_ps(o + b * 16 + 16, a01);
-            _mm512_storeu_ps(o + stride + b * 16, a10); _mm512_storeu_ps(o + stride + b * 16 + 16, a11);
-            _mm512_storeu_ps(o + 2 * stride + b * 16, a20); _mm512_storeu_ps(o + 2 * stride + b * 16 + 16, a21);
-            _mm512_storeu_ps(o + 3 * stride + b * 16, a30); _mm512_storeu_ps(o + 3 * stride + b * 16 + 16, a31);
-        }
-        if (b < nblocks) {
-            for (size_t j = 0; j < 4; j++)
-                dot_blocked16_avx512(queries + (i + j) * dim, blocks + b * dim * 16, nblocks - b, dim, out + (i + j) * stride + b * 16);
+            _mm512_storeu_ps(o, a00); _mm512_storeu_ps(o + 16, a01);
+            _mm512_storeu_ps(o + stride, a10); _mm512_storeu_ps(o + stride + 16, a11);
+            _mm512_storeu_ps(o + 2 * stride, a20); _mm512_storeu_ps(o + 2 * stride + 16, a21);
+            _mm512_storeu_ps(o + 3 * stride, a30); _mm512_storeu_ps(o + 3 * stride + 16, a31);
         }
     }
-    for (; i < count; i++) dot_blocked16_avx512(queries + i * dim, blocks, nblocks, dim, out + i * stride);
+    // The odd last block, and the queries past the last whole quad.
+    if (b < nblocks) {
+        for (size_t i = 0; i < quads; i++)
+            dot_blocked16_avx512(queries + i * dim, blocks + b * dim * 16, nblocks - b, dim, out + i * stride + b * 16);
+    }
+    for (size_t i = quads; i < count; i++) dot_blocked16_avx512(queries + i * dim, blocks, nblocks, dim, out + i * stride);
 }
 
 static void dot_blocked16_batch_scalar(

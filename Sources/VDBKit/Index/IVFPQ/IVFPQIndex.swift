@@ -208,8 +208,14 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         //    is left out), by −⟨q, c⟩ for dot, and for cosine, whose centroids are unit length
         //    (spherical k-means), by angle.
         lists.pointee.reset(k: nprobe)
+        var threshold = Float.infinity
         for l in 0..<layout.lists {
-            lists.pointee.insert(distance: metric == .l2 ? centroidNorms[l] - 2 * coarse[l] : -coarse[l], id: UInt64(l))
+            let score = metric == .l2 ? centroidNorms[l] - 2 * coarse[l] : -coarse[l]
+            // Most lists lose to the current worst kept: one comparison, no heap access.
+            if score < threshold {
+                lists.pointee.insert(distance: score, id: UInt64(l))
+                threshold = lists.pointee.threshold
+            }
         }
 
         // 2. Scan the probed lists, nearest first, keeping the best k (× rerank) by PQ score:
@@ -232,7 +238,7 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
             } else {
                 for i in 0..<count { scores[i] += offset }
             }
-            var threshold = candidates.pointee.threshold
+            threshold = candidates.pointee.threshold
             for i in 0..<count where scores[i] < threshold {
                 let row = listRows[start + i]
                 if let filter, !filter.contains(row) { continue }
