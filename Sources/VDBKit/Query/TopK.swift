@@ -55,6 +55,12 @@ public struct TopK: Sendable {
         for i in 0..<distances.count { body(distances[i], ids[i]) }
     }
 
+    /// The kept ids in no particular order, without copying.
+    @inlinable
+    public func withIDs<R>(_ body: (UnsafeBufferPointer<UInt64>) -> R) -> R {
+        ids.withUnsafeBufferPointer(body)
+    }
+
     /// Visits the kept pairs best first without allocating (a heap sort in place), and leaves
     /// the collection empty, ready for the next query.
     public mutating func drainAscending(_ body: (_ distance: Float, _ id: UInt64) -> Void) {

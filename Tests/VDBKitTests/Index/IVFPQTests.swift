@@ -35,11 +35,18 @@ struct IVFPQTests {
             total += Double(Set(found.sorted().map(\.id)).intersection(truth.sorted().map(\.id)).count) / 10
         }
         #expect(total / 100 >= 0.95, "recall@10 \(total / 100)")
-        // Cosine centroids are unit length (spherical k-means), so lists are chosen by angle.
-        if metric == .cosine {
-            for l in 0..<index.layout.lists {
-                let norm = (0..<24).reduce(Float(0)) { $0 + index.centroids[l * 24 + $1] * index.centroids[l * 24 + $1] }
-                #expect(abs(norm - 1) < 1e-3, "centroid \(l)")
+        // Rows sit in the list a search would choose for them: the nearest centroid for l2,
+        // the one of largest inner product for cosine.
+        for l in 0..<index.layout.lists {
+            for i in stride(from: Int(index.listStarts[l]), to: Int(index.listStarts[l + 1]), by: 97) {
+                let row = Int(index.listRows[i])
+                let x = Array(index.segment.vector(at: RowOffset(row)))
+                func score(_ c: Int) -> Float {
+                    let centroid = (0..<24).map { index.centroids[c * 24 + $0] }
+                    return metric == .l2 ? zip(x, centroid).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } : -zip(x, centroid).reduce(0) { $0 + $1.0 * $1.1 }
+                }
+                let best = (0..<index.layout.lists).min { score($0) < score($1) }!
+                #expect(score(l) <= score(best) + 1e-4, "row \(row) in list \(l)")
             }
         }
     }

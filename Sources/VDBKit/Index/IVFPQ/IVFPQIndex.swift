@@ -205,8 +205,7 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         let (lists, candidates) = (scratch.lists, scratch.candidates)
 
         // 1. The nearest lists: by ‖c‖² − 2⟨q, c⟩ for L2 (‖q‖² is the same for every row, so it
-        //    is left out), by −⟨q, c⟩ for dot, and for cosine, whose centroids are unit length
-        //    (spherical k-means), by angle.
+        //    is left out), by −⟨q, c⟩ for dot and cosine (rows were assigned the same way).
         lists.pointee.reset(k: nprobe)
         var threshold = Float.infinity
         for l in 0..<layout.lists {
@@ -249,18 +248,20 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         // 3. The candidates were chosen by PQ scores; the k (or k × rerank) kept are scored on
         //    their exact vectors, so reported distances are exact and, with re-ranking, so is
         //    the order among the candidates.
-        // The candidates' rows are scattered over the segment: ask for all of them before
-        // scoring any, so the cache misses overlap instead of queueing.
-        let rowBytes = d * (half == nil ? 4 : 2)
+        // The candidates' rows are scattered over the segment: each row is requested a few
+        // rows ahead of its scoring, so the cache misses overlap instead of queueing.
+        let rowBytes = d * (half == nil ? 4 : 2), lines = (rowBytes + 63) / 64
         let rowBase = half.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(vectors!)
-        candidates.pointee.forEachUnordered { _, id in
-            vdb_prefetch_lines(rowBase + Int(id) * rowBytes, (rowBytes + 63) / 64)
-        }
-        candidates.pointee.forEachUnordered { _, id in
-            let row = Int(id)
-            let exact = if let half { Distance.distance(metric, q, half: half + row * d, dimension: d) }
-                else { Distance.distance(metric, q, vectors! + row * d, dimension: d) }
-            results.insert(distance: exact, id: idBase + UInt64(row))
+        let ahead = 6
+        candidates.pointee.withIDs { ids in
+            for i in 0..<min(ahead, ids.count) { vdb_prefetch_lines(rowBase + Int(ids[i]) * rowBytes, lines) }
+            for i in 0..<ids.count {
+                if i + ahead < ids.count { vdb_prefetch_lines(rowBase + Int(ids[i + ahead]) * rowBytes, lines) }
+                let row = Int(ids[i])
+                let exact = if let half { Distance.distance(metric, q, half: half + row * d, dimension: d) }
+                    else { Distance.distance(metric, q, vectors! + row * d, dimension: d) }
+                results.insert(distance: exact, id: idBase + UInt64(row))
+            }
         }
     }
 

@@ -10,12 +10,12 @@ enum KMeans {
     ///
     /// Starts from `k` distinct rows drawn with a seeded generator, runs `iterations` rounds of
     /// assign-then-average, and reseeds an empty cluster by splitting the largest one (a copy of
-    /// its centroid nudged apart), so every centroid stays in use. `spherical` scales every
-    /// centroid to unit length after each round (for cosine data). `iterationDone` hears the
-    /// number of rounds finished.
+    /// its centroid nudged apart), so every centroid stays in use. `innerProduct` assigns rows
+    /// to the centroid of largest inner product instead of the nearest (cosine data, FAISS's
+    /// IVF rule for inner-product metrics). `iterationDone` hears the number of rounds finished.
     static func train(
         data: UnsafeBufferPointer<Float>, dimension: Int, k: Int, iterations: Int = 12, seed: UInt64, threads: Int = 1,
-        spherical: Bool = false, iterationDone: ((Int) -> Void)? = nil
+        innerProduct: Bool = false, iterationDone: ((Int) -> Void)? = nil
     ) -> [Float] {
         let n = data.count / dimension
         precondition(n >= 1 && k >= 1, "k-means needs data and at least one centroid")
@@ -32,7 +32,7 @@ enum KMeans {
         var sums = [Double](repeating: 0, count: k * dimension)
         var counts = [Int](repeating: 0, count: k)
         for round in 0..<iterations {
-            assign(data: data, dimension: dimension, centroids: centroids, threads: threads, into: &assignment)
+            assign(data: data, dimension: dimension, centroids: centroids, threads: threads, innerProduct: innerProduct, into: &assignment)
             for i in sums.indices { sums[i] = 0 }
             for i in counts.indices { counts[i] = 0 }
             for r in 0..<n {
@@ -42,10 +42,6 @@ enum KMeans {
             }
             for c in 0..<k where counts[c] > 0 {
                 for j in 0..<dimension { centroids[c * dimension + j] = Float(sums[c * dimension + j] / Double(counts[c])) }
-                if spherical {
-                    let norm = (0..<dimension).reduce(Float(0)) { $0 + centroids[c * dimension + $1] * centroids[c * dimension + $1] }.squareRoot()
-                    if norm > 0 { for j in 0..<dimension { centroids[c * dimension + j] /= norm } }
-                }
             }
             for c in 0..<k where counts[c] == 0 {
                 let largest = counts.indices.max { counts[$0] < counts[$1] }!
@@ -62,14 +58,17 @@ enum KMeans {
         return centroids
     }
 
-    /// The nearest centroid (squared L2) of every row.
-    static func assign(data: UnsafeBufferPointer<Float>, dimension: Int, centroids: [Float], threads: Int, into assignment: inout [Int32]) {
+    /// The nearest centroid (squared L2) of every row, or with `innerProduct` the one of largest
+    /// inner product (always through BLAS).
+    static func assign(
+        data: UnsafeBufferPointer<Float>, dimension: Int, centroids: [Float], threads: Int, innerProduct: Bool = false, into assignment: inout [Int32]
+    ) {
         let n = data.count / dimension
         let k = centroids.count / dimension
         guard n > 0 else { return }
         centroids.withUnsafeBufferPointer { c in
             assignment.withUnsafeMutableBufferPointer { out in
-                if dimension <= directAssignmentDimension {
+                if dimension <= directAssignmentDimension && !innerProduct {
                     // Workers write disjoint ranges of `out` and only read the rest.
                     let (rows, centres, result) = (data.baseAddress!, c.baseAddress!, out.baseAddress!)
                     Parallel.forEachBlock(count: n, blockSize: 1024, threads: threads) { range in
@@ -88,7 +87,7 @@ enum KMeans {
                         for i in heaps.indices { heaps[i].reset(k: 1) }
                         BatchScoring.search(
                             queries: UnsafeBufferPointer(rebasing: data[start * dimension..<(start + count) * dimension]), base: c,
-                            dimension: dimension, metric: .l2, idBase: 0, into: &heaps)
+                            dimension: dimension, metric: innerProduct ? .dot : .l2, idBase: 0, into: &heaps)
                         for i in 0..<count { heaps[i].forEachUnordered { _, id in out[start + i] = Int32(id) } }
                         start += count
                     }
