@@ -20,8 +20,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hnsw_compare import OUT, build_tools, datasets, sh  # noqa: E402
 
 INDEXES = [
-    ("flat", ["--type", "flat"]),
-    ("hnsw M16", ["--type", "hnsw", "--m", "16", "--ef-construction", "200"]),
+    ("flat", ["--type", "flat", "--vectors", "float32"]),
+    ("hnsw M16", ["--type", "hnsw", "--m", "16", "--ef-construction", "200", "--vectors", "float32"]),
     ("ivf-pq, float32 vectors", ["--type", "ivfpq", "--lists", "1024", "--rerank", "10", "--nprobe", "16", "--vectors", "float32"]),
     ("ivf-pq, float16 vectors", ["--type", "ivfpq", "--lists", "1024", "--rerank", "10", "--nprobe", "16", "--vectors", "float16"]),
 ]
@@ -46,7 +46,7 @@ def main():
     results = {}
     for name, path in datasets(bin_dir, args.datasets.split(",")):
         lib = f"memory-{name}"
-        sh(f"{bin_dir}/vdb-build", "ingest", path, "--library", lib, "--data-dir", data, "--replace")
+        sh(f"{bin_dir}/vdb-build", "ingest", path, "--library", lib, "--data-dir", data, "--replace", "--vectors", "float32")
         results[name] = {}
         for label, flags in INDEXES:
             sh(f"{bin_dir}/vdb-build", "index", "--library", lib, "--data-dir", data, *flags)

@@ -35,8 +35,14 @@ struct IVFPQTests {
             total += Double(Set(found.sorted().map(\.id)).intersection(truth.sorted().map(\.id)).count) / 10
         }
         #expect(total / 100 >= 0.95, "recall@10 \(total / 100)")
+        if metric == .cosine {
+            for l in 0..<index.layout.lists {
+                let norm = (0..<24).reduce(Float(0)) { $0 + index.centroids[l * 24 + $1] * index.centroids[l * 24 + $1] }
+                #expect(abs(norm - 1) < 1e-3, "cosine centroid \(l) is unit length")
+            }
+        }
         // Rows sit in the list a search would choose for them: the nearest centroid for l2,
-        // the one of largest inner product for cosine.
+        // the one of largest inner product (unit centroids: the smallest angle) for cosine.
         for l in 0..<index.layout.lists {
             for i in stride(from: Int(index.listStarts[l]), to: Int(index.listStarts[l + 1]), by: 97) {
                 let row = Int(index.listRows[i])

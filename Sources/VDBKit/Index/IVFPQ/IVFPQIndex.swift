@@ -205,7 +205,8 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         let (lists, candidates) = (scratch.lists, scratch.candidates)
 
         // 1. The nearest lists: by ‖c‖² − 2⟨q, c⟩ for L2 (‖q‖² is the same for every row, so it
-        //    is left out), by −⟨q, c⟩ for dot and cosine (rows were assigned the same way).
+        //    is left out), by −⟨q, c⟩ for dot (rows were assigned the same way) and for cosine,
+        //    whose centroids are unit length, so that is by angle.
         lists.pointee.reset(k: nprobe)
         var threshold = Float.infinity
         for l in 0..<layout.lists {

@@ -10,12 +10,13 @@ enum KMeans {
     ///
     /// Starts from `k` distinct rows drawn with a seeded generator, runs `iterations` rounds of
     /// assign-then-average, and reseeds an empty cluster by splitting the largest one (a copy of
-    /// its centroid nudged apart), so every centroid stays in use. `innerProduct` assigns rows
-    /// to the centroid of largest inner product instead of the nearest (cosine data, FAISS's
-    /// IVF rule for inner-product metrics). `iterationDone` hears the number of rounds finished.
+    /// its centroid nudged apart), so every centroid stays in use. `spherical` scales each
+    /// centroid to unit length after every round (cosine data); `innerProduct` assigns rows to
+    /// the centroid of largest inner product instead of the nearest (dot data, FAISS's IVF rule
+    /// for inner products). `iterationDone` hears the number of rounds finished.
     static func train(
         data: UnsafeBufferPointer<Float>, dimension: Int, k: Int, iterations: Int = 12, seed: UInt64, threads: Int = 1,
-        innerProduct: Bool = false, iterationDone: ((Int) -> Void)? = nil
+        spherical: Bool = false, innerProduct: Bool = false, iterationDone: ((Int) -> Void)? = nil
     ) -> [Float] {
         let n = data.count / dimension
         precondition(n >= 1 && k >= 1, "k-means needs data and at least one centroid")
@@ -42,6 +43,10 @@ enum KMeans {
             }
             for c in 0..<k where counts[c] > 0 {
                 for j in 0..<dimension { centroids[c * dimension + j] = Float(sums[c * dimension + j] / Double(counts[c])) }
+                if spherical {
+                    let norm = (0..<dimension).reduce(Float(0)) { $0 + centroids[c * dimension + $1] * centroids[c * dimension + $1] }.squareRoot()
+                    if norm > 0 { for j in 0..<dimension { centroids[c * dimension + j] /= norm } }
+                }
             }
             for c in 0..<k where counts[c] == 0 {
                 let largest = counts.indices.max { counts[$0] < counts[$1] }!
