@@ -17,7 +17,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hnsw_compare import OUT, build_tools, sh  # noqa: E402
+from common import OUT, build_tools, sh  # noqa: E402
 
 
 def write_documents(path):

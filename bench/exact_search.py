@@ -21,7 +21,7 @@ import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hnsw_compare import OUT, build_tools as build, sh  # noqa: E402
+from common import OUT, build_tools as build, sh  # noqa: E402
 
 
 def dataset(bin_dir, name, rows, dim, metric):

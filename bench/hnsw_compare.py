@@ -15,66 +15,17 @@ bench/out/hnsw-<dataset>.svg.
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 
 import h5py
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUT = os.path.join(ROOT, "bench", "out")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import K, OUT, best_at, build_tools, datasets, interpolated_at, load, recall, sh  # noqa: E402
+
 EFS = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512]
-M, EF_CONSTRUCTION, BUILD_THREADS, K = 16, 200, 2, 10
-
-
-def sh(*args, **kw):
-    return subprocess.run(args, check=True, text=True, capture_output=True, **kw).stdout
-
-
-def build_tools():
-    for product in ("vdb-build", "vdb-query"):
-        sh("swift", "build", "-c", "release", "--product", product, cwd=ROOT)
-    return sh("swift", "build", "-c", "release", "--show-bin-path", cwd=ROOT).strip()
-
-
-def datasets(bin_dir, names):
-    out = []
-    for name in names:
-        if name == "pypi-dev":
-            path = os.path.join(ROOT, "..", "shared", "datasets", "pypi-summaries-dev.hdf5")
-        else:
-            dim, metric = {"synth-100k-128": (128, "l2"), "synth-100k-384": (384, "cosine")}[name]
-            path = os.path.join(OUT, f"{name}.hdf5")
-            if not os.path.exists(path):
-                sh(f"{bin_dir}/vdb-build", "generate", "--output", path, "--rows", "100000", "--queries", "1000",
-                   "--dimension", str(dim), "--metric", metric, "--seed", "42")
-        out.append((name, os.path.abspath(path)))
-    return out
-
-
-def load(path):
-    """An ann-benchmarks HDF5 file as (angular, train, test, neighbors, distances), with
-    angular vectors scaled to unit length so every engine sees the same bytes."""
-    with h5py.File(path, "r") as f:
-        angular = f.attrs["distance"] in ("angular", b"angular")
-        train = np.ascontiguousarray(f["train"][:], dtype=np.float32)
-        test = np.ascontiguousarray(f["test"][:], dtype=np.float32)
-        truth, truth_dist = f["neighbors"][:], f["distances"][:]
-    if angular:
-        train /= np.linalg.norm(train, axis=1, keepdims=True)
-        test /= np.linalg.norm(test, axis=1, keepdims=True)
-    return angular, train, test, truth, truth_dist
-
-
-def recall(found, truth, truth_dist, found_dist):
-    total = 0.0
-    for i in range(len(found)):
-        kth = truth_dist[i][K - 1]
-        tol = kth + 1e-4 * max(1.0, abs(kth))
-        ids = set(truth[i][:K].tolist())
-        total += min(K, sum(1 for j, d in zip(found[i][:K], found_dist[i][:K]) if j in ids or d <= tol)) / K
-    return total / len(found)
+M, EF_CONSTRUCTION, BUILD_THREADS = 16, 200, 2
 
 
 def run_vdb(bin_dir, name, path):
@@ -133,22 +84,6 @@ def run_faiss(train, test, angular, truth, truth_dist):
         points.append((ef, recall(labels, truth, truth_dist, found_d), len(test) / seconds))
     memory = len(train) * (2 * M * 4 + train.shape[1] * 4)
     return dict(build=build, memory=memory, points=points)
-
-
-def best_at(points, target):
-    """The best QPS among measured settings whose recall reaches `target`."""
-    ok = [qps for _, r, qps in points if r >= target]
-    return max(ok) if ok else None
-
-
-def interpolated_at(points, target):
-    """QPS at exactly `target` recall, log-linear between the two settings that bracket it."""
-    pts = sorted(points, key=lambda p: p[1])
-    for (_, r0, q0), (_, r1, q1) in zip(pts, pts[1:]):
-        if r0 <= target <= r1 and r1 > r0:
-            t = (target - r0) / (r1 - r0)
-            return float(np.exp(np.log(q0) + t * (np.log(q1) - np.log(q0))))
-    return None
 
 
 def svg(title, series, path):

@@ -17,10 +17,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hnsw_compare import OUT, build_tools, datasets, interpolated_at, load, recall, sh  # noqa: E402
+from common import K, OUT, build_tools, datasets, interpolated_at, load, recall, sh  # noqa: E402
 
 NPROBES = [1, 2, 4, 8, 16, 32, 64]
-K = 10
 
 
 def run_vdb(bin_dir, name, path, dim, rerank):

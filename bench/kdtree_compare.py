@@ -7,22 +7,16 @@ tree wins (low dimension) and where it stops winning.
 """
 import json
 import os
-import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUT = os.path.join(ROOT, "bench", "out")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import OUT, build_tools, sh  # noqa: E402
+
 DATA = os.path.join(OUT, "kd-data")
 
 
-def sh(*args):
-    return subprocess.run(args, check=True, text=True, capture_output=True, cwd=ROOT).stdout
-
-
 def main():
-    for product in ("vdb-build", "vdb-query"):
-        sh("swift", "build", "-c", "release", "--product", product)
-    bin_dir = sh("swift", "build", "-c", "release", "--show-bin-path").strip()
+    bin_dir = build_tools()
     os.makedirs(OUT, exist_ok=True)
     rows = []
     for dim in (2, 4, 8, 16, 32):

@@ -17,7 +17,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hnsw_compare import OUT, build_tools, datasets, sh  # noqa: E402
+from common import OUT, build_tools, datasets, sh  # noqa: E402
 
 INDEXES = [
     ("flat", ["--type", "flat", "--vectors", "float32"]),

@@ -17,19 +17,10 @@ import time
 
 import h5py
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUT = os.path.join(ROOT, "bench", "out")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import OUT, build_tools, sh  # noqa: E402
+
 DATA = os.path.join(OUT, "serve-data")
-
-
-def sh(*args, **kw):
-    return subprocess.run(args, check=True, text=True, capture_output=True, **kw).stdout
-
-
-def build():
-    for product in ("vdb-build", "vdb-serve"):
-        sh("swift", "build", "-c", "release", "--product", product, cwd=ROOT)
-    return sh("swift", "build", "-c", "release", "--show-bin-path", cwd=ROOT).strip()
 
 
 class Server:
@@ -72,7 +63,7 @@ def lua_bodies(path, method, bodies):
 
 def main():
     os.makedirs(OUT, exist_ok=True)
-    bin_dir = build()
+    bin_dir = build_tools(("vdb-build", "vdb-serve"))
     source = os.path.join(OUT, "synth-100k-384.hdf5")
     if not os.path.exists(source):
         sh(f"{bin_dir}/vdb-build", "generate", "--output", source, "--rows", "100000", "--queries", "1000",

@@ -1,0 +1,78 @@
+"""What the bench scripts share: paths, running commands, building the tools, the datasets
+(generated synthetic sets and the shared real one), loading ann-benchmarks HDF5 files, recall
+with ann-benchmarks' tie rule, and QPS at a recall target."""
+import os
+import subprocess
+
+import h5py
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "bench", "out")
+K = 10
+
+
+def sh(*args, **kw):
+    return subprocess.run(args, check=True, text=True, capture_output=True, **kw).stdout
+
+
+def build_tools(products=("vdb-build", "vdb-query")):
+    """Builds the products in release mode; returns the directory holding them."""
+    for product in products:
+        sh("swift", "build", "-c", "release", "--product", product, cwd=ROOT)
+    return sh("swift", "build", "-c", "release", "--show-bin-path", cwd=ROOT).strip()
+
+
+def datasets(bin_dir, names):
+    out = []
+    for name in names:
+        if name == "pypi-dev":
+            path = os.path.join(ROOT, "..", "shared", "datasets", "pypi-summaries-dev.hdf5")
+        else:
+            dim, metric = {"synth-100k-128": (128, "l2"), "synth-100k-384": (384, "cosine")}[name]
+            path = os.path.join(OUT, f"{name}.hdf5")
+            if not os.path.exists(path):
+                sh(f"{bin_dir}/vdb-build", "generate", "--output", path, "--rows", "100000", "--queries", "1000",
+                   "--dimension", str(dim), "--metric", metric, "--seed", "42")
+        out.append((name, os.path.abspath(path)))
+    return out
+
+
+def load(path):
+    """An ann-benchmarks HDF5 file as (angular, train, test, neighbors, distances), with
+    angular vectors scaled to unit length so every engine sees the same bytes."""
+    with h5py.File(path, "r") as f:
+        angular = f.attrs["distance"] in ("angular", b"angular")
+        train = np.ascontiguousarray(f["train"][:], dtype=np.float32)
+        test = np.ascontiguousarray(f["test"][:], dtype=np.float32)
+        truth, truth_dist = f["neighbors"][:], f["distances"][:]
+    if angular:
+        train /= np.linalg.norm(train, axis=1, keepdims=True)
+        test /= np.linalg.norm(test, axis=1, keepdims=True)
+    return angular, train, test, truth, truth_dist
+
+
+def recall(found, truth, truth_dist, found_dist):
+    total = 0.0
+    for i in range(len(found)):
+        kth = truth_dist[i][K - 1]
+        tol = kth + 1e-4 * max(1.0, abs(kth))
+        ids = set(truth[i][:K].tolist())
+        total += min(K, sum(1 for j, d in zip(found[i][:K], found_dist[i][:K]) if j in ids or d <= tol)) / K
+    return total / len(found)
+
+
+def best_at(points, target):
+    """The best QPS among measured settings whose recall reaches `target`."""
+    ok = [qps for _, r, qps in points if r >= target]
+    return max(ok) if ok else None
+
+
+def interpolated_at(points, target):
+    """QPS at exactly `target` recall, log-linear between the two settings that bracket it."""
+    pts = sorted(points, key=lambda p: p[1])
+    for (_, r0, q0), (_, r1, q1) in zip(pts, pts[1:]):
+        if r0 <= target <= r1 and r1 > r0:
+            t = (target - r0) / (r1 - r0)
+            return float(np.exp(np.log(q0) + t * (np.log(q1) - np.log(q0))))
+    return None
