@@ -56,7 +56,7 @@ enum BlobSection: Sendable {
     case plain(BlobList)
     case compressed(CompressedBlobList)
 
-    /// Reads the section `kind` of a segment; nil when its layout is inconsistent.
+    /// Views a blob-list section stored with `encoding`; nil when its layout is inconsistent.
     init?(_ section: UnsafeRawBufferPointer, encoding: SegmentFormat.Encoding, expectedCount: Int) {
         switch encoding {
         case .plain:

@@ -233,6 +233,17 @@ public final class Segment: @unchecked Sendable {
         return UnsafeBufferPointer(rebasing: vectors[Int(row) * dimension..<(Int(row) + 1) * dimension])
     }
 
+    /// A copy of row `row`'s vector as float32, read in place: unlike ``vector(at:)`` it never
+    /// makes the float32 copy of a whole float16 segment (for single-row reads and rewrites).
+    public func vectorCopy(at row: RowOffset) -> [Float] {
+        precondition(Int(row) < rowCount, "row out of range")
+        guard let half = halfVectors?.baseAddress else { return Array(vector(at: row)) }
+        return [Float](unsafeUninitializedCapacity: dimension) { buffer, count in
+            vdb_f16_to_f32(half + Int(row) * dimension, buffer.baseAddress!, dimension)
+            count = dimension
+        }
+    }
+
     public func chunkID(at row: RowOffset) -> ChunkID {
         precondition(Int(row) < rowCount, "row out of range")
         let o = Int(row) * 16

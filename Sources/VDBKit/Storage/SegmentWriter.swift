@@ -216,9 +216,11 @@ extension SegmentWriter {
         let writer = try SegmentWriter(path: path, dimension: segment.dimension, metric: segment.metric, storage: storage)
         for r in 0..<segment.rowCount {
             let row = RowOffset(r)
-            try writer.append(
-                vector: segment.vector(at: row), chunkID: segment.chunkID(at: row), documentID: segment.documentID(at: row),
-                text: segment.text(at: row), metadata: segment.metadata(at: row))
+            try segment.vectorCopy(at: row).withUnsafeBufferPointer { (vector) throws(StorageError) in
+                try writer.append(
+                    vector: vector, chunkID: segment.chunkID(at: row), documentID: segment.documentID(at: row),
+                    text: segment.text(at: row), metadata: segment.metadata(at: row))
+            }
         }
         for d in 0..<segment.documentCount {
             if let metadata = segment.documentMetadata(at: d) { writer.setDocumentMetadata(metadata, for: segment.document(at: d)) }

@@ -257,7 +257,7 @@ final class ShardState {
             let segment = segments[s]
             return ChunkRecord(
                 id: id, document: segment.documentID(at: r), text: segment.text(at: r),
-                metadata: segment.metadata(at: r), vector: Array(segment.vector(at: r)))
+                metadata: segment.metadata(at: r), vector: segment.vectorCopy(at: r))
         case .delta(let r):
             let row = delta.row(r)
             return ChunkRecord(

@@ -192,6 +192,10 @@ struct CompressionTests {
         }
         #expect(Double(hits) / 300 >= 0.95, "recall \(Double(hits) / 300)")
         #expect(segment.decodedVectorBytes == 0, "IVF-PQ decoded the float16 vectors")
+        // One row read on its own (a chunk fetch) converts that row only.
+        let row = segment.vectorCopy(at: 5)
+        #expect(row == Array(segment.halfVectors![(5 * 16)..<(6 * 16)]).map { Float(Float16(bitPattern: $0)) })
+        #expect(segment.decodedVectorBytes == 0, "one row decoded the whole segment")
         let usage = snapshot.sectionUsage
         let vectors = try #require(usage.first { $0.section == "vectors" })
         #expect(vectors.encoding == "float16" && vectors.bytesOnDisk == 6_000 * 16 * 2)

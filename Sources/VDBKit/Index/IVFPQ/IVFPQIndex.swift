@@ -16,7 +16,7 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
     /// Per row, in list order: the query-free part of its L2 score (stored from format 2 on,
     /// computed here for format 1 sections).
     let rowTerms: UnsafePointer<Float>
-    /// ‖c‖² per centroid, so the coarse search is one row kernel of dot products.
+    /// ‖c‖² per centroid: with the blocked inner products it gives each list's L2 score.
     private let centroidNorms: UnsafeMutablePointer<Float>
     /// The centroids in blocks of 16 ([blocks][d][16], zero-padded), for ``vdb_dot_f32_blocked16``.
     private let centroidBlocks: UnsafeMutablePointer<Float>
@@ -26,6 +26,8 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
     /// Non-nil when `rowTerms` was computed at open (a format 1 section) and is owned here.
     private let migratedRowTerms: UnsafeMutablePointer<Float>?
     let defaults: IVFPQParameters
+    /// Rows in the longest list (sizes each query's score buffer).
+    private let longestList: Int
     private let pool = Locked<[Scratch]>([])
 
     /// Per-query working memory, pooled.
@@ -80,10 +82,13 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         listRows = (base + layout.listRows).assumingMemoryBound(to: UInt32.self)
         codes = (base + layout.codes).assumingMemoryBound(to: UInt8.self)
         var previous: UInt32 = 0
+        var longest = 1
         for l in 0...layout.lists {
             guard listStarts[l] >= previous, Int(listStarts[l]) <= layout.rows else { throw bad("list \(l) is out of order") }
+            longest = max(longest, Int(listStarts[l] - previous))
             previous = listStarts[l]
         }
+        longestList = longest
         guard Int(previous) == layout.rows, listStarts[0] == 0 else { throw bad("lists do not partition the rows") }
         for i in 0..<layout.rows where Int(listRows[i]) >= layout.rows { throw bad("row \(i) of the lists is out of range") }
         if let offset = layout.rowTerms {
@@ -140,10 +145,10 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         into results: inout TopK
     ) {
         guard layout.rows > 0, let q = query.baseAddress else { return }
-        let scratch = pool.withLock { $0.popLast() } ?? Scratch(m: layout.m, lists: 16 * centroidBlockCount, longestList: longestList)
+        let scratch = takeScratch()
         defer { pool.withLock { $0.append(scratch) } }
         vdb_dot_f32_blocked16(q, centroidBlocks, centroidBlockCount, layout.dimension, scratch.coarse)
-        vdb_pq_query_tables(q, codebooksTransposed, layout.m, layout.subDimension, segment.metric == .l2 ? -2 : -1, scratch.table)
+        vdb_pq_query_tables(q, codebooksTransposed, layout.m, layout.subDimension, tableFactor, scratch.table)
         search(
             q, coarse: scratch.coarse, table: scratch.table, scratch: scratch, k: k, filter: filter, parameters: parameters,
             idBase: idBase, into: &results)
@@ -159,7 +164,7 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
     ) {
         guard layout.rows > 0, let base = queries.baseAddress, !results.isEmpty else { return }
         let d = layout.dimension, coarseStride = 16 * centroidBlockCount
-        let scratch = pool.withLock { $0.popLast() } ?? Scratch(m: layout.m, lists: coarseStride, longestList: longestList)
+        let scratch = takeScratch()
         defer { pool.withLock { $0.append(scratch) } }
         let tableFloats = layout.m * 256
         let coarse = UnsafeMutablePointer<Float>.allocate(capacity: Self.batchGroup * coarseStride)
@@ -168,14 +173,13 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
             coarse.deallocate()
             tables.deallocate()
         }
-        let factor: Float = segment.metric == .l2 ? -2 : -1
         var start = 0
         while start < results.count {
             let count = min(Self.batchGroup, results.count - start)
             vdb_dot_f32_blocked16_batch(base + start * d, count, centroidBlocks, centroidBlockCount, d, coarse)
             for group in stride(from: 0, to: count, by: 4) {
                 let members = min(4, count - group)
-                vdb_pq_query_tables_batch(base + (start + group) * d, members, d, codebooksTransposed, layout.m, layout.subDimension, factor, tables)
+                vdb_pq_query_tables_batch(base + (start + group) * d, members, d, codebooksTransposed, layout.m, layout.subDimension, tableFactor, tables)
                 for i in group..<(group + members) {
                     search(
                         base + (start + i) * d, coarse: coarse + i * coarseStride, table: tables + (i - group) * tableFloats, scratch: scratch,
@@ -266,7 +270,11 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         }
     }
 
-    private var longestList: Int {
-        (0..<layout.lists).map { Int(listStarts[$0 + 1] - listStarts[$0]) }.max() ?? 1
+    /// A query's working memory: one from the pool, or a new one (returned to the pool after).
+    private func takeScratch() -> Scratch {
+        pool.withLock { $0.popLast() } ?? Scratch(m: layout.m, lists: 16 * centroidBlockCount, longestList: longestList)
     }
+
+    /// The per-query tables hold −2⟨q_j, r⟩ for L2 (the rest is the row term), −⟨q_j, r⟩ otherwise.
+    private var tableFactor: Float { segment.metric == .l2 ? -2 : -1 }
 }
