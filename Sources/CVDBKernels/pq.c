@@ -1,38 +1,6 @@
 #include "CVDBKernels.h"
 #include "resolver.h"
 
-// Table lookups: gathers (AVX2 and AVX-512) measured 1.5-2x slower than scalar loads on the
-// machines we run (AMD Zen 4), so this kernel is scalar, written for instruction-level
-// parallelism: two rows at a time, two sums per row, so four independent chains of
-// load-and-add are in flight (bench: 0.23 ns per lookup at m = 16-32, tables in L1).
-void vdb_pq_adc_scan(const float *tables, const uint8_t *codes, size_t n, size_t m, const float *bias, float *out) {
-    size_t i = 0;
-    for (; i + 2 <= n; i += 2) {
-        const uint8_t *a = codes + i * m, *b = a + m;
-        float a0 = bias ? bias[i] : 0, a1 = 0, b0 = bias ? bias[i + 1] : 0, b1 = 0;
-        size_t j = 0;
-        for (; j + 2 <= m; j += 2) {
-            const float *t = tables + j * 256;
-            a0 += t[a[j]];
-            a1 += t[256 + a[j + 1]];
-            b0 += t[b[j]];
-            b1 += t[256 + b[j + 1]];
-        }
-        if (j < m) {
-            a0 += tables[j * 256 + a[j]];
-            b0 += tables[j * 256 + b[j]];
-        }
-        out[i] = a0 + a1;
-        out[i + 1] = b0 + b1;
-    }
-    if (i < n) {
-        const uint8_t *a = codes + i * m;
-        float s = bias ? bias[i] : 0;
-        for (size_t j = 0; j < m; j++) s += tables[j * 256 + a[j]];
-        out[i] = s;
-    }
-}
-
 size_t vdb_nearest_l2sq(const float *q, const float *base, size_t rows, size_t dim, float *distances) {
     vdb_l2sq_f32_rows(q, base, rows, dim, distances);
     size_t best = 0;

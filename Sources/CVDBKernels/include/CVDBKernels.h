@@ -41,9 +41,45 @@ void vdb_dot_f32_rows(const float *q, const float *base, size_t rows, size_t dim
 float vdb_dot_f32_u8(const float *q, const uint8_t *c, size_t n);
 float vdb_dot_f32_u8_level(vdb_kernel_level level, const float *q, const uint8_t *c, size_t n);
 
-/// Asymmetric distance scan for product quantization: out[i] = bias[i] + sum over j < m of
-/// tables[j * 256 + codes[i * m + j]], for `n` rows of `m` one-byte codes (`bias` may be NULL).
-void vdb_pq_adc_scan(const float *tables, const uint8_t *codes, size_t n, size_t m, const float *bias, float *out);
+/// PQ codes in blocks of 64 rows, [block][m][64] bytes (the last block zero-padded): row r's
+/// code j is at (r / 64)·64·m + j·64 + r % 64. Writes ceil(n / 64)·64·m bytes from row-major codes.
+void vdb_pq_block_codes(const uint8_t *rows, size_t n, size_t m, uint8_t *out);
+/// Asymmetric distance scan for product quantization over blocked codes, rows `first` ..<
+/// `first + n`: out[i] = bias[i] + sum over j < m of tables[j·256 + the row's code j] (`bias`
+/// may be NULL). A row's sum is the same bits whether scanned alone or with its neighbours.
+void vdb_pq_adc_scan_blocked(const float *tables, const uint8_t *codes, size_t m, size_t first, size_t n, const float *bias, float *out);
+
+/// Byte tables made from float tables by ``vdb_pq_quantize_tables``: a row's float table sum
+/// lies within `bound` of `bias + step * (its byte table sum)`.
+typedef struct {
+    float bias;
+    float step;
+    float bound;
+} vdb_pq_quantized;
+/// Quantizes `m` float tables (m × 256) to bytes in `out` (m × 256) with one step, so that any
+/// row's byte sum fits 16 bits; `mins` is scratch of m floats.
+void vdb_pq_quantize_tables(const float *tables, size_t m, float *mins, uint8_t *out, vdb_pq_quantized *result);
+/// Whether ``vdb_pq_fast_scan`` runs in SIMD here (AVX-512 VBMI); it is scalar otherwise.
+int vdb_pq_fast_scan_supported(void);
+/// Byte-table sums of every row of blocks `first` ..< `first + blocks`: out[b·64 + i] for row
+/// (first + b)·64 + i. Exact integer sums (no overflow for tables from ``vdb_pq_quantize_tables``).
+void vdb_pq_fast_scan(const uint8_t *tables, const uint8_t *codes, size_t m, size_t first, size_t blocks, uint16_t *out);
+void vdb_pq_fast_scan_portable(const uint8_t *tables, const uint8_t *codes, size_t m, size_t first, size_t blocks, uint16_t *out);
+
+/// How ``vdb_pq_fast_bounds`` turns a byte sum into a score: L2 adds the row's term; cosine
+/// divides by √(norm + term); dot uses neither.
+typedef enum { VDB_PQ_BOUNDS_L2 = 0, VDB_PQ_BOUNDS_DOT = 1, VDB_PQ_BOUNDS_COSINE = 2 } vdb_pq_bounds_mode;
+/// One list's score bounds from its `n` byte sums: approx = offset + step·sums[i] (+ terms[i]
+/// for L2; divided by √max(1e-12, norm + terms[i]) for cosine, like the slack), bounds
+/// approx ∓ slack. Rows with lower bound ≤ `cut` are written, compacted, to low/high/index
+/// (index = i) and counted in the result; `least_dropped` is lowered to the least lower bound
+/// of the others. `terms` may be NULL for dot. The outputs need room for n + 16 values.
+size_t vdb_pq_fast_bounds(
+    const uint16_t *sums, size_t n, const float *terms, vdb_pq_bounds_mode mode, float offset, float step, float slack, float norm,
+    float cut, float *low, float *high, uint32_t *index, float *least_dropped);
+size_t vdb_pq_fast_bounds_portable(
+    const uint16_t *sums, size_t n, const float *terms, vdb_pq_bounds_mode mode, float offset, float step, float slack, float norm,
+    float cut, float *low, float *high, uint32_t *index, float *least_dropped);
 
 /// Per-query PQ tables: out[j * 256 + c] = factor * <q_j, codeword c of sub-space j> for `m`
 /// sub-spaces of `sub` components, from codebooks transposed to [m][sub][256] floats.
@@ -63,6 +99,9 @@ void vdb_dot_f32_blocked16(const float *q, const float *blocks, size_t nblocks, 
 void vdb_dot_f32_blocked16_batch(const float *queries, size_t count, const float *blocks, size_t nblocks, size_t dim, float *out);
 void vdb_dot_f32_blocked16_level(
     vdb_kernel_level level, const float *q, const float *blocks, size_t nblocks, size_t dim, float *out);
+
+/// The k-th smallest (1-based, 1 ≤ k ≤ n) of `n` values (no NaNs), reordering them.
+float vdb_select_kth(float *values, size_t n, size_t k);
 
 /// The row of `base` nearest to `q` by squared L2 (the first on ties); `distances` is scratch
 /// of `rows` floats (k-means assignment and PQ encoding in small sub-spaces).

@@ -84,12 +84,12 @@ struct IVFPQTests {
             let start = Int(index.listStarts[l]), count = Int(index.listStarts[l + 1]) - start
             guard count > 0 else { continue }
             var scores = [Float](repeating: 0, count: count)
-            vdb_pq_adc_scan(tables, index.codes + start * 4, count, 4, nil, &scores)
+            vdb_pq_adc_scan_blocked(tables, index.codes, 4, start, count, nil, &scores)
             for i in stride(from: 0, to: count, by: 7) {
                 var decoded = [Float](repeating: 0, count: 8)
                 for t in 0..<8 { decoded[t] = index.centroids[l * 8 + t] }
                 for j in 0..<4 {
-                    let code = Int(index.codes[(start + i) * 4 + j])
+                    let code = Int(index.code(row: start + i, j))
                     for t in 0..<2 { decoded[j * 2 + t] += index.codebooks[(j * 256 + code) * 2 + t] }
                 }
                 let naive = zip(query, decoded).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }
@@ -98,7 +98,7 @@ struct IVFPQTests {
                 let toCentroid = (0..<8).reduce(Float(0)) { $0 + (query[$1] - index.centroids[l * 8 + $1]) * (query[$1] - index.centroids[l * 8 + $1]) }
                 var queryPart: Float = 0
                 for j in 0..<4 {
-                    let code = Int(index.codes[(start + i) * 4 + j])
+                    let code = Int(index.code(row: start + i, j))
                     for t in 0..<2 { queryPart -= 2 * query[j * 2 + t] * index.codebooks[(j * 256 + code) * 2 + t] }
                 }
                 let split = toCentroid + index.rowTerms[start + i] + queryPart
@@ -115,20 +115,25 @@ struct IVFPQTests {
         }
     }
 
-    /// A format 1 section (no stored row terms) is migrated on open: the terms computed then
-    /// equal the ones format 2 stores, and searches give identical results. A format from the
-    /// future is refused.
-    @Test func formatOneSectionsAreMigratedOnOpen() throws {
+    /// Sections of formats 1 (no row terms, codes row by row) and 2 (codes row by row) are
+    /// migrated on open: the codes re-blocked and the terms computed equal what format 3
+    /// stores, the copies are counted in the footprint, and searches give identical results. A
+    /// format from the future is refused.
+    @Test func olderSectionsAreMigratedOnOpen() throws {
         let dir = TemporaryDirectory()
-        let (rows, dimension) = (3_000, 8)
-        let parameters = IVFPQParameters(lists: 16, subquantizers: 4, nprobe: 4, rerank: 0)
+        let (rows, dimension, m) = (3_000, 8, 4)
+        let parameters = IVFPQParameters(lists: 16, subquantizers: m, nprobe: 4, rerank: 0)
         let vectors = randomVectors(count: rows, dimension: dimension, seed: 3)
         let current = try vectors.withUnsafeBufferPointer { try IVFPQBuilder.build(vectors: $0, dimension: dimension, metric: .l2, parameters: parameters) }
-        let layout = IVFPQLayout(dimension: dimension, lists: 16, m: 4, rows: rows)
-        var formatOne = Array(current[..<layout.rowTerms!]) + Array(current[layout.codes...])
+        let layout = IVFPQLayout(dimension: dimension, lists: 16, m: m, rows: rows)
+        var rowMajor = [UInt8](repeating: 0, count: rows * m)
+        for r in 0..<rows { for j in 0..<m { rowMajor[r * m + j] = current[layout.codes + (r / 64) * 64 * m + j * 64 + r % 64] } }
+        var formatTwo = Array(current[..<layout.codes]) + rowMajor
+        formatTwo.replaceSubrange(0..<4, with: [2, 0, 0, 0])
+        var formatOne = Array(current[..<layout.rowTerms!]) + rowMajor
         formatOne.replaceSubrange(0..<4, with: [1, 0, 0, 0])
         var future = current
-        future.replaceSubrange(0..<4, with: [3, 0, 0, 0])
+        future.replaceSubrange(0..<4, with: [4, 0, 0, 0])
         func open(_ section: [UInt8], _ name: String) throws -> IVFPQIndex {
             let path = dir.file(name)
             let writer = try SegmentWriter(path: path, dimension: dimension, metric: .l2)
@@ -141,24 +146,62 @@ struct IVFPQTests {
             try writer.finish()
             return try IVFPQIndex(segment: Segment(path: path), defaults: parameters)
         }
-        let stored = try open(current, "two.vdbseg"), migrated = try open(formatOne, "one.vdbseg")
-        #expect(stored.layout.format == 2 && migrated.layout.format == 1)
-        #expect((0..<rows).allSatisfy { stored.rowTerms[$0] == migrated.rowTerms[$0] })
-        // The format 1 section is 4 bytes a row smaller; the terms computed at open add them back.
-        #expect(migrated.layout.total == stored.layout.total - 4 * rows)
-        #expect(migrated.memoryFootprint == stored.memoryFootprint, "the migrated row terms are counted")
+        let stored = try open(current, "three.vdbseg"), two = try open(formatTwo, "two.vdbseg"), one = try open(formatOne, "one.vdbseg")
+        #expect(stored.layout.format == 3 && two.layout.format == 2 && one.layout.format == 1)
+        for index in [two, one] {
+            #expect((0..<rows).allSatisfy { stored.rowTerms[$0] == index.rowTerms[$0] })
+            #expect((0..<rows).allSatisfy { r in (0..<m).allSatisfy { stored.code(row: r, $0) == index.code(row: r, $0) } })
+        }
+        // Format 3 pads the codes to whole blocks; the older sections keep their row-major codes
+        // mapped and add the blocked copy (and format 1 its computed terms, 4 bytes a row).
+        #expect(two.memoryFootprint == stored.memoryFootprint + rows * m)
+        #expect(one.memoryFootprint == two.memoryFootprint)
         for q in 0..<20 {
             let query = randomVectors(count: 1, dimension: dimension, seed: 100 + UInt64(q))
-            var a = TopK(k: 10), b = TopK(k: 10)
+            var a = TopK(k: 10), b = TopK(k: 10), c = TopK(k: 10)
             query.withUnsafeBufferPointer {
                 stored.search($0, k: 10, filter: nil, parameters: SearchParameters(), idBase: 0, into: &a)
-                migrated.search($0, k: 10, filter: nil, parameters: SearchParameters(), idBase: 0, into: &b)
+                two.search($0, k: 10, filter: nil, parameters: SearchParameters(), idBase: 0, into: &b)
+                one.search($0, k: 10, filter: nil, parameters: SearchParameters(), idBase: 0, into: &c)
             }
-            #expect(a.sorted().map(\.id) == b.sorted().map(\.id))
+            #expect(a.sorted().map(\.id) == b.sorted().map(\.id) && a.sorted().map(\.id) == c.sorted().map(\.id))
         }
         #expect {
-            _ = try open(future, "three.vdbseg")
+            _ = try open(future, "four.vdbseg")
         } throws: { ($0 as? StorageError)?.code == .versionMismatch }
+    }
+
+    /// The fast scan (byte tables, then float sums for the rows that could qualify) keeps
+    /// exactly the candidates, scores and order of the float scan, for every metric, with and
+    /// without re-ranking and a filter, single and batched; rows spanning block boundaries and
+    /// lists sharing a block included (lists of ~40 rows, blocks of 64).
+    @Test(arguments: [Metric.l2, .cosine, .dot])
+    func fastScanEqualsFloatScan(metric: Metric) throws {
+        let dir = TemporaryDirectory()
+        let (index, _, data) = try Self.indexed(dir, rows: 2_000, dimension: 16, metric: metric, parameters: IVFPQParameters(lists: 50, subquantizers: 8))
+        var filter = RowSet(capacity: 2_000)
+        for r in stride(from: 0, to: 2_000, by: 2) { filter.insert(RowOffset(r)) }
+        for (nprobe, rerank, set) in [(1, 0, nil), (6, 0, nil), (50, 0, nil), (6, 0, filter), (6, 4, nil), (50, 4, filter)] as [(Int, Int, RowSet?)] {
+            let parameters = IVFPQParameters(lists: 50, subquantizers: 8, nprobe: 6, rerank: rerank)
+            let float = try IVFPQIndex(segment: index.segment, defaults: parameters, threads: 1, fastScanMinimumRows: .max)
+            let fast = try IVFPQIndex(segment: index.segment, defaults: parameters, threads: 1, fastScanMinimumRows: 0)
+            let queries = Array(data.test[0..<(40 * 16)])
+            var batched = [TopK](repeating: TopK(k: 10), count: 40)
+            queries.withUnsafeBufferPointer { q in
+                batched.withUnsafeMutableBufferPointer { fast.searchBatch(q, k: 10, filter: set, parameters: SearchParameters(nprobe: nprobe), idBase: 0, into: $0) }
+            }
+            for i in 0..<40 {
+                var a = TopK(k: 10), b = TopK(k: 10)
+                queries.withUnsafeBufferPointer { q in
+                    let query = UnsafeBufferPointer(rebasing: q[i * 16..<(i + 1) * 16])
+                    float.search(query, k: 10, filter: set, parameters: SearchParameters(nprobe: nprobe), idBase: 0, into: &a)
+                    fast.search(query, k: 10, filter: set, parameters: SearchParameters(nprobe: nprobe), idBase: 0, into: &b)
+                }
+                #expect(a.sorted().map(\.id) == b.sorted().map(\.id), "query \(i), nprobe \(nprobe), rerank \(rerank)")
+                #expect(a.sorted().map(\.distance) == b.sorted().map(\.distance))
+                #expect(batched[i].sorted().map(\.id) == b.sorted().map(\.id))
+            }
+        }
     }
 
     /// Batched search (shared coarse pass, tables four at a time) returns exactly what one

@@ -48,18 +48,29 @@ struct DistanceKernelTests {
                 vdb_pq_query_tables_level(level, q, transposed, m, sub, -2, &got)
                 #expect(zip(got, expected).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($1)) }, "tables, level \(level.rawValue)")
             }
-            // The ADC scan: bias + the sum of each row's table entries.
+            // The ADC scan over codes in blocks of 64 rows: bias + the sum of each row's table
+            // entries, for a range starting anywhere in a block (4-row groups and single rows).
             var rng = SeededGenerator(seed: seed &+ 2)
-            let rows = Int(rng.next() % 40)
-            let codes = (0..<(rows * m)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            let rows = Int(rng.next() % 150), first = Int(rng.next() % 70)
+            let codes = (0..<((first + rows) * m)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            var blockedCodes = [UInt8](repeating: 0xee, count: (first + rows + 63) / 64 * 64 * m)
+            vdb_pq_block_codes(codes, first + rows, m, &blockedCodes)
             let bias = randomVectors(count: 1, dimension: max(1, rows), seed: seed &+ 3)
             var scores = [Float](repeating: .nan, count: max(1, rows)), plain = scores
-            vdb_pq_adc_scan(expected, codes, rows, m, bias, &scores)
-            vdb_pq_adc_scan(expected, codes, rows, m, nil, &plain)
+            vdb_pq_adc_scan_blocked(expected, blockedCodes, m, first, rows, bias, &scores)
+            vdb_pq_adc_scan_blocked(expected, blockedCodes, m, first, rows, nil, &plain)
             for i in 0..<rows {
-                let sum = (0..<m).reduce(Float(0)) { $0 + expected[$1 * 256 + Int(codes[i * m + $1])] }
+                let sum = (0..<m).reduce(Float(0)) { $0 + expected[$1 * 256 + Int(codes[(first + i) * m + $1])] }
                 #expect(abs(plain[i] - sum) <= 1e-4 * max(1, abs(sum)), "scan row \(i)")
                 #expect(abs(scores[i] - (sum + bias[i])) <= 1e-4 * max(1, abs(sum + bias[i])), "biased scan row \(i)")
+                // A row scores the same bits alone as in its group.
+                var alone: Float = 0
+                vdb_pq_adc_scan_blocked(expected, blockedCodes, m, first + i, 1, nil, &alone)
+                #expect(alone == plain[i], "row \(i) alone")
+            }
+            let total = first + rows, lastBlock = total / 64 * 64 * m
+            for j in 0..<m where total % 64 != 0 {
+                #expect(blockedCodes[(lastBlock + j * 64 + total % 64)..<(lastBlock + j * 64 + 64)].allSatisfy { $0 == 0 }, "the last block is zero-padded")
             }
             // Blocked products: 16 × blocks vectors of m · sub components.
             let dimension = m * sub, blocks = 1 + Int(rng.next() % 9)

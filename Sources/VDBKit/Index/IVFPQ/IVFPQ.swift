@@ -40,11 +40,11 @@ public struct IVFPQParameters: Sendable, Hashable, Codable {
 /// (lists × m × 256 floats, 32 MiB at 1024 lists and m = 32) and adds it to the query table for
 /// every probed list; one float per row is smaller, and a probe then costs nothing but its scan.
 ///
-/// Stored as the segment section `ivf-pq`, little-endian. Format 2:
+/// Stored as the segment section `ivf-pq`, little-endian. Format 3:
 ///
 /// | offset | size | field |
 /// |-------:|-----:|-------|
-/// | 0 | 4 | format (2) |
+/// | 0 | 4 | format (3) |
 /// | 4 | 4 | dimension d |
 /// | 8 | 4 | lists L |
 /// | 12 | 4 | sub-quantizers m |
@@ -55,11 +55,16 @@ public struct IVFPQParameters: Sendable, Hashable, Codable {
 /// | … | 4·(L+1) | list starts into the rows below |
 /// | … | 4·n | rows, list by list |
 /// | … | 4·n | row terms Σ_j ‖r_j‖² + 2⟨c_j, r_j⟩, in the same order |
-/// | … | n·m | codes, in the same order |
+/// | … | ⌈n/64⌉·64·m | codes in the same order, in blocks of 64 rows: [block][m][64] |
 ///
-/// Format 1 is format 2 without the row terms; it is migrated on open by computing them.
+/// The blocks run across list boundaries (no padding but the last block's): a list is scanned
+/// by the blocks it touches, the rows outside it ignored. One sub-quantizer of 64 rows is one
+/// 64-byte line, which the fast scan looks up in one register (``vdb_pq_fast_scan``).
+///
+/// Format 2 stored the codes row by row (n·m bytes) and format 1 also had no row terms; both
+/// are migrated on open (codes re-blocked, row terms computed) into memory the index owns.
 struct IVFPQLayout {
-    static let currentFormat: UInt32 = 2
+    static let currentFormat: UInt32 = 3
     let format: UInt32, dimension: Int, lists: Int, m: Int, rows: Int
 
     init(format: UInt32 = IVFPQLayout.currentFormat, dimension: Int, lists: Int, m: Int, rows: Int) {
@@ -74,11 +79,15 @@ struct IVFPQLayout {
     /// Where the row terms are, when the format stores them.
     var rowTerms: Int? { format >= 2 ? listRows + 4 * rows : nil }
     var codes: Int { listRows + 4 * rows + (format >= 2 ? 4 * rows : 0) }
-    var total: Int { codes + rows * m }
+    /// Codes are in blocks of 64 rows from format 3 on, row by row before.
+    var blockedCodes: Bool { format >= 3 }
+    var codeBytes: Int { blockedCodes ? (rows + 63) / 64 * 64 * m : rows * m }
+    var total: Int { codes + codeBytes }
 }
 
 /// The query-free part of every row's L2 score (see ``IVFPQLayout``), computed list by list:
-/// a list's term table (‖r‖² + 2⟨c, r⟩ for every codeword r) summed over each row's codes.
+/// a list's term table (‖r‖² + 2⟨c, r⟩ for every codeword r) summed over each row's codes
+/// (`codes` in blocks of 64 rows, as format 3 stores them).
 enum IVFPQRowTerms {
     static func compute(
         layout: IVFPQLayout, centroids: UnsafePointer<Float>, codebooks: UnsafePointer<Float>, listStarts: UnsafePointer<UInt32>,
@@ -98,7 +107,7 @@ enum IVFPQRowTerms {
                     vdb_dot_f32_rows(centroids + l * d + j * sub, codebooks + j * 256 * sub, 256, sub, table + j * 256)
                     for c in 0..<256 { table[j * 256 + c] = norms[j * 256 + c] + 2 * table[j * 256 + c] }
                 }
-                vdb_pq_adc_scan(table, codes + start * m, count, m, nil, terms + start)
+                vdb_pq_adc_scan_blocked(table, codes, m, start, count, nil, terms + start)
             }
         }
     }
@@ -231,7 +240,10 @@ enum IVFPQBuilder {
             }
             for (i, v) in starts.enumerated() { raw.storeBytes(of: v.littleEndian, toByteOffset: layout.listStarts + 4 * i, as: UInt32.self) }
             for (i, v) in order.enumerated() { raw.storeBytes(of: v.littleEndian, toByteOffset: layout.listRows + 4 * i, as: UInt32.self) }
-            for i in 0..<n { (raw.baseAddress! + layout.codes + i * m).copyMemory(from: rowCodes + Int(order[i]) * m, byteCount: m) }
+            let listOrdered = UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, n * m))
+            defer { listOrdered.deallocate() }
+            for i in 0..<n { (listOrdered + i * m).update(from: rowCodes + Int(order[i]) * m, count: m) }
+            vdb_pq_block_codes(listOrdered, n, m, (raw.baseAddress! + layout.codes).assumingMemoryBound(to: UInt8.self))
             // The row terms, from the stored codes (x86 and ARM are little-endian, so the floats
             // written in place are already in the file's byte order).
             let at = raw.baseAddress!

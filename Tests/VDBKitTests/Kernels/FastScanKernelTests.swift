@@ -1,0 +1,116 @@
+import CVDBKernels
+import PropertyBased
+import Testing
+import VDBKit
+
+/// The byte-table fast scan and the table quantizer behind it (`pq_blocked.c`).
+@Suite("PQ fast scan kernels")
+struct FastScanKernelTests {
+    /// Byte sums from the SIMD kernel (where the CPU has it), the portable one and a plain loop
+    /// agree for every row of any run of blocks; and the quantized tables keep each row's float
+    /// sum within the reported bound of bias + step × byte sum, with entries small enough that
+    /// m of them fit 16 bits (m above 257 included).
+    @Test func fastScanAndQuantizerMatchReference() async {
+        await propertyCheck(count: 40, input: Gen.int(in: 1...300), Gen.uint64(in: 0...UInt64.max)) { m, seed in
+            var rng = SeededGenerator(seed: seed)
+            // Tables of uneven ranges per sub-quantizer, like real ones.
+            let spread = randomVectors(count: 1, dimension: m, seed: seed &+ 1, range: 0.01...3)
+            let raw = randomVectors(count: m, dimension: 256, seed: seed &+ 2, range: -1...1)
+            let tables = (0..<(m * 256)).map { raw[$0] * spread[$0 / 256] }
+            var bytes = [UInt8](repeating: 0, count: m * 256), mins = [Float](repeating: 0, count: m)
+            var quantized = vdb_pq_quantized()
+            vdb_pq_quantize_tables(tables, m, &mins, &bytes, &quantized)
+            let top = m <= 257 ? 255 : 65535 / m
+            #expect(bytes.allSatisfy { Int($0) <= top }, "entries fit 16-bit sums")
+
+            let blocks = 1 + Int(rng.next() % 5), first = Int(rng.next() % 3)
+            let rows = (first + blocks) * 64
+            let codes = (0..<(rows * m)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            var blocked = [UInt8](repeating: 0, count: rows * m)
+            vdb_pq_block_codes(codes, rows, m, &blocked)
+            var simd = [UInt16](repeating: 0xbeef, count: blocks * 64), portable = simd
+            vdb_pq_fast_scan(bytes, blocked, m, first, blocks, &simd)
+            vdb_pq_fast_scan_portable(bytes, blocked, m, first, blocks, &portable)
+            var floats = [Float](repeating: 0, count: blocks * 64)
+            vdb_pq_adc_scan_blocked(tables, blocked, m, first * 64, blocks * 64, nil, &floats)
+            for i in 0..<(blocks * 64) {
+                let row = first * 64 + i
+                let sum = (0..<m).reduce(0) { $0 + Int(bytes[$1 * 256 + Int(codes[row * m + $1])]) }
+                #expect(Int(simd[i]) == sum && Int(portable[i]) == sum, "byte sum of row \(row), m \(m)")
+                let approx = quantized.bias + quantized.step * Float(sum)
+                #expect(abs(approx - floats[i]) <= quantized.bound * 1.0001 + 1e-4 * max(1, abs(floats[i])), "bound, row \(row), m \(m)")
+            }
+        }
+    }
+
+    /// Selection returns what sorting would put at position k, with duplicates and any k, and
+    /// leaves the values partitioned around it (the fast scan's reservoir keeps the first k).
+    @Test func selectionMatchesSorting() async {
+        await propertyCheck(count: 200, input: Gen.int(in: 1...500), Gen.uint64(in: 0...UInt64.max)) { n, seed in
+            var rng = SeededGenerator(seed: seed)
+            // Few distinct values half the time, so runs of equal values are common.
+            let distinct = rng.next() % 2 == 0 ? 4 : 1_000_000
+            let values = (0..<n).map { _ in Float(Int(rng.next() % UInt64(distinct))) - 2 }
+            let sorted = values.sorted()
+            for k in Set([1, n, 1 + Int(rng.next() % UInt64(n))]) {
+                var copy = values
+                let kth = vdb_select_kth(&copy, n, k)
+                #expect(kth == sorted[k - 1], "n \(n), k \(k)")
+                #expect(copy[..<k].allSatisfy { $0 <= kth } && copy[k...].allSatisfy { $0 >= kth }, "partitioned around k")
+                #expect(copy.sorted() == sorted, "a permutation")
+            }
+        }
+    }
+
+    /// Score bounds (SIMD and portable) keep exactly the rows at or under the cut, in order,
+    /// with the bounds a plain computation gives, and report the least lower bound dropped.
+    @Test(arguments: [VDB_PQ_BOUNDS_L2, VDB_PQ_BOUNDS_DOT, VDB_PQ_BOUNDS_COSINE])
+    func boundsKeepRowsUnderTheCut(mode: vdb_pq_bounds_mode) async {
+        await propertyCheck(count: 50, input: Gen.int(in: 0...200), Gen.uint64(in: 0...UInt64.max)) { n, seed in
+            var rng = SeededGenerator(seed: seed)
+            let sums = (0..<n).map { _ in UInt16(rng.next() % 20_000) }
+            let terms = randomVectors(count: 1, dimension: max(1, n), seed: seed &+ 1, range: 0...0.5)
+            let (offset, step, slack, norm): (Float, Float, Float, Float) = (-0.8, 1e-4, 0.01, 0.9)
+            func bounds(_ i: Int) -> (Float, Float) {
+                let a = offset + step * Float(sums[i])
+                switch mode {
+                case VDB_PQ_BOUNDS_L2: return (a + terms[i] - slack, a + terms[i] + slack)
+                case VDB_PQ_BOUNDS_COSINE:
+                    let scale = 1 / max(1e-12, norm + terms[i]).squareRoot()
+                    return ((a - slack) * scale, (a + slack) * scale)
+                default: return (a - slack, a + slack)
+                }
+            }
+            // A cut halfway between two neighbouring lower bounds, clear of float differences
+            // between this computation and the kernel's (which may fuse multiply and add).
+            let lows = (0..<n).map { bounds($0).0 }.sorted()
+            let split = n == 0 ? 0 : Int(rng.next() % UInt64(n + 1))
+            let cut: Float = n == 0 ? 0 : split == 0 ? lows[0] - 1 : split == n ? lows[n - 1] + 1 : (lows[split - 1] + lows[split]) / 2
+            let expected = (0..<n).filter { bounds($0).0 <= cut }
+            let least = (0..<n).filter { bounds($0).0 > cut }.map { bounds($0).0 }.min() ?? .infinity
+            for portable in [false, true] {
+                var low = [Float](repeating: .nan, count: n + 16), high = low, index = [UInt32](repeating: 0, count: n + 16)
+                var dropped = Float.infinity
+                let kept = portable
+                    ? vdb_pq_fast_bounds_portable(sums, n, terms, mode, offset, step, slack, norm, cut, &low, &high, &index, &dropped)
+                    : vdb_pq_fast_bounds(sums, n, terms, mode, offset, step, slack, norm, cut, &low, &high, &index, &dropped)
+                #expect(index[..<kept].map(Int.init) == expected, "kept rows, portable \(portable)")
+                for (t, i) in expected.enumerated() where t < kept {
+                    let (lo, hi) = bounds(i)
+                    #expect(abs(low[t] - lo) <= 1e-5 * max(1, abs(lo)) && abs(high[t] - hi) <= 1e-5 * max(1, abs(hi)))
+                }
+                #expect(dropped == least || abs(dropped - least) <= 1e-5 * max(1, abs(least)), "least dropped, portable \(portable)")
+            }
+        }
+    }
+
+    /// Constant tables (zero range) quantize to zeros with no error.
+    @Test func flatTablesQuantizeExactly() {
+        let tables = [Float](repeating: 0.25, count: 3 * 256)
+        var bytes = [UInt8](repeating: 9, count: 3 * 256), mins = [Float](repeating: 0, count: 3)
+        var quantized = vdb_pq_quantized()
+        vdb_pq_quantize_tables(tables, 3, &mins, &bytes, &quantized)
+        #expect(bytes.allSatisfy { $0 == 0 })
+        #expect(quantized.bias == 0.75 && quantized.bound == 0)
+    }
+}
