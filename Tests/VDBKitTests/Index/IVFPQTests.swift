@@ -35,14 +35,8 @@ struct IVFPQTests {
             total += Double(Set(found.sorted().map(\.id)).intersection(truth.sorted().map(\.id)).count) / 10
         }
         #expect(total / 100 >= 0.95, "recall@10 \(total / 100)")
-        if metric == .cosine {
-            for l in 0..<index.layout.lists {
-                let norm = (0..<24).reduce(Float(0)) { $0 + index.centroids[l * 24 + $1] * index.centroids[l * 24 + $1] }
-                #expect(abs(norm - 1) < 1e-3, "cosine centroid \(l) is unit length")
-            }
-        }
         // Rows sit in the list a search would choose for them: the nearest centroid for l2,
-        // the one of largest inner product (unit centroids: the smallest angle) for cosine.
+        // the one of largest inner product for cosine (whichever coarse quantizer was chosen).
         for l in 0..<index.layout.lists {
             for i in stride(from: Int(index.listStarts[l]), to: Int(index.listStarts[l + 1]), by: 97) {
                 let row = Int(index.listRows[i])
@@ -228,6 +222,37 @@ struct IVFPQTests {
                 #expect(batched[i].sorted().map(\.distance) == single.sorted().map(\.distance))
                 if let set { #expect(single.sorted().allSatisfy { set.contains(RowOffset($0.id - 5)) }) }
             }
+        }
+    }
+
+    /// The coarse-quantizer check: its sample's neighbours are the exact ones; it prefers
+    /// trained centroids to random ones; with a single list every neighbour is covered.
+    @Test func coarseChoicePrefersListsThatHoldNeighbours() throws {
+        let data = try SyntheticDataset(spec: SyntheticDatasetSpec(rows: 4_000, queries: 1, dimension: 16, clusters: 32, spread: 0.3, metric: .cosine, seed: 9, depth: 10))
+        try data.train.withUnsafeBufferPointer { vectors in
+            let sample = CoarseQuantizerChoice.sample(vectors: vectors, dimension: 16, seed: 1)
+            #expect(sample.neighbours.count == CoarseQuantizerChoice.sampleQueries)
+            // Exact: no row outside a query's neighbours is closer than its farthest neighbour
+            // (but the query row itself).
+            for (i, rows) in sample.neighbours.enumerated().prefix(5) {
+                let q = Array(sample.queries[i * 16..<(i + 1) * 16])
+                func dot(_ r: Int) -> Float { (0..<16).reduce(0) { $0 + q[$1] * vectors[r * 16 + $1] } }
+                let worst = rows.map(dot).min()!
+                #expect((0..<4_000).filter { !rows.contains($0) && dot($0) > worst + 1e-5 }.count <= 1)
+            }
+            // As many lists as clusters: trained lists follow the clusters, random ones cut them.
+            let trained = KMeans.train(data: vectors, dimension: 16, k: 32, iterations: 10, seed: 3, spherical: true)
+            // Random unit centroids: a partition of the sphere as even as the trained one's,
+            // but blind to where the data is.
+            var random = randomVectors(count: 32, dimension: 16, seed: 4)
+            for c in 0..<32 {
+                let norm = (0..<16).reduce(Float(0)) { $0 + random[c * 16 + $1] * random[c * 16 + $1] }.squareRoot()
+                for t in 0..<16 { random[c * 16 + t] /= norm }
+            }
+            let good = CoarseQuantizerChoice.coverage(centroids: trained, lists: 32, dimension: 16, sample: sample, vectors: vectors)
+            let bad = CoarseQuantizerChoice.coverage(centroids: random, lists: 32, dimension: 16, sample: sample, vectors: vectors)
+            #expect(good > bad + 0.02, "trained \(good) vs random \(bad)")
+            #expect(CoarseQuantizerChoice.coverage(centroids: Array(trained[0..<16]), lists: 1, dimension: 16, sample: sample, vectors: vectors) == 1)
         }
     }
 

@@ -121,13 +121,12 @@ enum IVFPQBuilder {
 
     /// Trains the quantizers on (a sample of) the rows and encodes every row, on `threads`
     /// threads, reporting phases "ivf-pq coarse" (k-means rounds), "ivf-pq codebooks"
-    /// (sub-quantizers trained) and "ivf-pq encode" (rows). Cosine libraries get unit-length
-    /// centroids (spherical k-means), so lists are chosen by angle; dot libraries assign rows
-    /// by largest inner product in training and search alike. Measured for cosine on pypi-dev
-    /// and synthetic 384-d data: choosing by inner product among L2-trained centroids collapsed
-    /// synthetic recall at nprobe 1 (0.20 to 0.08); inner-product k-means (FAISS's rule) was
-    /// best on pypi-dev but lost 0.03-0.07 re-ranked recall at nprobe 1-8 on the synthetic set;
-    /// spherical centroids are within 0.006 of the best on both.
+    /// (sub-quantizers trained) and "ivf-pq encode" (rows). Dot libraries assign rows by
+    /// largest inner product in training and search alike. Cosine libraries train both
+    /// spherical k-means (unit centroids, lists chosen by angle) and inner-product k-means
+    /// (FAISS's rule) and keep the one ``CoarseQuantizerChoice`` finds better for the data;
+    /// choosing by inner product among L2-trained centroids was measured worst (synthetic
+    /// recall at nprobe 1 fell from 0.20 to 0.08).
     static func build(
         vectors: UnsafeBufferPointer<Float>, dimension: Int, metric: Metric, parameters: IVFPQParameters, threads: Int = ProcessorCount.active,
         seed: UInt64 = 7, progress: ProgressHandler? = nil
@@ -142,7 +141,9 @@ enum IVFPQBuilder {
         guard lists <= Int(UInt32.max), n <= Int(UInt32.max) else { throw IndexError(.invalidParameter, "too many rows or lists") }
         let sub = dimension / m
         let threads = max(1, threads)
-        let byInnerProduct = metric == .dot
+        // Rows go to the list of largest inner product for dot and cosine (for unit-length
+        // centroids that is also the nearest), to the nearest for L2.
+        let byInnerProduct = metric != .l2
 
         // Train on a sample: 64 rows per centroid is plenty for Lloyd's iterations.
         var rng = SeededGenerator(seed: seed)
@@ -152,13 +153,29 @@ enum IVFPQBuilder {
         var picked = Array(0..<n)
         for i in 0..<sampleSize { picked.swapAt(i, i + Int(rng.next() % UInt64(n - i))) }
         for r in picked.prefix(sampleSize) { sample.append(contentsOf: vectors[r * dimension..<(r + 1) * dimension]) }
-        let centroids = sample.withUnsafeBufferPointer {
-            KMeans.train(
-                data: $0, dimension: dimension, k: lists, iterations: Self.coarseRounds, seed: seed, threads: threads,
-                spherical: metric == .cosine, innerProduct: byInnerProduct
-            ) { round in
-                progress?(ProgressEvent(phase: "ivf-pq coarse", completed: round, total: Self.coarseRounds, unit: "rounds"))
+        // Cosine trains two coarse quantizers and keeps the one whose lists hold more of a
+        // sample's true neighbours (``CoarseQuantizerChoice``).
+        let candidates: [(spherical: Bool, innerProduct: Bool)] = metric == .cosine ? [(true, false), (false, true)] : [(false, byInnerProduct)]
+        let rounds = Self.coarseRounds * candidates.count
+        let trained = candidates.enumerated().map { index, rule in
+            sample.withUnsafeBufferPointer {
+                KMeans.train(
+                    data: $0, dimension: dimension, k: lists, iterations: Self.coarseRounds, seed: seed, threads: threads,
+                    spherical: rule.spherical, innerProduct: rule.innerProduct
+                ) { round in
+                    progress?(ProgressEvent(phase: "ivf-pq coarse", completed: index * Self.coarseRounds + round, total: rounds, unit: "rounds"))
+                }
             }
+        }
+        let centroids: [Float]
+        if trained.count > 1 {
+            let check = CoarseQuantizerChoice.sample(vectors: vectors, dimension: dimension, seed: seed)
+            let coverage = trained.map {
+                CoarseQuantizerChoice.coverage(centroids: $0, lists: lists, dimension: dimension, sample: check, vectors: vectors)
+            }
+            centroids = coverage[1] > coverage[0] ? trained[1] : trained[0]
+        } else {
+            centroids = trained[0]
         }
         var sampleAssignment = [Int32](repeating: 0, count: sampleSize)
         sample.withUnsafeBufferPointer {
