@@ -45,7 +45,7 @@ extension VDBBuild {
         @Option(name: .long, help: "IVF-PQ: lists probed by default.")
         var nprobe = 16
 
-        @Option(name: .long, help: "IVF-PQ: re-rank k × this many candidates with the exact vectors (0: keep the PQ order).")
+        @Option(name: .long, help: "IVF-PQ: re-rank k × this many candidates with the exact vectors (0: PQ order and PQ-estimated distances, no vector read).")
         var rerank = 10
 
         @Option(name: .long, help: "Threads for the build (default: all cores).")

@@ -34,6 +34,9 @@ public protocol VectorIndex: Sendable {
     var kind: IndexKind { get }
     /// Whether results equal exact search.
     var isExact: Bool { get }
+    /// Whether the distances reported are exact (IVF-PQ without re-ranking reports its PQ
+    /// estimates); recall then counts ids only, not distance ties.
+    var reportsExactDistances: Bool { get }
     /// Whether rows can be added without a rebuild.
     var updatesIncrementally: Bool { get }
     /// Bytes the index needs beyond the segment's vectors.
@@ -60,6 +63,8 @@ public protocol VectorIndex: Sendable {
 }
 
 extension VectorIndex {
+    public var reportsExactDistances: Bool { true }
+
     public func searchBatch(
         _ queries: UnsafeBufferPointer<Float>, k: Int, filter: RowSet?, parameters: SearchParameters,
         idBase: UInt64, into results: UnsafeMutableBufferPointer<TopK>

@@ -149,17 +149,20 @@ public enum QueryRunner {
             guard depth >= k, neighbors.count == depth * count else {
                 throw QueryError(.unavailable, "the ground truth from \(from) has \(depth) neighbours per query for \(neighbors.count / max(depth, 1)) queries; need \(k) for \(count)")
             }
+            // Estimated distances must not win ties against true ones: ids only, then.
+            let trueDistances = searcher.reportsExactDistances ? distances : nil
             var sum = 0.0
             for i in 0..<count {
                 sum += Recall.recall(
                     found: results[i], trueNeighbors: neighbors[i * depth..<(i + 1) * depth],
-                    trueDistances: distances.map { $0[i * depth..<(i + 1) * depth] }, k: k)
+                    trueDistances: trueDistances.map { $0[i * depth..<(i + 1) * depth] }, k: k)
             }
             recall = sum / Double(count)
             source = from
         case .exact:
             let exact = try searcher.exactBatch(queries: prepared, k: k)
-            recall = zip(results, exact).reduce(0.0) { $0 + Recall.recall(found: $1.0, exact: $1.1, k: k) } / Double(count)
+            let byDistance = searcher.reportsExactDistances
+            recall = zip(results, exact).reduce(0.0) { $0 + Recall.recall(found: $1.0, exact: $1.1, k: k, distanceTies: byDistance) } / Double(count)
             source = "exact search (BLAS)"
         case .none:
             break

@@ -106,6 +106,9 @@ public final class Searcher: Sendable {
         return "\(kinds) over \(segmentCount) segment(s) in \(snapshot.manifest.shardCount) shard(s)"
     }
 
+    /// Whether every hit's distance is exact (not a compressed index's estimate).
+    public var reportsExactDistances: Bool { indexes.allSatisfy(\.reportsExactDistances) }
+
     /// Whether some segment is searched by an index with a tunable parameter (`ef`).
     public var hasTunableIndex: Bool { indexes.contains { $0.kind == .hnsw } }
 

@@ -49,12 +49,13 @@ public enum Recall {
         return Double(min(correct, truth.count)) / Double(truth.count)
     }
 
-    /// Recall against exact hits computed by us (ids, with the same tie rule).
-    public static func recall(found: [SearchHit], exact: [SearchHit], k: Int) -> Double {
+    /// Recall against exact hits computed by us (ids, with the same tie rule unless
+    /// `distanceTies` is false: the found distances are estimates).
+    public static func recall(found: [SearchHit], exact: [SearchHit], k: Int, distanceTies: Bool = true) -> Double {
         let truth = exact.prefix(k)
         guard let kth = truth.last?.distance else { return 1 }
         let ids = Set(truth.map(\.chunkID))
-        let threshold = kth + 1e-4 * max(1, abs(kth))
+        let threshold = distanceTies ? kth + 1e-4 * max(1, abs(kth)) : -Float.infinity
         let correct = found.prefix(k).filter { ids.contains($0.chunkID) || $0.distance <= threshold }.count
         return Double(min(correct, truth.count)) / Double(truth.count)
     }

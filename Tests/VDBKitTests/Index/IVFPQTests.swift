@@ -99,10 +99,31 @@ struct IVFPQTests {
                 #expect(abs(split - naive) <= 1e-3 * max(1, naive), "row term, list \(l), position \(i)")
             }
         }
-        // With re-ranking off, results are still the right rows' exact distances.
+        // With re-ranking off, the distances are the PQ estimates ‖q − x̂‖² (no vector read);
+        // with re-ranking of 1·k, the same rows with their exact distances.
+        #expect(!index.reportsExactDistances)
         var top = TopK(k: 5)
         query.withUnsafeBufferPointer { index.search($0, k: 5, filter: nil, parameters: SearchParameters(nprobe: 8), idBase: 0, into: &top) }
+        var positionOf = [Int](repeating: 0, count: 1_500)
+        for i in 0..<1_500 { positionOf[Int(index.listRows[i])] = i }
         for hit in top.sorted() {
+            let row = Int(hit.id), p = positionOf[row], l = listOf[row]
+            var decoded = [Float](repeating: 0, count: 8)
+            for t in 0..<8 { decoded[t] = index.centroids[l * 8 + t] }
+            for j in 0..<4 {
+                let code = Int(index.code(row: p, j))
+                for t in 0..<2 { decoded[j * 2 + t] += index.codebooks[(j * 256 + code) * 2 + t] }
+            }
+            var estimate: Float = 0
+            for t in 0..<8 { estimate += (query[t] - decoded[t]) * (query[t] - decoded[t]) }
+            #expect(abs(hit.distance - estimate) <= 1e-3 * max(1, estimate), "row \(row): PQ estimate")
+        }
+        let exactIndex = try IVFPQIndex(segment: index.segment, defaults: IVFPQParameters(lists: 8, subquantizers: 4, nprobe: 8, rerank: 1))
+        #expect(exactIndex.reportsExactDistances)
+        var exactTop = TopK(k: 5)
+        query.withUnsafeBufferPointer { exactIndex.search($0, k: 5, filter: nil, parameters: SearchParameters(nprobe: 8), idBase: 0, into: &exactTop) }
+        #expect(Set(exactTop.sorted().map(\.id)) == Set(top.sorted().map(\.id)), "re-ranking 1·k keeps the hits")
+        for hit in exactTop.sorted() {
             let row = Int(hit.id)
             let exact = (0..<8).reduce(Float(0)) { $0 + (query[$1] - data.train[row * 8 + $1]) * (query[$1] - data.train[row * 8 + $1]) }
             #expect(abs(hit.distance - exact) <= 1e-3 * max(1, exact))

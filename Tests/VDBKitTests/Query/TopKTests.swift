@@ -49,6 +49,10 @@ struct QueryPrimitiveTests {
         // Row 9 is as close as the true second neighbour: a tie, so it counts.
         #expect(Recall.recall(found: [hit(1, 0.1), hit(9, 0.2)], trueNeighbors: truth[...], trueDistances: [0.1, 0.2, 0.3, 0.4][...], k: 2) == 1)
         #expect(Recall.recall(found: [hit(1, 0.1), hit(9, 0.25)], trueNeighbors: truth[...], trueDistances: [0.1, 0.2, 0.3, 0.4][...], k: 2) == 0.5)
+        // Against our own exact hits; estimated distances (IVF-PQ without re-ranking) win no ties.
+        let exact = [hit(1, 0.1), hit(2, 0.2)]
+        #expect(Recall.recall(found: [hit(1, 0.1), hit(9, 0.2)], exact: exact, k: 2) == 1)
+        #expect(Recall.recall(found: [hit(1, 0.1), hit(9, 0.2)], exact: exact, k: 2, distanceTies: false) == 0.5)
     }
 
     @Test func identifiersRoundTrip() throws {

@@ -9,8 +9,9 @@ public struct IVFPQParameters: Sendable, Hashable, Codable {
     public var subquantizers: Int?
     /// Lists probed when a query does not say (`SearchParameters.nprobe`).
     public var nprobe: Int
-    /// Candidates re-ranked with the exact vectors, as a multiple of k; 0 keeps the PQ order
-    /// (the k returned still report exact distances).
+    /// Candidates re-ranked with the exact vectors, as a multiple of k. 0 keeps the PQ order
+    /// and reports the PQ estimates as distances, reading no vectors at all; 1 keeps the same
+    /// hits and reports their exact distances.
     public var rerank: Int
 
     public init(lists: Int? = nil, subquantizers: Int? = nil, nprobe: Int = 16, rerank: Int = 10) {

@@ -207,6 +207,8 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
 
     public var kind: IndexKind { .ivfpq }
     public var isExact: Bool { false }
+    /// Without re-ranking the distances are PQ estimates.
+    public var reportsExactDistances: Bool { defaults.rerank > 0 }
     public var updatesIncrementally: Bool { false }
     public var memoryFootprint: Int {
         layout.total + 4 * layout.lists + 4 * 16 * centroidBlockCount * layout.dimension + 4 * layout.m * 256 * layout.subDimension
@@ -304,10 +306,12 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         //    removes that error (measured: +0.01-0.02 recall@10 over −⟨q, x̂⟩ on real data).
         let rerank = defaults.rerank
         candidates.pointee.reset(k: rerank > 0 ? k * rerank : k)
+        // Without re-ranking the PQ scores are the answer (no vector is read).
+        let estimates = rerank == 0
         var rowsToScan = 0
         lists.pointee.forEachUnordered { _, id in rowsToScan += Int(listStarts[Int(id) + 1] - listStarts[Int(id)]) }
         if rowsToScan >= fastScanMinimumRows {
-            fastScan(table: table, coarse: coarse, scratch: scratch, rows: rowsToScan, metric: metric, filter: filter)
+            fastScan(table: table, coarse: coarse, scratch: scratch, rows: rowsToScan, metric: metric, filter: filter, scored: estimates)
         } else {
             lists.pointee.drainAscending { _, id in
                 let l = Int(id)
@@ -330,9 +334,16 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
                 }
             }
         }
-        // 3. The candidates were chosen by PQ scores; the k (or k × rerank) kept are scored on
-        //    their exact vectors, so reported distances are exact and, with re-ranking, so is
-        //    the order among the candidates.
+        // 3. Without re-ranking, the k candidates with their PQ estimates (L2 adds back ‖q‖²).
+        if estimates {
+            let queryNorm = metric == .l2 ? vdb_dot_f32(q, q, d) : 0
+            candidates.pointee.forEachUnordered { score, id in
+                results.insert(distance: metric == .l2 ? max(0, score + queryNorm) : score, id: idBase + id)
+            }
+            return
+        }
+        //    With re-ranking, the k × rerank candidates are scored on their exact vectors, so
+        //    reported distances are exact and so is the order among the candidates.
         // The candidates' rows are scattered over the segment: each row is requested a few
         // rows ahead of its scoring, so the cache misses overlap instead of queueing.
         let rowBytes = d * (half == nil ? 4 : 2), lines = (rowBytes + 63) / 64
@@ -360,10 +371,12 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
     /// - only the rows between get their float sums, to compete for the places left.
     /// While scanning, a running U (the K-th smallest upper bound so far, kept by a reservoir of
     /// 2K bounds cut back to K by selection) already drops most rows, so the exact U and L are
-    /// selected from the few rows kept. The candidates' PQ scores are not used after this (step
-    /// 3 scores their vectors), so rows that are in are kept at −∞ and never evicted.
+    /// selected from the few rows kept. With re-ranking the candidates' PQ scores are not used
+    /// after this (step 3 scores their vectors), so rows that are in are kept at −∞ and never
+    /// evicted; without (`scored`), the PQ scores are the answer and those rows get their
+    /// float sums too.
     private func fastScan(
-        table: UnsafePointer<Float>, coarse: UnsafePointer<Float>, scratch: Scratch, rows: Int, metric: Metric, filter: RowSet?
+        table: UnsafePointer<Float>, coarse: UnsafePointer<Float>, scratch: Scratch, rows: Int, metric: Metric, filter: RowSet?, scored: Bool
     ) {
         let m = layout.m
         let (lists, candidates) = (scratch.lists, scratch.candidates)
@@ -412,8 +425,16 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
                 }
             }
         }
+        // A kept row's float score, as the float scan computes it.
+        func score(_ i: Int) -> Float {
+            let l = Int(listOf[i]), p = Int(position[i])
+            var sum: Float = 0
+            vdb_pq_adc_scan_blocked(table, codes, m, p, 1, metric == .l2 ? rowTerms + p : nil, &sum)
+            let offset = metric == .l2 ? centroidNorms[l] - 2 * coarse[l] : -coarse[l]
+            return metric == .cosine ? (offset + sum) / max(1e-12, centroidNorms[l] + rowTerms[p]).squareRoot() : sum + offset
+        }
         if kept <= want {
-            for i in 0..<kept { candidates.pointee.insert(distance: -.infinity, id: UInt64(listRows[Int(position[i])])) }
+            for i in 0..<kept { candidates.pointee.insert(distance: scored ? score(i) : -.infinity, id: UInt64(listRows[Int(position[i])])) }
             return
         }
         // Every row with upper ≤ U went into the reservoir (its bounds were below the running U
@@ -425,20 +446,16 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         let floor = min(leastDropped, vdb_select_kth(reservoir, kept, want + 1))
         var threshold = Float.infinity
         for i in 0..<kept where lower[i] <= cap {
-            let p = Int(position[i])
+            let row = UInt64(listRows[Int(position[i])])
             if upper[i] < floor {
-                candidates.pointee.insert(distance: -.infinity, id: UInt64(listRows[p]))
+                candidates.pointee.insert(distance: scored ? score(i) : -.infinity, id: row)
                 threshold = candidates.pointee.threshold
                 continue
             }
             guard lower[i] < threshold else { continue }
-            let l = Int(listOf[i])
-            var sum: Float = 0
-            vdb_pq_adc_scan_blocked(table, codes, m, p, 1, metric == .l2 ? rowTerms + p : nil, &sum)
-            let offset = metric == .l2 ? centroidNorms[l] - 2 * coarse[l] : -coarse[l]
-            let score = metric == .cosine ? (offset + sum) / max(1e-12, centroidNorms[l] + rowTerms[p]).squareRoot() : sum + offset
-            guard score < threshold else { continue }
-            candidates.pointee.insert(distance: score, id: UInt64(listRows[p]))
+            let exact = score(i)
+            guard exact < threshold else { continue }
+            candidates.pointee.insert(distance: exact, id: row)
             threshold = candidates.pointee.threshold
         }
     }
