@@ -103,6 +103,17 @@ void vdb_dot_f32_blocked16_level(
 /// The k-th smallest (1-based, 1 ≤ k ≤ n) of `n` values (no NaNs), reordering them.
 float vdb_select_kth(float *values, size_t n, size_t k);
 
+/// The coarse pass in bfloat16 (AVX-512 BF16 where present, scalar otherwise): vectors of
+/// 2·`pairs` components (zero-padded), queries as `count` rows of bf16, centroids in blocks of
+/// 16 as [nblocks][pairs][16][2] bf16; out[i·16·nblocks + b·16 + c] ≈ <query i, vector c of
+/// block b>, within vdb_bf16_dot_error(2·pairs) · ‖q‖ · ‖c‖ of the float product.
+int vdb_bf16_dot_supported(void);
+void vdb_f32_to_bf16(const float *in, uint16_t *out, size_t n);
+float vdb_bf16_dot_error(size_t dim);
+void vdb_dot_bf16_blocked16_batch(const uint16_t *queries, size_t count, size_t pairs, const uint16_t *blocks, size_t nblocks, float *out);
+void vdb_dot_bf16_blocked16_batch_portable(
+    const uint16_t *queries, size_t count, size_t pairs, const uint16_t *blocks, size_t nblocks, float *out);
+
 /// The row of `base` nearest to `q` by squared L2 (the first on ties); `distances` is scratch
 /// of `rows` floats (k-means assignment and PQ encoding in small sub-spaces).
 size_t vdb_nearest_l2sq(const float *q, const float *base, size_t rows, size_t dim, float *distances);

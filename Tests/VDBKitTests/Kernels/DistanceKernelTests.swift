@@ -31,6 +31,46 @@ struct DistanceKernelTests {
         }
     }
 
+    /// The bf16 coarse pass (SIMD where the CPU has it, and the portable loop) stays within its
+    /// stated bound of the float products, for odd dimensions, odd block counts and query
+    /// counts off the groups of four; bf16 conversion rounds to nearest even.
+    @Test func bf16CoarseProductsStayWithinTheirBound() async {
+        var rounded: UInt16 = 0
+        for (value, bits) in [(Float(1), UInt16(0x3f80)), (1 + 1.0 / 256, 0x3f80), (1 + 3.0 / 256, 0x3f82), (-2.5, 0xc020)] as [(Float, UInt16)] {
+            withUnsafePointer(to: value) { vdb_f32_to_bf16($0, &rounded, 1) }
+            #expect(rounded == bits, "bf16 of \(value)")
+        }
+        await propertyCheck(count: 40, input: Gen.int(in: 1...70), Gen.int(in: 1...9), Gen.uint64(in: 0...UInt64.max)) { dimension, count, seed in
+            let blocks = 1 + Int(seed % 3), pairs = (dimension + 1) / 2
+            let vectors = randomVectors(count: blocks * 16, dimension: dimension, seed: seed, range: -3...3)
+            let queries = randomVectors(count: count, dimension: dimension, seed: seed &+ 1, range: -3...3)
+            var blocked = [UInt16](repeating: 0, count: blocks * pairs * 32), q16 = [UInt16](repeating: 0, count: count * 2 * pairs)
+            var half: UInt16 = 0
+            for v in 0..<(blocks * 16) {
+                for t in 0..<dimension {
+                    withUnsafePointer(to: vectors[v * dimension + t]) { vdb_f32_to_bf16($0, &half, 1) }
+                    blocked[(((v / 16) * pairs + t / 2) * 16 + v % 16) * 2 + t % 2] = half
+                }
+            }
+            for i in 0..<count { for t in 0..<dimension { withUnsafePointer(to: queries[i * dimension + t]) { vdb_f32_to_bf16($0, &q16[i * 2 * pairs + t], 1) } } }
+            var simd = [Float](repeating: .nan, count: count * blocks * 16), portable = simd
+            vdb_dot_bf16_blocked16_batch(q16, count, pairs, blocked, blocks, &simd)
+            vdb_dot_bf16_blocked16_batch_portable(q16, count, pairs, blocked, blocks, &portable)
+            let bound = vdb_bf16_dot_error(2 * pairs)
+            for i in 0..<count {
+                let q = queries[(i * dimension)..<((i + 1) * dimension)]
+                let qn = q.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
+                for v in 0..<(blocks * 16) {
+                    let x = vectors[(v * dimension)..<((v + 1) * dimension)]
+                    let exact = zip(q, x).reduce(Float(0)) { $0 + $1.0 * $1.1 }
+                    let limit = bound * qn * x.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot() + 1e-6
+                    #expect(abs(simd[i * blocks * 16 + v] - exact) <= limit, "query \(i), vector \(v), dim \(dimension)")
+                    #expect(abs(portable[i * blocks * 16 + v] - exact) <= limit)
+                }
+            }
+        }
+    }
+
     /// Product-quantization kernels against plain loops: the per-query tables (every variant),
     /// the blocked centroid products (every variant, block counts with and without the 4-block
     /// fast path), the ADC scan with and without a bias (odd and even row and code counts), and

@@ -21,6 +21,15 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
     private let centroidNorms: UnsafeMutablePointer<Float>
     /// The centroids in blocks of 16 ([blocks][d][16], zero-padded), for ``vdb_dot_f32_blocked16``.
     private let centroidBlocks: UnsafeMutablePointer<Float>
+    /// The same blocks in bfloat16 ([blocks][d/2][16][2]) when the coarse pass runs in bf16
+    /// (``vdb_dot_bf16_blocked16_batch``: twice the products per instruction, half the bytes);
+    /// nil otherwise. Its rounding is bounded, and the lists near the nprobe cut are re-scored
+    /// in float, so the lists probed are the float pass's.
+    private let centroidBlocksBF16: UnsafeMutablePointer<UInt16>?
+    /// ‖c‖ and ‖c − bf16(c)‖ per centroid, for the bf16 pass's error bounds.
+    private let centroidLengths: UnsafeMutablePointer<Float>
+    private let centroidRounding: UnsafeMutablePointer<Float>
+    private var coarsePairs: Int { (layout.dimension + 1) / 2 }
     private var centroidBlockCount: Int { (layout.lists + 15) / 16 }
     /// The codebooks as [m][sub][256] floats, for ``vdb_pq_query_tables``.
     private let codebooksTransposed: UnsafeMutablePointer<Float>
@@ -49,6 +58,11 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         let coarse: UnsafeMutablePointer<Float>
         let scores: UnsafeMutablePointer<Float>
         /// The byte tables, their per-sub-quantizer minimums, and one list's byte sums.
+        /// A query in bf16 (the coarse pass's input), 2 × pairs.
+        let queryBF16: UnsafeMutablePointer<UInt16>
+        /// Each list's coarse score and (bf16 pass) error bound.
+        let listScores: UnsafeMutablePointer<Float>
+        let listErrors: UnsafeMutablePointer<Float>
         let byteTable: UnsafeMutablePointer<UInt8>
         let mins: UnsafeMutablePointer<Float>
         let sums: UnsafeMutablePointer<UInt16>
@@ -65,7 +79,10 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         // exclusivity check per access (measured 14% of a query at nprobe 1).
         let lists: UnsafeMutablePointer<TopK>
         let candidates: UnsafeMutablePointer<TopK>
-        init(m: Int, lists listCount: Int, longestList: Int) {
+        init(m: Int, lists listCount: Int, longestList: Int, dimension: Int) {
+            queryBF16 = .allocate(capacity: dimension + 1)
+            listScores = .allocate(capacity: listCount)
+            listErrors = .allocate(capacity: listCount)
             table = .allocate(capacity: m * 256)
             coarse = .allocate(capacity: listCount)
             scores = .allocate(capacity: max(1, longestList))
@@ -83,6 +100,9 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
             table.deallocate()
             coarse.deallocate()
             scores.deallocate()
+            queryBF16.deallocate()
+            listScores.deallocate()
+            listErrors.deallocate()
             byteTable.deallocate()
             mins.deallocate()
             sums.deallocate()
@@ -113,11 +133,14 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
     }
 
     public convenience init(segment: Segment, defaults: IVFPQParameters, threads: Int = ProcessorCount.active) throws(StorageError) {
-        try self.init(segment: segment, defaults: defaults, threads: threads, fastScanMinimumRows: Self.defaultFastScanMinimumRows)
+        try self.init(
+            segment: segment, defaults: defaults, threads: threads, fastScanMinimumRows: Self.defaultFastScanMinimumRows,
+            coarseInBF16: vdb_bf16_dot_supported() != 0)
     }
 
-    /// `fastScanMinimumRows`: tests pass 0 (always) and `Int.max` (never) to compare the paths.
-    init(segment: Segment, defaults: IVFPQParameters, threads: Int, fastScanMinimumRows: Int) throws(StorageError) {
+    /// `fastScanMinimumRows`: tests pass 0 (always) and `Int.max` (never) to compare the paths;
+    /// `coarseInBF16` likewise for the coarse pass (the scalar bf16 kernel runs anywhere).
+    init(segment: Segment, defaults: IVFPQParameters, threads: Int, fastScanMinimumRows: Int, coarseInBF16: Bool) throws(StorageError) {
         let name = "segment \(segment.path)"
         func bad(_ what: String) -> StorageError { StorageError(.corruptSegment, "\(name): ivf-pq section: \(what)") }
         guard let section = segment.ivfpqSection, section.count >= 64 else { throw bad("missing or shorter than its header") }
@@ -181,6 +204,29 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         for l in 0..<layout.lists {
             for t in 0..<d { centroidBlocks[(l / 16) * d * 16 + t * 16 + l % 16] = centroids[l * d + t] }
         }
+        centroidLengths = .allocate(capacity: layout.lists)
+        centroidRounding = .allocate(capacity: layout.lists)
+        centroidRounding.initialize(repeating: 0, count: layout.lists)
+        for l in 0..<layout.lists { centroidLengths[l] = centroidNorms[l].squareRoot() }
+        if coarseInBF16 {
+            let pairs = (d + 1) / 2
+            let blocks = UnsafeMutablePointer<UInt16>.allocate(capacity: blockCount * pairs * 32)
+            blocks.initialize(repeating: 0, count: blockCount * pairs * 32)
+            var half: UInt16 = 0
+            for l in 0..<layout.lists {
+                var rounding: Float = 0
+                for t in 0..<d {
+                    withUnsafePointer(to: centroids[l * d + t]) { vdb_f32_to_bf16($0, &half, 1) }
+                    blocks[(((l / 16) * pairs + t / 2) * 16 + l % 16) * 2 + t % 2] = half
+                    let e = centroids[l * d + t] - Float(bitPattern: UInt32(half) << 16)
+                    rounding += e * e
+                }
+                centroidRounding[l] = rounding.squareRoot()
+            }
+            centroidBlocksBF16 = blocks
+        } else {
+            centroidBlocksBF16 = nil
+        }
         let (m, sub) = (layout.m, layout.subDimension)
         codebooksTransposed = .allocate(capacity: m * sub * 256)
         for j in 0..<m {
@@ -198,6 +244,9 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         centroidNorms.deallocate()
         codebooksTransposed.deallocate()
         centroidBlocks.deallocate()
+        centroidBlocksBF16?.deallocate()
+        centroidLengths.deallocate()
+        centroidRounding.deallocate()
         migratedRowTerms?.deallocate()
         migratedCodes?.deallocate()
     }
@@ -211,7 +260,8 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
     public var reportsExactDistances: Bool { defaults.rerank > 0 }
     public var updatesIncrementally: Bool { false }
     public var memoryFootprint: Int {
-        layout.total + 4 * layout.lists + 4 * 16 * centroidBlockCount * layout.dimension + 4 * layout.m * 256 * layout.subDimension
+        layout.total + 8 * layout.lists + 4 * 16 * centroidBlockCount * layout.dimension + 4 * layout.m * 256 * layout.subDimension
+            + (centroidBlocksBF16 == nil ? 0 : 64 * centroidBlockCount * coarsePairs)
             + (migratedRowTerms == nil ? 0 : 4 * layout.rows) + (migratedCodes == nil ? 0 : (layout.rows + 63) / 64 * 64 * layout.m)
     }
     public var buildProgress: Double { 1 }
@@ -223,7 +273,7 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         guard layout.rows > 0, let q = query.baseAddress else { return }
         let scratch = takeScratch()
         defer { pool.withLock { $0.append(scratch) } }
-        vdb_dot_f32_blocked16(q, centroidBlocks, centroidBlockCount, layout.dimension, scratch.coarse)
+        coarsePass(q, count: 1, into: scratch.coarse, queryBF16: scratch.queryBF16)
         vdb_pq_query_tables(q, codebooksTransposed, layout.m, layout.subDimension, tableFactor, scratch.table)
         search(
             q, coarse: scratch.coarse, table: scratch.table, scratch: scratch, k: k, filter: filter, parameters: parameters,
@@ -245,14 +295,16 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         let tableFloats = layout.m * 256
         let coarse = UnsafeMutablePointer<Float>.allocate(capacity: Self.batchGroup * coarseStride)
         let tables = UnsafeMutablePointer<Float>.allocate(capacity: 4 * tableFloats)
+        let queriesBF16 = UnsafeMutablePointer<UInt16>.allocate(capacity: Self.batchGroup * 2 * coarsePairs)
         defer {
             coarse.deallocate()
             tables.deallocate()
+            queriesBF16.deallocate()
         }
         var start = 0
         while start < results.count {
             let count = min(Self.batchGroup, results.count - start)
-            vdb_dot_f32_blocked16_batch(base + start * d, count, centroidBlocks, centroidBlockCount, d, coarse)
+            coarsePass(base + start * d, count: count, into: coarse, queryBF16: queriesBF16)
             for group in stride(from: 0, to: count, by: 4) {
                 let members = min(4, count - group)
                 vdb_pq_query_tables_batch(base + (start + group) * d, members, d, codebooksTransposed, layout.m, layout.subDimension, tableFactor, tables)
@@ -266,13 +318,42 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         }
     }
 
+    /// Every query's inner product with every centroid, in float or (approximately) in bf16.
+    private func coarsePass(_ queries: UnsafePointer<Float>, count: Int, into out: UnsafeMutablePointer<Float>, queryBF16: UnsafeMutablePointer<UInt16>) {
+        let d = layout.dimension
+        guard let blocks = centroidBlocksBF16 else {
+            if count == 1 { vdb_dot_f32_blocked16(queries, centroidBlocks, centroidBlockCount, d, out) }
+            else { vdb_dot_f32_blocked16_batch(queries, count, centroidBlocks, centroidBlockCount, d, out) }
+            return
+        }
+        let width = 2 * coarsePairs
+        for i in 0..<count {
+            vdb_f32_to_bf16(queries + i * d, queryBF16 + i * width, d)
+            if width > d { queryBF16[i * width + d] = 0 }
+        }
+        vdb_dot_bf16_blocked16_batch(queryBF16, count, coarsePairs, blocks, centroidBlockCount, out)
+    }
+
+    /// ‖q‖ and ‖q − bf16(q)‖ (zero when the coarse pass is in float).
+    private func coarseRounding(_ q: UnsafePointer<Float>, dimension d: Int) -> (Float, Float) {
+        guard centroidBlocksBF16 != nil else { return (0, 0) }
+        var length: Float = 0, rounding: Float = 0
+        for t in 0..<d {
+            let bits = q[t].bitPattern
+            let rounded = Float(bitPattern: (bits &+ 0x7fff &+ ((bits >> 16) & 1)) & 0xffff_0000)
+            length += q[t] * q[t]
+            rounding += (q[t] - rounded) * (q[t] - rounded)
+        }
+        return (length.squareRoot(), rounding.squareRoot())
+    }
+
     /// Queries per coarse pass in ``searchBatch(_:k:filter:parameters:idBase:into:)``.
     static let batchGroup = 32
 
     /// One query, given its inner products with every centroid (`coarse`) and its distance
     /// tables (`table`, m × 256 floats: −2⟨q_j, r⟩ for L2, −⟨q_j, r⟩ otherwise).
     private func search(
-        _ q: UnsafePointer<Float>, coarse: UnsafePointer<Float>, table: UnsafePointer<Float>, scratch: Scratch, k: Int, filter: RowSet?,
+        _ q: UnsafePointer<Float>, coarse: UnsafeMutablePointer<Float>, table: UnsafePointer<Float>, scratch: Scratch, k: Int, filter: RowSet?,
         parameters: SearchParameters, idBase: UInt64, into results: inout TopK
     ) {
         // Float16 segments are re-ranked from the mapping in place (never decoded).
@@ -287,14 +368,54 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         // 1. The nearest lists: by ‖c‖² − 2⟨q, c⟩ for L2 (‖q‖² is the same for every row, so it
         //    is left out), by −⟨q, c⟩ for dot (rows were assigned the same way) and for cosine,
         //    whose centroids are unit length, so that is by angle.
+        //    From the bf16 pass, each score is within ±error of the float one: the nprobe-th
+        //    smallest upper bound caps what can be probed, and only the lists whose lower bound
+        //    is under the cap are scored in float (their products written back, for step 2).
+        //    ⟨q, c⟩ − ⟨q̃, c̃⟩ = ⟨q, c − c̃⟩ + ⟨q − q̃, c̃⟩ for the rounded q̃, c̃, so the error is at
+        //    most ‖q‖‖c − c̃‖ + ‖q − q̃‖‖c̃‖ plus the float sums' (a third of the worst case
+        //    bound from rounding alone, measured on pypi-dev, so fewer lists are re-scored).
         lists.pointee.reset(k: nprobe)
         var threshold = Float.infinity
-        for l in 0..<layout.lists {
-            let score = metric == .l2 ? centroidNorms[l] - 2 * coarse[l] : -coarse[l]
+        let approximate = centroidBlocksBF16 != nil
+        // Each list's score, and with the bf16 pass its error, in branch-free loops over the
+        // lists (they vectorize); the selection reads them after.
+        let listScores = scratch.listScores, listErrors = scratch.listErrors
+        let (norms, listCount) = (centroidNorms, layout.lists)
+        if metric == .l2 {
+            for l in 0..<listCount { listScores[l] = norms[l] - 2 * coarse[l] }
+        } else {
+            for l in 0..<listCount { listScores[l] = -coarse[l] }
+        }
+        if approximate {
+            let (queryLength, queryRounding) = coarseRounding(q, dimension: d)
+            let factor: Float = metric == .l2 ? 2 : 1, sums = Float(d) / 16_777_216 * 1.01
+            let (a, b, c) = (factor * queryLength, factor * (queryRounding + sums * queryLength), 2e-6 * queryLength)
+            let (lengths, rounding) = (centroidLengths, centroidRounding)
+            // The last two terms: the float rounding of the score itself (‖c‖² − 2·product).
+            for l in 0..<listCount {
+                listErrors[l] = a * rounding[l] + b * (lengths[l] + rounding[l]) + c * lengths[l] + 1e-6 * norms[l] + 1e-30
+            }
+            for l in 0..<listCount { listScores[l] += listErrors[l] }
+        }
+        for l in 0..<listCount {
+            let score = listScores[l]
             // Most lists lose to the current worst kept: one comparison, no heap access.
             if score < threshold {
                 lists.pointee.insert(distance: score, id: UInt64(l))
                 threshold = lists.pointee.threshold
+            }
+        }
+        if approximate {
+            let cap = threshold
+            lists.pointee.reset(k: nprobe)
+            threshold = .infinity
+            for l in 0..<listCount where listScores[l] - 2 * listErrors[l] <= cap {
+                coarse[l] = vdb_dot_f32(q, centroids + l * d, d)
+                let score = metric == .l2 ? centroidNorms[l] - 2 * coarse[l] : -coarse[l]
+                if score < threshold {
+                    lists.pointee.insert(distance: score, id: UInt64(l))
+                    threshold = lists.pointee.threshold
+                }
             }
         }
 
@@ -376,7 +497,7 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
     /// evicted; without (`scored`), the PQ scores are the answer and those rows get their
     /// float sums too.
     private func fastScan(
-        table: UnsafePointer<Float>, coarse: UnsafePointer<Float>, scratch: Scratch, rows: Int, metric: Metric, filter: RowSet?, scored: Bool
+        table: UnsafePointer<Float>, coarse: UnsafeMutablePointer<Float>, scratch: Scratch, rows: Int, metric: Metric, filter: RowSet?, scored: Bool
     ) {
         let m = layout.m
         let (lists, candidates) = (scratch.lists, scratch.candidates)
@@ -462,7 +583,7 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
 
     /// A query's working memory: one from the pool, or a new one (returned to the pool after).
     private func takeScratch() -> Scratch {
-        pool.withLock { $0.popLast() } ?? Scratch(m: layout.m, lists: 16 * centroidBlockCount, longestList: longestList)
+        pool.withLock { $0.popLast() } ?? Scratch(m: layout.m, lists: 16 * centroidBlockCount, longestList: longestList, dimension: layout.dimension)
     }
 
     /// The per-query tables hold −2⟨q_j, r⟩ for L2 (the rest is the row term), −⟨q_j, r⟩ otherwise.
