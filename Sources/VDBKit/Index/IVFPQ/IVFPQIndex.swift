@@ -42,11 +42,11 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
     /// about what a float scan of this many rows does at m = 96 (measured: 4 µs to quantize,
     /// 0.45 ns a float lookup).
     let fastScanMinimumRows: Int
-    /// Nor below this many rows per candidate wanted: with re-ranking (K = 100 at k = 10) a
-    /// query probing a few hundred rows keeps most of them, and the fast scan's selections
-    /// then cost more than the float scan (measured: selection 11% of a query at nprobe 2 on
-    /// synthetic 128-d).
-    let fastScanRowsPerCandidate: Int
+    /// Plus this many float lookups' worth per candidate wanted (rows × m ≥ this × K): the
+    /// fast scan's selections grow with K (re-ranking: K = 100 at k = 10) and are worth it
+    /// only against enough float lookups, more rows when m is small (a selection was 11% of
+    /// a query at nprobe 2 on synthetic 128-d, m = 32; at m = 96 the float lookups dominate).
+    let fastScanLookupsPerCandidate: Int
     /// The default ``fastScanMinimumRows`` where the fast scan runs in SIMD; never elsewhere.
     static var defaultFastScanMinimumRows: Int { vdb_pq_fast_scan_supported() != 0 ? 128 : Int.max }
     let defaults: IVFPQParameters
@@ -140,14 +140,14 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
     public convenience init(segment: Segment, defaults: IVFPQParameters, threads: Int = ProcessorCount.active) throws(StorageError) {
         try self.init(
             segment: segment, defaults: defaults, threads: threads, fastScanMinimumRows: Self.defaultFastScanMinimumRows,
-            fastScanRowsPerCandidate: 4, coarseInBF16: vdb_bf16_dot_supported() != 0)
+            fastScanLookupsPerCandidate: 96, coarseInBF16: vdb_bf16_dot_supported() != 0)
     }
 
-    /// `fastScanMinimumRows` and `fastScanRowsPerCandidate`: tests pass 0 (always) or `Int.max`
+    /// `fastScanMinimumRows`: tests pass 0 (always, with no lookups per candidate) or `Int.max`
     /// (never) to compare the paths; `coarseInBF16` likewise for the coarse pass (the scalar
     /// bf16 kernel runs anywhere).
     init(
-        segment: Segment, defaults: IVFPQParameters, threads: Int, fastScanMinimumRows: Int, fastScanRowsPerCandidate: Int = 0,
+        segment: Segment, defaults: IVFPQParameters, threads: Int, fastScanMinimumRows: Int, fastScanLookupsPerCandidate: Int = 0,
         coarseInBF16: Bool
     ) throws(StorageError) {
         let name = "segment \(segment.path)"
@@ -247,7 +247,7 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         self.segment = segment
         self.defaults = defaults
         self.fastScanMinimumRows = fastScanMinimumRows
-        self.fastScanRowsPerCandidate = fastScanRowsPerCandidate
+        self.fastScanLookupsPerCandidate = fastScanLookupsPerCandidate
     }
 
     deinit {
@@ -441,7 +441,7 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         let estimates = rerank == 0
         var rowsToScan = 0
         lists.pointee.forEachUnordered { _, id in rowsToScan += Int(listStarts[Int(id) + 1] - listStarts[Int(id)]) }
-        if rowsToScan >= max(fastScanMinimumRows, fastScanRowsPerCandidate * candidates.pointee.k) {
+        if rowsToScan >= fastScanMinimumRows && rowsToScan - fastScanMinimumRows >= fastScanLookupsPerCandidate * candidates.pointee.k / m {
             fastScan(table: table, coarse: coarse, scratch: scratch, rows: rowsToScan, metric: metric, filter: filter, scored: estimates)
         } else {
             lists.pointee.drainAscending { _, id in
