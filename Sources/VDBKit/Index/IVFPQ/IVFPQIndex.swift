@@ -62,12 +62,12 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         let table: UnsafeMutablePointer<Float>
         let coarse: UnsafeMutablePointer<Float>
         let scores: UnsafeMutablePointer<Float>
-        /// The byte tables, their per-sub-quantizer minimums, and one list's byte sums.
         /// A query in bf16 (the coarse pass's input), 2 × pairs.
         let queryBF16: UnsafeMutablePointer<UInt16>
         /// Each list's coarse score and (bf16 pass) error bound.
         let listScores: UnsafeMutablePointer<Float>
         let listErrors: UnsafeMutablePointer<Float>
+        /// The byte tables, their per-sub-quantizer minimums, and one list's byte sums.
         let byteTable: UnsafeMutablePointer<UInt8>
         let mins: UnsafeMutablePointer<Float>
         let sums: UnsafeMutablePointer<UInt16>
