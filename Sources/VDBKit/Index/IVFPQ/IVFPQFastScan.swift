@@ -1,0 +1,105 @@
+import CVDBKernels
+
+// The fast scan: step 2 of an IVF-PQ search by byte tables and SIMD lookups (codes in blocks of
+// 64 rows, ``vdb_pq_fast_scan``), for queries that probe many rows. Split from
+// `IVFPQIndex.swift`, which chooses between it and the float scan.
+extension IVFPQIndex {
+    /// Step 2 by byte tables, for queries probing many rows: the same candidates as the float
+    /// scan, with few float sums. Every probed row's byte sum (``vdb_pq_fast_scan``, 64 rows a
+    /// lookup) puts its float score within [lower, upper]. With K candidates wanted, U the K-th
+    /// smallest upper bound and L the (K+1)-th smallest lower bound:
+    /// - a row with lower > U is out: K rows score at most U, below it;
+    /// - a row with upper < L is in: only the K rows of smallest lower bounds (itself among
+    ///   them) can score below it;
+    /// - only the rows between get their float sums, to compete for the places left.
+    /// While scanning, a running U (the K-th smallest upper bound so far, kept by a reservoir of
+    /// 2K bounds cut back to K by selection) already drops most rows, so the exact U and L are
+    /// selected from the few rows kept. With re-ranking the candidates' PQ scores are not used
+    /// after this (step 3 scores their vectors), so rows that are in are kept at −∞ and never
+    /// evicted; without (`scored`), the PQ scores are the answer and those rows get their
+    /// float sums too.
+    func fastScan(
+        table: UnsafePointer<Float>, coarse: UnsafeMutablePointer<Float>, scratch: Scratch, rows: Int, metric: Metric, filter: RowSet?, scored: Bool
+    ) {
+        let m = layout.m
+        let (lists, candidates) = (scratch.lists, scratch.candidates)
+        let want = candidates.pointee.k
+        scratch.reserve(rows: rows, reservoir: 2 * want)
+        let (lower, upper, listOf, position) = (scratch.lower, scratch.upper, scratch.listOf, scratch.position)
+        let reservoir = scratch.selection
+        var quantized = vdb_pq_quantized(bias: 0, step: 0, bound: 0)
+        vdb_pq_quantize_tables(table, m, scratch.mins, scratch.byteTable, &quantized)
+        // The rounding bound, plus a margin for float error in either way of adding up a score
+        // (a few roundings of terms no larger than these).
+        let slackBase = quantized.bound + 1e-5 * (abs(quantized.bias) + quantized.step * Float(255 * m) + largestRowTerm)
+        var kept = 0, held = 0
+        var cut = Float.infinity, leastDropped = Float.infinity
+        let mode = switch metric {
+        case .l2: VDB_PQ_BOUNDS_L2
+        case .dot: VDB_PQ_BOUNDS_DOT
+        case .cosine: VDB_PQ_BOUNDS_COSINE
+        }
+        lists.pointee.drainAscending { _, id in
+            let l = Int(id)
+            let start = Int(listStarts[l]), count = Int(listStarts[l + 1]) - start
+            if count == 0 { return }
+            let firstBlock = start / 64
+            vdb_pq_fast_scan(scratch.byteTable, codes, m, firstBlock, (start + count - 1) / 64 - firstBlock + 1, scratch.sums)
+            let listScore = metric == .l2 ? centroidNorms[l] - 2 * coarse[l] : -coarse[l]
+            let offset = listScore + quantized.bias, slack = slackBase + 1e-5 * abs(listScore)
+            // The rows that can still be among the K, written after those kept so far; then
+            // filtered and moved down in place, list and position attached.
+            let found = vdb_pq_fast_bounds(
+                scratch.sums + (start - firstBlock * 64), count, rowTerms + start, mode, offset, quantized.step, slack, centroidNorms[l], cut,
+                lower + kept, upper + kept, position + kept, &leastDropped)
+            for t in kept..<(kept + found) {
+                let p = start + Int(position[t])
+                if let filter, !filter.contains(listRows[p]) { continue }
+                let high = upper[t]
+                (lower[kept], upper[kept], listOf[kept], position[kept]) = (lower[t], high, UInt32(l), UInt32(p))
+                kept += 1
+                if high < cut {
+                    reservoir[held] = high
+                    held += 1
+                    if held == 2 * want {
+                        cut = vdb_select_kth(reservoir, held, want)
+                        held = want
+                    }
+                }
+            }
+        }
+        // A kept row's float score, as the float scan computes it.
+        func score(_ i: Int) -> Float {
+            let l = Int(listOf[i]), p = Int(position[i])
+            var sum: Float = 0
+            vdb_pq_adc_scan_blocked(table, codes, m, p, 1, metric == .l2 ? rowTerms + p : nil, &sum)
+            let offset = metric == .l2 ? centroidNorms[l] - 2 * coarse[l] : -coarse[l]
+            return metric == .cosine ? (offset + sum) / max(1e-12, centroidNorms[l] + rowTerms[p]).squareRoot() : sum + offset
+        }
+        if kept <= want {
+            for i in 0..<kept { candidates.pointee.insert(distance: scored ? score(i) : -.infinity, id: UInt64(listRows[Int(position[i])])) }
+            return
+        }
+        // Every row with upper ≤ U went into the reservoir (its bounds were below the running U
+        // then), so U is selected from it alone. L from the kept rows alone could be too high,
+        // so the least dropped lower bound caps it (if L is below that, every row with
+        // lower ≤ L was kept).
+        let cap = vdb_select_kth(reservoir, held, want)
+        reservoir.update(from: lower, count: kept)
+        let floor = min(leastDropped, vdb_select_kth(reservoir, kept, want + 1))
+        var threshold = Float.infinity
+        for i in 0..<kept where lower[i] <= cap {
+            let row = UInt64(listRows[Int(position[i])])
+            if upper[i] < floor {
+                candidates.pointee.insert(distance: scored ? score(i) : -.infinity, id: row)
+                threshold = candidates.pointee.threshold
+                continue
+            }
+            guard lower[i] < threshold else { continue }
+            let exact = score(i)
+            guard exact < threshold else { continue }
+            candidates.pointee.insert(distance: exact, id: row)
+            threshold = candidates.pointee.threshold
+        }
+    }
+}
