@@ -21,7 +21,7 @@ import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import OUT, build_tools as build, sh  # noqa: E402
+from common import OUT, build_tools as build, recall, sh  # noqa: E402
 
 
 def dataset(bin_dir, name, rows, dim, metric):
@@ -30,17 +30,6 @@ def dataset(bin_dir, name, rows, dim, metric):
         sh(f"{bin_dir}/vdb-build", "generate", "--output", path, "--rows", str(rows), "--queries", "1000",
            "--dimension", str(dim), "--metric", metric, "--seed", "42")
     return path
-
-
-def recall_at(found, truth, truth_dist, found_dist, k=10):
-    """Mean recall@k with ann-benchmarks' tie rule (a hit no farther than the k-th true one counts)."""
-    total = 0.0
-    for i in range(len(found)):
-        kth = truth_dist[i][k - 1]
-        tol = kth + 1e-4 * max(1.0, abs(kth))
-        ids = set(truth[i][:k].tolist())
-        total += min(k, sum(1 for j, d in zip(found[i][:k], found_dist[i][:k]) if j in ids or d <= tol)) / k
-    return total / len(found)
 
 
 def run_vdb(bin_dir, path, library, queries):
@@ -107,8 +96,8 @@ def main():
         np_qps, np_ids, np_d = run_numpy(train, test, angular)
         fa_qps, fa_ids, fa_d = run_faiss(train, test, angular)
         for engine, qps, rec in (("vdb flat", ours_qps, ours_recall),
-                                 ("numpy", np_qps, recall_at(np_ids, truth, truth_dist, np_d)),
-                                 ("faiss IndexFlat", fa_qps, recall_at(fa_ids, truth, truth_dist, fa_d))):
+                                 ("numpy", np_qps, recall(np_ids, truth, truth_dist, np_d)),
+                                 ("faiss IndexFlat", fa_qps, recall(fa_ids, truth, truth_dist, fa_d))):
             rows.append(dict(dataset=name, engine=engine, qps=qps, gbps=qps * scanned / 1e9, recall=rec,
                              vs_numpy=qps / np_qps, vs_faiss=qps / fa_qps))
     header = f"{'dataset':<16} {'engine':<16} {'QPS (1 thread)':>14} {'GB/s scanned':>12} {'recall@10':>9} {'x numpy':>8} {'x faiss':>8}"

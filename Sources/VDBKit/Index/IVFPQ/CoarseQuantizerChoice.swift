@@ -51,14 +51,24 @@ enum CoarseQuantizerChoice {
     /// higher recall per nprobe came at the same queries per second (per row scanned, this
     /// check had preferred spherical centroids there, the slower choice at equal recall).
     static func coverage(centroids: [Float], lists: Int, dimension: Int, sample: Sample, vectors: UnsafeBufferPointer<Float>) -> Double {
+        // Every neighbour's list, as the builder assigns rows (largest inner product).
+        let rows = sample.neighbours.flatMap { $0 }
+        var gathered = [Float]()
+        gathered.reserveCapacity(rows.count * dimension)
+        for r in rows { gathered.append(contentsOf: vectors[r * dimension..<(r + 1) * dimension]) }
+        var owners = [Int32](repeating: 0, count: rows.count)
+        gathered.withUnsafeBufferPointer {
+            KMeans.assign(data: $0, dimension: dimension, centroids: centroids, threads: 1, innerProduct: true, into: &owners)
+        }
         var scores = [Float](repeating: 0, count: lists)
-        var covered = 0, total = 0
+        var covered = 0, total = 0, next = 0
         centroids.withUnsafeBufferPointer { c in
             sample.queries.withUnsafeBufferPointer { q in
-                for (i, rows) in sample.neighbours.enumerated() {
+                for (i, neighbours) in sample.neighbours.enumerated() {
                     vdb_dot_f32_rows(q.baseAddress! + i * dimension, c.baseAddress!, lists, dimension, &scores)
-                    for row in rows {
-                        let owner = listOf(vectors.baseAddress! + row * dimension, centroids: c.baseAddress!, lists: lists, dimension: dimension)
+                    for _ in neighbours {
+                        let owner = Int(owners[next])
+                        next += 1
                         // Lists the query ranks above the neighbour's (ties count against it).
                         let rank = scores.reduce(0) { $0 + ($1 >= scores[owner] ? 1 : 0) } - 1
                         for p in probes {
@@ -70,15 +80,5 @@ enum CoarseQuantizerChoice {
             }
         }
         return total == 0 ? 0 : Double(covered) / Double(total)
-    }
-
-    /// The list a row is stored in under inner-product assignment.
-    private static func listOf(_ row: UnsafePointer<Float>, centroids: UnsafePointer<Float>, lists: Int, dimension: Int) -> Int {
-        var best = 0, bestScore = -Float.infinity
-        for l in 0..<lists {
-            let s = vdb_dot_f32(row, centroids + l * dimension, dimension)
-            if s > bestScore { (best, bestScore) = (l, s) }
-        }
-        return best
     }
 }
