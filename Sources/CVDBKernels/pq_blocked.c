@@ -201,6 +201,8 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) static void fast_scan_vbm
         __m512i e0 = _mm512_setzero_si512(), o0 = _mm512_setzero_si512();
         __m512i e1 = _mm512_setzero_si512(), o1 = _mm512_setzero_si512();
         for (size_t j = 0; j < m; j++) {
+            _mm_prefetch((const char *)(c0 + (j + 16) * 64), _MM_HINT_T0);
+            _mm_prefetch((const char *)(c1 + (j + 16) * 64), _MM_HINT_T0);
             const uint8_t *t = tables + j * 256;
             const __m512i t0 = _mm512_loadu_si512(t), t1 = _mm512_loadu_si512(t + 64);
             const __m512i t2 = _mm512_loadu_si512(t + 128), t3 = _mm512_loadu_si512(t + 192);

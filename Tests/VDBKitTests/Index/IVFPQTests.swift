@@ -235,20 +235,52 @@ struct IVFPQTests {
         let (index, _, data) = try Self.indexed(dir, rows: 3_000, dimension: 16, metric: metric, parameters: IVFPQParameters(lists: 40, subquantizers: 4, nprobe: 5, rerank: 3))
         var filter = RowSet(capacity: 3_000)
         for r in stride(from: 0, to: 3_000, by: 3) { filter.insert(RowOffset(r)) }
-        for (count, set) in [(1, nil), (37, nil), (70, filter)] as [(Int, RowSet?)] {
+        // nprobe 1 with 70 candidates against lists of about 75 rows: in a group some queries
+        // need distance tables and some re-rank every probed row without them.
+        let wide = try IVFPQIndex(segment: index.segment, defaults: IVFPQParameters(lists: 40, subquantizers: 4, nprobe: 1, rerank: 10))
+        for (count, set, searcher) in [(1, nil, index), (37, nil, index), (70, filter, index), (37, nil, wide), (70, filter, wide)] as [(Int, RowSet?, IVFPQIndex)] {
             let queries = Array(data.test[0..<(count * 16)])
             var batched = [TopK](repeating: TopK(k: 7), count: count)
             queries.withUnsafeBufferPointer { q in
-                batched.withUnsafeMutableBufferPointer { index.searchBatch(q, k: 7, filter: set, parameters: SearchParameters(), idBase: 5, into: $0) }
+                batched.withUnsafeMutableBufferPointer { searcher.searchBatch(q, k: 7, filter: set, parameters: SearchParameters(), idBase: 5, into: $0) }
             }
             for i in 0..<count {
                 var single = TopK(k: 7)
                 queries.withUnsafeBufferPointer { q in
-                    index.search(UnsafeBufferPointer(rebasing: q[i * 16..<(i + 1) * 16]), k: 7, filter: set, parameters: SearchParameters(), idBase: 5, into: &single)
+                    searcher.search(UnsafeBufferPointer(rebasing: q[i * 16..<(i + 1) * 16]), k: 7, filter: set, parameters: SearchParameters(), idBase: 5, into: &single)
                 }
                 #expect(batched[i].sorted().map(\.id) == single.sorted().map(\.id), "query \(i) of \(count)")
                 #expect(batched[i].sorted().map(\.distance) == single.sorted().map(\.distance))
                 if let set { #expect(single.sorted().allSatisfy { set.contains(RowOffset($0.id - 5)) }) }
+            }
+        }
+    }
+
+    /// When the probed lists hold no more rows than the candidates re-ranked, every probed row
+    /// is re-ranked without PQ scores: over all lists that is exact search, filter included.
+    @Test(arguments: [Metric.l2, .cosine, .dot])
+    func fewRowsAreAllReranked(metric: Metric) throws {
+        let dir = TemporaryDirectory()
+        let parameters = IVFPQParameters(lists: 20, subquantizers: 4, nprobe: 20, rerank: 100)
+        let (index, flat, data) = try Self.indexed(dir, rows: 1_000, dimension: 16, metric: metric, parameters: parameters)
+        var filter = RowSet(capacity: 1_000)
+        for r in stride(from: 0, to: 1_000, by: 3) { filter.insert(RowOffset(r)) }
+        let queries = Array(data.test[0..<(20 * 16)])
+        for set in [nil, filter] as [RowSet?] {
+            var batched = [TopK](repeating: TopK(k: 10), count: 20)
+            queries.withUnsafeBufferPointer { q in
+                batched.withUnsafeMutableBufferPointer { index.searchBatch(q, k: 10, filter: set, parameters: SearchParameters(), idBase: 0, into: $0) }
+            }
+            for i in 0..<20 {
+                var found = TopK(k: 10), truth = TopK(k: 10)
+                queries.withUnsafeBufferPointer { q in
+                    let query = UnsafeBufferPointer(rebasing: q[i * 16..<(i + 1) * 16])
+                    index.search(query, k: 10, filter: set, parameters: SearchParameters(), idBase: 0, into: &found)
+                    flat.search(query, k: 10, filter: set, parameters: SearchParameters(), idBase: 0, into: &truth)
+                }
+                #expect(found.sorted().map(\.id) == truth.sorted().map(\.id), "query \(i)")
+                #expect(batched[i].sorted().map(\.id) == truth.sorted().map(\.id), "query \(i), batched")
+                #expect(zip(found.sorted(), truth.sorted()).allSatisfy { abs($0.distance - $1.distance) <= 1e-5 * max(1, abs($0.distance)) })
             }
         }
     }

@@ -19,12 +19,13 @@ extension IVFPQIndex {
     /// evicted; without (`scored`), the PQ scores are the answer and those rows get their
     /// float sums too.
     func fastScan(
-        table: UnsafePointer<Float>, coarse: UnsafeMutablePointer<Float>, scratch: Scratch, rows: Int, metric: Metric, filter: RowSet?, scored: Bool
+        table: UnsafePointer<Float>, coarse: UnsafeMutablePointer<Float>, probe: Probe, probed: UnsafePointer<Int32>, scratch: Scratch,
+        metric: Metric, filter: RowSet?, scored: Bool
     ) {
         let m = layout.m
-        let (lists, candidates) = (scratch.lists, scratch.candidates)
+        let candidates = scratch.candidates
         let want = candidates.pointee.k
-        scratch.reserve(rows: rows, reservoir: 2 * want)
+        scratch.reserve(rows: probe.rows, reservoir: 2 * want)
         let (lower, upper, listOf, position) = (scratch.lower, scratch.upper, scratch.listOf, scratch.position)
         let reservoir = scratch.selection
         var quantized = vdb_pq_quantized(bias: 0, step: 0, bound: 0)
@@ -39,10 +40,11 @@ extension IVFPQIndex {
         case .dot: VDB_PQ_BOUNDS_DOT
         case .cosine: VDB_PQ_BOUNDS_COSINE
         }
-        lists.pointee.drainAscending { _, id in
-            let l = Int(id)
+        for p in 0..<probe.lists {
+            if p + 1 < probe.lists { prefetchCodes(list: Int(probed[p + 1])) }
+            let l = Int(probed[p])
             let start = Int(listStarts[l]), count = Int(listStarts[l + 1]) - start
-            if count == 0 { return }
+            if count == 0 { continue }
             let firstBlock = start / 64
             vdb_pq_fast_scan(scratch.byteTable, codes, m, firstBlock, (start + count - 1) / 64 - firstBlock + 1, scratch.sums)
             let listScore = metric == .l2 ? centroidNorms[l] - 2 * coarse[l] : -coarse[l]

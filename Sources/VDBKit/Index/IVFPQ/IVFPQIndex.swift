@@ -84,7 +84,13 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         // exclusivity check per access (measured 14% of a query at nprobe 1).
         let lists: UnsafeMutablePointer<TopK>
         let candidates: UnsafeMutablePointer<TopK>
+        /// Step 1's lists, nearest first: one run of `listCount` per query of a batch group.
+        let probed: UnsafeMutablePointer<Int32>
+        /// The queries of a batch group that need distance tables, gathered.
+        let tableQueries: UnsafeMutablePointer<Float>
         init(m: Int, lists listCount: Int, longestList: Int, dimension: Int) {
+            probed = .allocate(capacity: IVFPQIndex.tableGroup * listCount)
+            tableQueries = .allocate(capacity: IVFPQIndex.tableGroup * dimension)
             queryBF16 = .allocate(capacity: dimension + 1)
             listScores = .allocate(capacity: listCount)
             listErrors = .allocate(capacity: listCount)
@@ -102,6 +108,8 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
             candidates.initialize(to: TopK(k: 1))
         }
         deinit {
+            probed.deallocate()
+            tableQueries.deallocate()
             table.deallocate()
             coarse.deallocate()
             scores.deallocate()
@@ -284,16 +292,23 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         let scratch = takeScratch()
         defer { pool.withLock { $0.append(scratch) } }
         coarsePass(q, count: 1, into: scratch.coarse, queryBF16: scratch.queryBF16)
-        vdb_pq_query_tables(q, codebooksTransposed, layout.m, layout.subDimension, tableFactor, scratch.table)
-        search(
-            q, coarse: scratch.coarse, table: scratch.table, scratch: scratch, k: k, filter: filter, parameters: parameters,
+        let probe = probe(q, coarse: scratch.coarse, scratch: scratch, parameters: parameters, into: scratch.probed)
+        let table: UnsafePointer<Float>?
+        if needsTables(rows: probe.rows, k: k) {
+            vdb_pq_query_tables(q, codebooksTransposed, layout.m, layout.subDimension, tableFactor, scratch.table)
+            table = UnsafePointer(scratch.table)
+        } else {
+            table = nil
+        }
+        scan(
+            q, probe: probe, probed: scratch.probed, coarse: scratch.coarse, table: table, scratch: scratch, k: k, filter: filter,
             idBase: idBase, into: &results)
     }
 
     /// Queries in groups of ``batchGroup``: one pass over the centroids per group computes every
     /// query's coarse products (the centroids are read once per four queries, not once per
-    /// query), and the distance tables are made four queries at a time (each codebook read once
-    /// for the four).
+    /// query), and the distance tables are made ``tableGroup`` queries at a time (each codebook
+    /// read once for them), for the queries that need tables.
     public func searchBatch(
         _ queries: UnsafeBufferPointer<Float>, k: Int, filter: RowSet?, parameters: SearchParameters, idBase: UInt64,
         into results: UnsafeMutableBufferPointer<TopK>
@@ -304,7 +319,7 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         defer { pool.withLock { $0.append(scratch) } }
         let tableFloats = layout.m * 256
         let coarse = UnsafeMutablePointer<Float>.allocate(capacity: Self.batchGroup * coarseStride)
-        let tables = UnsafeMutablePointer<Float>.allocate(capacity: 4 * tableFloats)
+        let tables = UnsafeMutablePointer<Float>.allocate(capacity: Self.tableGroup * tableFloats)
         let queriesBF16 = UnsafeMutablePointer<UInt16>.allocate(capacity: Self.batchGroup * 2 * coarsePairs)
         defer {
             coarse.deallocate()
@@ -315,13 +330,32 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         while start < results.count {
             let count = min(Self.batchGroup, results.count - start)
             coarsePass(base + start * d, count: count, into: coarse, queryBF16: queriesBF16)
-            for group in stride(from: 0, to: count, by: 4) {
-                let members = min(4, count - group)
-                vdb_pq_query_tables_batch(base + (start + group) * d, members, d, codebooksTransposed, layout.m, layout.subDimension, tableFactor, tables)
-                for i in group..<(group + members) {
-                    search(
-                        base + (start + i) * d, coarse: coarse + i * coarseStride, table: tables + (i - group) * tableFloats, scratch: scratch,
-                        k: k, filter: filter, parameters: parameters, idBase: idBase, into: &results[start + i])
+            for group in stride(from: 0, to: count, by: Self.tableGroup) {
+                let members = min(Self.tableGroup, count - group)
+                var probes = (Probe(), Probe(), Probe(), Probe())
+                var slots: (Int, Int, Int, Int) = (-1, -1, -1, -1)
+                var needing = 0
+                for member in 0..<members {
+                    let i = group + member, q = base + (start + i) * d
+                    let probe = probe(q, coarse: coarse + i * coarseStride, scratch: scratch, parameters: parameters, into: scratch.probed + member * layout.lists)
+                    withUnsafeMutableBytes(of: &probes) { $0.storeBytes(of: probe, toByteOffset: member * MemoryLayout<Probe>.stride, as: Probe.self) }
+                    if needsTables(rows: probe.rows, k: k) {
+                        scratch.tableQueries.advanced(by: needing * d).update(from: q, count: d)
+                        withUnsafeMutableBytes(of: &slots) { $0.storeBytes(of: needing, toByteOffset: member * MemoryLayout<Int>.stride, as: Int.self) }
+                        needing += 1
+                    }
+                }
+                if needing > 0 {
+                    vdb_pq_query_tables_batch(scratch.tableQueries, needing, d, codebooksTransposed, layout.m, layout.subDimension, tableFactor, tables)
+                }
+                for member in 0..<members {
+                    let i = group + member
+                    let probe = withUnsafeBytes(of: probes) { $0.load(fromByteOffset: member * MemoryLayout<Probe>.stride, as: Probe.self) }
+                    let slot = withUnsafeBytes(of: slots) { $0.load(fromByteOffset: member * MemoryLayout<Int>.stride, as: Int.self) }
+                    scan(
+                        base + (start + i) * d, probe: probe, probed: scratch.probed + member * layout.lists, coarse: coarse + i * coarseStride,
+                        table: slot < 0 ? nil : UnsafePointer(tables + slot * tableFloats), scratch: scratch, k: k, filter: filter,
+                        idBase: idBase, into: &results[start + i])
                 }
             }
             start += count
@@ -359,21 +393,34 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
 
     /// Queries per coarse pass in ``searchBatch(_:k:filter:parameters:idBase:into:)``.
     static let batchGroup = 32
+    /// Queries whose distance tables are made together (``vdb_pq_query_tables_batch``).
+    static let tableGroup = 4
 
-    /// One query, given its inner products with every centroid (`coarse`) and its distance
-    /// tables (`table`, m × 256 floats: −2⟨q_j, r⟩ for L2, −⟨q_j, r⟩ otherwise).
-    private func search(
-        _ q: UnsafePointer<Float>, coarse: UnsafeMutablePointer<Float>, table: UnsafePointer<Float>, scratch: Scratch, k: Int, filter: RowSet?,
-        parameters: SearchParameters, idBase: UInt64, into results: inout TopK
-    ) {
-        // Float16 segments are re-ranked from the mapping in place (never decoded).
-        let half = segment.halfVectors?.baseAddress
-        let vectors = half == nil ? segment.vectors.baseAddress : nil
-        let d = layout.dimension, m = layout.m
+    /// Step 1's outcome for one query: how many lists it probes (written nearest first to a
+    /// `probed` run) and how many rows they hold.
+    struct Probe {
+        var lists = 0
+        var rows = 0
+    }
+
+    /// Whether a query needs its distance tables: not when it re-ranks and its lists hold no
+    /// more rows than it re-ranks, for then every row is a candidate whatever its PQ score
+    /// (at nprobe 1 most lists are that short: 58 rows on average on pypi-dev against 100
+    /// candidates, and the tables cost as much as scanning about 100 rows).
+    private func needsTables(rows: Int, k: Int) -> Bool {
+        defaults.rerank == 0 || rows > k * defaults.rerank
+    }
+
+    /// Step 1 of a query, given its inner products with every centroid (`coarse`): the lists
+    /// to probe, nearest first, written to `probed`.
+    private func probe(
+        _ q: UnsafePointer<Float>, coarse: UnsafeMutablePointer<Float>, scratch: Scratch, parameters: SearchParameters,
+        into probed: UnsafeMutablePointer<Int32>
+    ) -> Probe {
+        let d = layout.dimension
         let metric = segment.metric
         let nprobe = max(1, min(layout.lists, parameters.nprobe ?? defaults.nprobe))
-        let scores = scratch.scores
-        let (lists, candidates) = (scratch.lists, scratch.candidates)
+        let lists = scratch.lists
 
         // 1. The nearest lists: by ‖c‖² − 2⟨q, c⟩ for L2 (‖q‖² is the same for every row, so it
         //    is left out), by −⟨q, c⟩ for dot (rows were assigned the same way) and for cosine,
@@ -428,6 +475,29 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
                 }
             }
         }
+        var probe = Probe()
+        lists.pointee.drainAscending { _, id in
+            probed[probe.lists] = Int32(truncatingIfNeeded: id)
+            probe.lists += 1
+            probe.rows += Int(listStarts[Int(id) + 1] - listStarts[Int(id)])
+        }
+        return probe
+    }
+
+    /// Steps 2 and 3 of a query, given its probed lists and its distance tables (`table`,
+    /// m × 256 floats: −2⟨q_j, r⟩ for L2, −⟨q_j, r⟩ otherwise; nil when ``needsTables(rows:k:)``
+    /// says every probed row is a candidate).
+    private func scan(
+        _ q: UnsafePointer<Float>, probe: Probe, probed: UnsafePointer<Int32>, coarse: UnsafeMutablePointer<Float>, table: UnsafePointer<Float>?,
+        scratch: Scratch, k: Int, filter: RowSet?, idBase: UInt64, into results: inout TopK
+    ) {
+        // Float16 segments are re-ranked from the mapping in place (never decoded).
+        let half = segment.halfVectors?.baseAddress
+        let vectors = half == nil ? segment.vectors.baseAddress : nil
+        let d = layout.dimension, m = layout.m
+        let metric = segment.metric
+        let scores = scratch.scores
+        let candidates = scratch.candidates
 
         // 2. Scan the probed lists, nearest first, keeping the best k (× rerank) by PQ score:
         //    L2: ‖c‖² − 2⟨q, c⟩ + row term − 2Σ⟨q_j, r_j⟩ (= ‖q − x̂‖² − ‖q‖²);
@@ -439,29 +509,21 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         candidates.pointee.reset(k: rerank > 0 ? k * rerank : k)
         // Without re-ranking the PQ scores are the answer (no vector is read).
         let estimates = rerank == 0
-        var rowsToScan = 0
-        lists.pointee.forEachUnordered { _, id in rowsToScan += Int(listStarts[Int(id) + 1] - listStarts[Int(id)]) }
-        if rowsToScan >= fastScanMinimumRows && rowsToScan - fastScanMinimumRows >= fastScanLookupsPerCandidate * candidates.pointee.k / m {
-            fastScan(table: table, coarse: coarse, scratch: scratch, rows: rowsToScan, metric: metric, filter: filter, scored: estimates)
+        let rowsToScan = probe.rows
+        if let table {
+            if rowsToScan >= fastScanMinimumRows && rowsToScan - fastScanMinimumRows >= fastScanLookupsPerCandidate * candidates.pointee.k / m {
+                fastScan(table: table, coarse: coarse, probe: probe, probed: probed, scratch: scratch, metric: metric, filter: filter, scored: estimates)
+            } else {
+                floatScan(table: table, coarse: coarse, probe: probe, probed: probed, scratch: scratch, metric: metric, filter: filter)
+            }
         } else {
-            lists.pointee.drainAscending { _, id in
-                let l = Int(id)
-                let start = Int(listStarts[l]), count = Int(listStarts[l + 1]) - start
-                if count == 0 { return }
-                let offset = metric == .l2 ? centroidNorms[l] - 2 * coarse[l] : -coarse[l]
-                vdb_pq_adc_scan_blocked(table, codes, m, start, count, metric == .l2 ? rowTerms + start : nil, scores)
-                if metric == .cosine {
-                    let norm = centroidNorms[l]
-                    for i in 0..<count { scores[i] = (offset + scores[i]) / max(1e-12, norm + rowTerms[start + i]).squareRoot() }
-                } else {
-                    for i in 0..<count { scores[i] += offset }
-                }
-                threshold = candidates.pointee.threshold
-                for i in 0..<count where scores[i] < threshold {
-                    let row = listRows[start + i]
+            // Every probed row is a candidate (no more of them than candidates wanted).
+            for p in 0..<probe.lists {
+                let l = Int(probed[p])
+                for i in Int(listStarts[l])..<Int(listStarts[l + 1]) {
+                    let row = listRows[i]
                     if let filter, !filter.contains(row) { continue }
-                    candidates.pointee.insert(distance: scores[i], id: UInt64(row))
-                    threshold = candidates.pointee.threshold
+                    candidates.pointee.insert(distance: 0, id: UInt64(row))
                 }
             }
         }
@@ -491,6 +553,50 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
             }
         }
     }
+
+    /// Step 2 by the float tables: every probed row's PQ score, the best kept in `candidates`.
+    /// While a list is scanned, the next one's codes are requested (they are cold: a list's
+    /// blocks are read once per query, and the hardware prefetcher stops at each 4 KiB page).
+    private func floatScan(
+        table: UnsafePointer<Float>, coarse: UnsafeMutablePointer<Float>, probe: Probe, probed: UnsafePointer<Int32>, scratch: Scratch,
+        metric: Metric, filter: RowSet?
+    ) {
+        let m = layout.m, scores = scratch.scores, candidates = scratch.candidates
+        var threshold = candidates.pointee.threshold
+        for p in 0..<probe.lists {
+            if p + 1 < probe.lists { prefetchCodes(list: Int(probed[p + 1])) }
+            let l = Int(probed[p])
+            let start = Int(listStarts[l]), count = Int(listStarts[l + 1]) - start
+            if count == 0 { continue }
+            let offset = metric == .l2 ? centroidNorms[l] - 2 * coarse[l] : -coarse[l]
+            vdb_pq_adc_scan_blocked(table, codes, m, start, count, metric == .l2 ? rowTerms + start : nil, scores)
+            if metric == .cosine {
+                let norm = centroidNorms[l]
+                for i in 0..<count { scores[i] = (offset + scores[i]) / max(1e-12, norm + rowTerms[start + i]).squareRoot() }
+            } else {
+                for i in 0..<count { scores[i] += offset }
+            }
+            threshold = candidates.pointee.threshold
+            for i in 0..<count where scores[i] < threshold {
+                let row = listRows[start + i]
+                if let filter, !filter.contains(row) { continue }
+                candidates.pointee.insert(distance: scores[i], id: UInt64(row))
+                threshold = candidates.pointee.threshold
+            }
+        }
+    }
+
+    /// Requests list `l`'s code blocks (up to ``prefetchedCodeLines`` lines of them).
+    func prefetchCodes(list l: Int) {
+        let start = Int(listStarts[l]), end = Int(listStarts[l + 1])
+        guard end > start else { return }
+        let firstBlock = start / 64, blocks = (end - 1) / 64 - firstBlock + 1
+        vdb_prefetch_lines(codes + firstBlock * 64 * layout.m, min(Self.prefetchedCodeLines, blocks * layout.m))
+    }
+
+    /// At most this many lines of the next list's codes are requested ahead (the fast scan
+    /// kernel requests the rest of a list as it goes).
+    static let prefetchedCodeLines = 192
 
     /// A query's working memory: one from the pool, or a new one (returned to the pool after).
     private func takeScratch() -> Scratch {
