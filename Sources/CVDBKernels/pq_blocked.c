@@ -82,6 +82,8 @@ void vdb_pq_adc_scan_blocked(const float *tables, const uint8_t *codes, size_t m
 // Quantizes float tables to bytes with one scale: q = round((t − min_j)·s), so that a row's
 // byte sum over m sub-quantizers fits 16 bits (each entry at most min(255, 65535 / m)). The true
 // sum is bias + sum / s, within `bound` (the summed per-sub-quantizer worst rounding errors).
+// The fine table holds each entry's rounding r = x − q ∈ [−½, ½] as round(254·r) + 128, so
+// x = q + (fine − 128 + r')/254 with |r'| ≤ ½: two byte sums give the sum to 1/254 of a step.
 #define VDB_PQ_QUANTIZE_BODY                                                                     \
     float range = 0, bias = 0;                                                                   \
     for (size_t j = 0; j < m; j++) {                                                             \
@@ -97,12 +99,12 @@ void vdb_pq_adc_scan_blocked(const float *tables, const uint8_t *codes, size_t m
     }                                                                                            \
     const float top = m <= 257 ? 255.0f : (float)(65535 / m);                                    \
     const float scale = range > 0 ? top / range : 1.0f;                                          \
-    float bound = 0;                                                                             \
+    float bound = 0, fine_bound = 0;                                                             \
     for (size_t j = 0; j < m; j++) {                                                             \
         const float *t = tables + j * 256;                                                       \
         uint8_t *o = out + j * 256;                                                              \
         const float lo = mins[j];                                                                \
-        float worst = 0;                                                                         \
+        float worst = 0, fine_worst = 0;                                                         \
         for (size_t c = 0; c < 256; c++) {                                                       \
             float x = (t[c] - lo) * scale;                                                       \
             x = x < top ? x : top;                                                               \
@@ -110,16 +112,29 @@ void vdb_pq_adc_scan_blocked(const float *tables, const uint8_t *codes, size_t m
             o[c] = q;                                                                            \
             const float e = fabsf(x - (float)q);                                                 \
             worst = e > worst ? e : worst;                                                       \
+            if (fine) {                                                                          \
+                const float r = (x - (float)q) * 254.0f;                                         \
+                const float f = nearbyintf(r);                                                   \
+                fine[j * 256 + c] = (uint8_t)(int)(f + 128.0f);                                  \
+                const float g = fabsf(r - f);                                                    \
+                fine_worst = g > fine_worst ? g : fine_worst;                                    \
+            }                                                                                    \
         }                                                                                        \
         bound += worst;                                                                          \
+        fine_bound += fine_worst;                                                                \
     }                                                                                            \
     result->bias = bias;                                                                         \
     result->step = 1.0f / scale;                                                                 \
-    result->bound = bound / scale;
+    result->bound = bound / scale;                                                               \
+    result->fine_step = fine ? 1.0f / (254.0f * scale) : 0;                                      \
+    result->fine_offset = fine ? -128.0f * (float)m / (254.0f * scale) : 0;                      \
+    result->fine_bound = fine ? fine_bound / (254.0f * scale) : bound / scale;
 
-static void quantize_scalar(const float *tables, size_t m, float *mins, uint8_t *out, vdb_pq_quantized *result) { VDB_PQ_QUANTIZE_BODY }
+static void quantize_scalar(const float *tables, size_t m, float *mins, uint8_t *out, uint8_t *fine, vdb_pq_quantized *result) {
+    VDB_PQ_QUANTIZE_BODY
+}
 __attribute__((target("avx512f,avx512bw"))) static void quantize_avx512(
-    const float *tables, size_t m, float *mins, uint8_t *out, vdb_pq_quantized *result) {
+    const float *tables, size_t m, float *mins, uint8_t *out, uint8_t *fine, vdb_pq_quantized *result) {
     float range = 0, bias = 0;
     for (size_t j = 0; j < m; j++) {
         const float *t = tables + j * 256;
@@ -137,27 +152,39 @@ __attribute__((target("avx512f,avx512bw"))) static void quantize_avx512(
     const float top = m <= 257 ? 255.0f : (float)(65535 / m);
     const float scale = range > 0 ? top / range : 1.0f;
     const __m512 vscale = _mm512_set1_ps(scale), vtop = _mm512_set1_ps(top);
-    float bound = 0;
+    const __m512 v254 = _mm512_set1_ps(254.0f), v128 = _mm512_set1_ps(128.0f);
+    float bound = 0, fine_bound = 0;
     for (size_t j = 0; j < m; j++) {
         const float *t = tables + j * 256;
         const __m512 lo = _mm512_set1_ps(mins[j]);
-        __m512 worst = _mm512_setzero_ps();
+        __m512 worst = _mm512_setzero_ps(), fine_worst = _mm512_setzero_ps();
         for (size_t c = 0; c < 256; c += 16) {
             const __m512 x = _mm512_min_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(t + c), lo), vscale), vtop);
             const __m512 q = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-            worst = _mm512_max_ps(worst, _mm512_abs_ps(_mm512_sub_ps(x, q)));
+            const __m512 e = _mm512_sub_ps(x, q);
+            worst = _mm512_max_ps(worst, _mm512_abs_ps(e));
             _mm_storeu_si128((__m128i *)(out + j * 256 + c), _mm512_cvtusepi32_epi8(_mm512_cvtps_epu32(q)));
+            if (fine) {
+                const __m512 r = _mm512_mul_ps(e, v254);
+                const __m512 f = _mm512_roundscale_ps(r, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                fine_worst = _mm512_max_ps(fine_worst, _mm512_abs_ps(_mm512_sub_ps(r, f)));
+                _mm_storeu_si128((__m128i *)(fine + j * 256 + c), _mm512_cvtusepi32_epi8(_mm512_cvtps_epu32(_mm512_add_ps(f, v128))));
+            }
         }
         bound += _mm512_reduce_max_ps(worst);
+        fine_bound += _mm512_reduce_max_ps(fine_worst);
     }
     result->bias = bias;
     result->step = 1.0f / scale;
     result->bound = bound / scale;
+    result->fine_step = fine ? 1.0f / (254.0f * scale) : 0;
+    result->fine_offset = fine ? -128.0f * (float)m / (254.0f * scale) : 0;
+    result->fine_bound = fine ? fine_bound / (254.0f * scale) : bound / scale;
 }
 
-void vdb_pq_quantize_tables(const float *tables, size_t m, float *mins, uint8_t *out, vdb_pq_quantized *result) {
-    if (vdb_pq_fast_scan_supported()) quantize_avx512(tables, m, mins, out, result);
-    else quantize_scalar(tables, m, mins, out, result);
+void vdb_pq_quantize_tables(const float *tables, size_t m, float *mins, uint8_t *out, uint8_t *fine, vdb_pq_quantized *result) {
+    if (vdb_pq_fast_scan_supported()) quantize_avx512(tables, m, mins, out, fine, result);
+    else quantize_scalar(tables, m, mins, out, fine, result);
 }
 
 int vdb_pq_fast_scan_supported(void) {
@@ -257,7 +284,7 @@ void vdb_pq_fast_scan_portable(const uint8_t *tables, const uint8_t *codes, size
 // by √(norm + term) (the reconstruction's length); the bounds are approx ∓ slack, so scaled.
 #define VDB_PQ_BOUNDS_SCALAR_ROW(i)                                                              \
     do {                                                                                         \
-        float a = offset + step * (float)sums[i], lo, hi;                                        \
+        float a = offset + step * (float)sums[i] + (fine ? fine_step * (float)fine[i] : 0.0f), lo, hi; \
         if (mode == VDB_PQ_BOUNDS_L2) {                                                          \
             a += terms[i];                                                                       \
             lo = a - slack;                                                                      \
@@ -282,8 +309,8 @@ void vdb_pq_fast_scan_portable(const uint8_t *tables, const uint8_t *codes, size
     } while (0)
 
 static size_t bounds_scalar(
-    const uint16_t *sums, size_t n, const float *terms, vdb_pq_bounds_mode mode, float offset, float step, float slack, float norm,
-    float cut, float *low, float *high, uint32_t *index, float *least_dropped) {
+    const uint16_t *sums, const uint16_t *fine, size_t n, const float *terms, vdb_pq_bounds_mode mode, float offset, float step,
+    float fine_step, float slack, float norm, float cut, float *low, float *high, uint32_t *index, float *least_dropped) {
     size_t kept = 0;
     float dropped = *least_dropped;
     for (size_t i = 0; i < n; i++) VDB_PQ_BOUNDS_SCALAR_ROW(i);
@@ -292,16 +319,17 @@ static size_t bounds_scalar(
 }
 
 __attribute__((target("avx512f"))) static size_t bounds_avx512(
-    const uint16_t *sums, size_t n, const float *terms, vdb_pq_bounds_mode mode, float offset, float step, float slack, float norm,
-    float cut, float *low, float *high, uint32_t *index, float *least_dropped) {
+    const uint16_t *sums, const uint16_t *fine, size_t n, const float *terms, vdb_pq_bounds_mode mode, float offset, float step,
+    float fine_step, float slack, float norm, float cut, float *low, float *high, uint32_t *index, float *least_dropped) {
     size_t kept = 0, i = 0;
     float dropped = *least_dropped;
-    const __m512 voffset = _mm512_set1_ps(offset), vstep = _mm512_set1_ps(step), vslack = _mm512_set1_ps(slack);
+    const __m512 voffset = _mm512_set1_ps(offset), vstep = _mm512_set1_ps(step), vslack = _mm512_set1_ps(slack), vfine = _mm512_set1_ps(fine_step);
     const __m512 vcut = _mm512_set1_ps(cut), vnorm = _mm512_set1_ps(norm), tiny = _mm512_set1_ps(1e-12f), one = _mm512_set1_ps(1);
     __m512 vdropped = _mm512_set1_ps(dropped);
     const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     for (; i + 16 <= n; i += 16) {
         __m512 a = _mm512_fmadd_ps(vstep, _mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(sums + i)))), voffset);
+        if (fine) a = _mm512_fmadd_ps(vfine, _mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(fine + i)))), a);
         __m512 lo, hi;
         if (mode == VDB_PQ_BOUNDS_L2) {
             a = _mm512_add_ps(a, _mm512_loadu_ps(terms + i));
@@ -333,15 +361,15 @@ __attribute__((target("avx512f"))) static size_t bounds_avx512(
 }
 
 size_t vdb_pq_fast_bounds(
-    const uint16_t *sums, size_t n, const float *terms, vdb_pq_bounds_mode mode, float offset, float step, float slack, float norm,
-    float cut, float *low, float *high, uint32_t *index, float *least_dropped) {
+    const uint16_t *sums, const uint16_t *fine, size_t n, const float *terms, vdb_pq_bounds_mode mode, float offset, float step,
+    float fine_step, float slack, float norm, float cut, float *low, float *high, uint32_t *index, float *least_dropped) {
     if (vdb_pq_fast_scan_supported())
-        return bounds_avx512(sums, n, terms, mode, offset, step, slack, norm, cut, low, high, index, least_dropped);
-    return bounds_scalar(sums, n, terms, mode, offset, step, slack, norm, cut, low, high, index, least_dropped);
+        return bounds_avx512(sums, fine, n, terms, mode, offset, step, fine_step, slack, norm, cut, low, high, index, least_dropped);
+    return bounds_scalar(sums, fine, n, terms, mode, offset, step, fine_step, slack, norm, cut, low, high, index, least_dropped);
 }
 
 size_t vdb_pq_fast_bounds_portable(
-    const uint16_t *sums, size_t n, const float *terms, vdb_pq_bounds_mode mode, float offset, float step, float slack, float norm,
-    float cut, float *low, float *high, uint32_t *index, float *least_dropped) {
-    return bounds_scalar(sums, n, terms, mode, offset, step, slack, norm, cut, low, high, index, least_dropped);
+    const uint16_t *sums, const uint16_t *fine, size_t n, const float *terms, vdb_pq_bounds_mode mode, float offset, float step,
+    float fine_step, float slack, float norm, float cut, float *low, float *high, uint32_t *index, float *least_dropped) {
+    return bounds_scalar(sums, fine, n, terms, mode, offset, step, fine_step, slack, norm, cut, low, high, index, least_dropped);
 }

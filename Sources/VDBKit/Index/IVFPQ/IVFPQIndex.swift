@@ -67,10 +67,13 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         /// Each list's coarse score and (bf16 pass) error bound.
         let listScores: UnsafeMutablePointer<Float>
         let listErrors: UnsafeMutablePointer<Float>
-        /// The byte tables, their per-sub-quantizer minimums, and one list's byte sums.
+        /// The byte tables, their per-sub-quantizer minimums, and one list's byte sums; the fine
+        /// tables (the byte tables' rounding, in bytes) and their sums.
         let byteTable: UnsafeMutablePointer<UInt8>
         let mins: UnsafeMutablePointer<Float>
         let sums: UnsafeMutablePointer<UInt16>
+        let fineTable: UnsafeMutablePointer<UInt8>
+        let fineSums: UnsafeMutablePointer<UInt16>
         /// Every probed row's score bounds from its byte sum, its list and position (fast scan),
         /// grown to the most rows a query has probed.
         private(set) var lower: UnsafeMutablePointer<Float>
@@ -101,6 +104,8 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
             mins = .allocate(capacity: m)
             // A list of n rows touches at most ⌈(n + 63) / 64⌉ blocks.
             sums = .allocate(capacity: 64 * ((longestList + 126) / 64))
+            fineTable = .allocate(capacity: m * 256)
+            fineSums = .allocate(capacity: 64 * ((longestList + 126) / 64))
             (lower, upper, listOf, position, selection) = (.allocate(capacity: 0), .allocate(capacity: 0), .allocate(capacity: 0), .allocate(capacity: 0), .allocate(capacity: 0))
             lists = .allocate(capacity: 1)
             lists.initialize(to: TopK(k: 1))
@@ -119,6 +124,8 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
             byteTable.deallocate()
             mins.deallocate()
             sums.deallocate()
+            fineTable.deallocate()
+            fineSums.deallocate()
             freeRows()
             lists.deinitialize(count: 1)
             lists.deallocate()
