@@ -33,4 +33,12 @@ static inline void vdb_prefetch_lines(const void *address, long lines) {
     const char *p = (const char *)address;
     for (long i = 0; i < lines; i++) __builtin_prefetch(p + 64 * i, 0, 3);
 }
+
+/// Prefetches `lines` consecutive cache lines into L2 only (prefetcht1). For many lines at
+/// once: requests into L1 hold its few miss buffers until the data arrives, so they queue;
+/// on Zen 4, 100 random 1.5 KiB rows were read twice as fast requested this way.
+static inline void vdb_prefetch_lines_l2(const void *address, long lines) {
+    const char *p = (const char *)address;
+    for (long i = 0; i < lines; i++) __builtin_prefetch(p + 64 * i, 0, 2);
+}
 #endif

@@ -544,15 +544,15 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         }
         //    With re-ranking, the k × rerank candidates are scored on their exact vectors, so
         //    reported distances are exact and so is the order among the candidates.
-        // The candidates' rows are scattered over the segment: each row is requested a few
-        // rows ahead of its scoring, so the cache misses overlap instead of queueing.
+        // The candidates' rows are scattered over the segment: each row is requested (into
+        // L2) a few rows ahead of its scoring, so the cache misses overlap instead of queueing.
         let rowBytes = d * (half == nil ? 4 : 2), lines = (rowBytes + 63) / 64
         let rowBase = half.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(vectors!)
         let ahead = 6
         candidates.pointee.withIDs { ids in
-            for i in 0..<min(ahead, ids.count) { vdb_prefetch_lines(rowBase + Int(ids[i]) * rowBytes, lines) }
+            for i in 0..<min(ahead, ids.count) { vdb_prefetch_lines_l2(rowBase + Int(ids[i]) * rowBytes, lines) }
             for i in 0..<ids.count {
-                if i + ahead < ids.count { vdb_prefetch_lines(rowBase + Int(ids[i + ahead]) * rowBytes, lines) }
+                if i + ahead < ids.count { vdb_prefetch_lines_l2(rowBase + Int(ids[i + ahead]) * rowBytes, lines) }
                 let row = Int(ids[i])
                 let exact = if let half { Distance.distance(metric, q, half: half + row * d, dimension: d) }
                     else { Distance.distance(metric, q, vectors! + row * d, dimension: d) }
@@ -593,12 +593,12 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         }
     }
 
-    /// Requests list `l`'s code blocks (up to ``prefetchedCodeLines`` lines of them).
+    /// Requests list `l`'s code blocks (up to ``prefetchedCodeLines`` lines of them) into L2.
     func prefetchCodes(list l: Int) {
         let start = Int(listStarts[l]), end = Int(listStarts[l + 1])
         guard end > start else { return }
         let firstBlock = start / 64, blocks = (end - 1) / 64 - firstBlock + 1
-        vdb_prefetch_lines(codes + firstBlock * 64 * layout.m, min(Self.prefetchedCodeLines, blocks * layout.m))
+        vdb_prefetch_lines_l2(codes + firstBlock * 64 * layout.m, min(Self.prefetchedCodeLines, blocks * layout.m))
     }
 
     /// At most this many lines of the next list's codes are requested ahead (the fast scan
