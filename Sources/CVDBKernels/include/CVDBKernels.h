@@ -107,8 +107,11 @@ void vdb_dot_f32_blocked16_batch(const float *queries, size_t count, const float
 void vdb_dot_f32_blocked16_level(
     vdb_kernel_level level, const float *q, const float *blocks, size_t nblocks, size_t dim, float *out);
 
-/// The k-th smallest (1-based, 1 ≤ k ≤ n) of `n` values (no NaNs), reordering them.
-float vdb_select_kth(float *values, size_t n, size_t k);
+/// The k-th smallest (1-based, 1 ≤ k ≤ n) of `n` values (no NaNs), reordering them so that
+/// the first k are at most it and the rest at least it. `spare` (room for n + 16 floats, or
+/// NULL) lets AVX-512 partition without branches; `_portable` is the scalar quickselect.
+float vdb_select_kth(float *values, size_t n, size_t k, float *spare);
+float vdb_select_kth_portable(float *values, size_t n, size_t k);
 
 /// The coarse pass in bfloat16 (AVX-512 BF16 where present, scalar otherwise): vectors of
 /// 2·`pairs` components (zero-padded), queries as `count` rows of bf16, centroids in blocks of

@@ -63,21 +63,35 @@ struct FastScanKernelTests {
         }
     }
 
-    /// Selection returns what sorting would put at position k, with duplicates and any k, and
-    /// leaves the values partitioned around it (the fast scan's reservoir keeps the first k).
+    /// Selection (SIMD with spare room, SIMD without, portable) returns what sorting would put
+    /// at position k, with duplicates and any k, and leaves the values partitioned around it
+    /// (the fast scan's reservoir keeps the first k).
     @Test func selectionMatchesSorting() async {
-        await propertyCheck(count: 200, input: Gen.int(in: 1...500), Gen.uint64(in: 0...UInt64.max)) { n, seed in
+        await propertyCheck(count: 200, input: Gen.int(in: 1...2_000), Gen.uint64(in: 0...UInt64.max)) { n, seed in
             var rng = SeededGenerator(seed: seed)
             // Few distinct values half the time, so runs of equal values are common.
             let distinct = rng.next() % 2 == 0 ? 4 : 1_000_000
             let values = (0..<n).map { _ in Float(Int(rng.next() % UInt64(distinct))) - 2 }
             let sorted = values.sorted()
             for k in Set([1, n, 1 + Int(rng.next() % UInt64(n))]) {
-                var copy = values
-                let kth = vdb_select_kth(&copy, n, k)
-                #expect(kth == sorted[k - 1], "n \(n), k \(k)")
-                #expect(copy[..<k].allSatisfy { $0 <= kth } && copy[k...].allSatisfy { $0 >= kth }, "partitioned around k")
-                #expect(copy.sorted() == sorted, "a permutation")
+                for way in 0..<3 {
+                    // The values sit inside a larger buffer: writes past them would show.
+                    var buffer = [Float](repeating: -99, count: n + 32)
+                    var spare = [Float](repeating: .nan, count: n + 16)
+                    for i in 0..<n { buffer[16 + i] = values[i] }
+                    let kth = buffer.withUnsafeMutableBufferPointer { b in
+                        switch way {
+                        case 0: vdb_select_kth(b.baseAddress! + 16, n, k, &spare)
+                        case 1: vdb_select_kth(b.baseAddress! + 16, n, k, nil)
+                        default: vdb_select_kth_portable(b.baseAddress! + 16, n, k)
+                        }
+                    }
+                    let copy = Array(buffer[16..<(16 + n)])
+                    #expect(kth == sorted[k - 1], "n \(n), k \(k), way \(way)")
+                    #expect(copy[..<k].allSatisfy { $0 <= kth } && copy[k...].allSatisfy { $0 >= kth }, "partitioned around k")
+                    #expect(copy.sorted() == sorted, "a permutation")
+                    #expect(buffer[..<16].allSatisfy { $0 == -99 } && buffer[(16 + n)...].allSatisfy { $0 == -99 }, "nothing written outside")
+                }
             }
         }
     }

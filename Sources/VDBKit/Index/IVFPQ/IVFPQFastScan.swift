@@ -33,7 +33,7 @@ extension IVFPQIndex {
         let want = candidates.pointee.k
         scratch.reserve(rows: probe.rows, reservoir: 2 * want)
         let (lower, upper, listOf, position) = (scratch.lower, scratch.upper, scratch.listOf, scratch.position)
-        let reservoir = scratch.selection
+        let (reservoir, spare) = (scratch.selection, scratch.selectionSpare)
         var quantized = vdb_pq_quantized()
         // Fine tables (sums to 1/254 of a step) for many candidates, when their sums fit 16
         // bits: with the byte bound alone (half a step per sub-quantizer) most of 800 rows
@@ -77,7 +77,7 @@ extension IVFPQIndex {
                     reservoir[held] = high
                     held += 1
                     if held == 2 * want {
-                        cut = vdb_select_kth(reservoir, held, want)
+                        cut = vdb_select_kth(reservoir, held, want, spare)
                         held = want
                     }
                 }
@@ -96,12 +96,16 @@ extension IVFPQIndex {
             return
         }
         // Every row with upper ≤ U went into the reservoir (its bounds were below the running U
-        // then), so U is selected from it alone. L from the kept rows alone could be too high,
-        // so the least dropped lower bound caps it (if L is below that, every row with
-        // lower ≤ L was kept).
-        let cap = vdb_select_kth(reservoir, held, want)
-        reservoir.update(from: lower, count: kept)
-        let floor = min(leastDropped, vdb_select_kth(reservoir, kept, want + 1))
+        // then), so U is selected from it alone. The K rows of upper ≤ U have lower ≤ U, so if
+        // more rows than K have lower ≤ U, L is among theirs; if just K, those K are in (their
+        // upper ≤ U < every other lower bound, dropped ones included).
+        let cap = vdb_select_kth(reservoir, held, want, spare)
+        var below = 0
+        for i in 0..<kept where lower[i] <= cap {
+            reservoir[below] = lower[i]
+            below += 1
+        }
+        let floor = below > want ? min(leastDropped, vdb_select_kth(reservoir, below, want + 1, spare)) : leastDropped
         var threshold = Float.infinity
         for i in 0..<kept where lower[i] <= cap {
             let row = UInt64(listRows[Int(position[i])])

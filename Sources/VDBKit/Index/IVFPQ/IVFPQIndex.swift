@@ -80,8 +80,9 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         private(set) var upper: UnsafeMutablePointer<Float>
         private(set) var listOf: UnsafeMutablePointer<UInt32>
         private(set) var position: UnsafeMutablePointer<UInt32>
-        /// The fast scan's reservoir of bounds, and room for ``vdb_select_kth`` to reorder.
+        /// The fast scan's reservoir of bounds, and the spare room ``vdb_select_kth`` partitions into.
         private(set) var selection: UnsafeMutablePointer<Float>
+        private(set) var selectionSpare: UnsafeMutablePointer<Float>
         private var capacity = 0
         // Heaps behind pointers, not class properties: a class property pays a dynamic
         // exclusivity check per access (measured 14% of a query at nprobe 1).
@@ -107,6 +108,7 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
             fineTable = .allocate(capacity: m * 256)
             fineSums = .allocate(capacity: 64 * ((longestList + 126) / 64))
             (lower, upper, listOf, position, selection) = (.allocate(capacity: 0), .allocate(capacity: 0), .allocate(capacity: 0), .allocate(capacity: 0), .allocate(capacity: 0))
+            selectionSpare = .allocate(capacity: 16)
             lists = .allocate(capacity: 1)
             lists.initialize(to: TopK(k: 1))
             candidates = .allocate(capacity: 1)
@@ -142,6 +144,7 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
                 .allocate(capacity: capacity), .allocate(capacity: capacity), .allocate(capacity: capacity), .allocate(capacity: capacity),
                 .allocate(capacity: capacity)
             )
+            selectionSpare = .allocate(capacity: capacity + 16)
         }
         private func freeRows() {
             lower.deallocate()
@@ -149,6 +152,7 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
             listOf.deallocate()
             position.deallocate()
             selection.deallocate()
+            selectionSpare.deallocate()
         }
     }
 
