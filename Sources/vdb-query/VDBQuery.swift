@@ -51,7 +51,7 @@ struct VDBQuery: ParsableCommand {
     @Option(name: .long, help: "IVF-PQ: lists probed.")
     var nprobe: Int?
 
-    @Option(name: .long, help: "Sweep one index parameter: ef=10,20,40 (HNSW) or leaves=1,4,16 (k-d tree leaf budget).")
+    @Option(name: .long, help: "Sweep one index parameter: ef=10,20,40 (HNSW), nprobe=1,4,16 (IVF-PQ) or leaves=1,4,16 (k-d tree leaf budget).")
     var sweep: String?
 
     @Option(name: .long, help: "With --sweep: write a recall-vs-QPS plot to this SVG file.")
@@ -169,8 +169,13 @@ struct VDBQuery: ParsableCommand {
 
             \(Self.renderSections(reports.last!.memory.sections))
 
-            ground truth: \(first.groundTruth)
+            ground truth: \(first.groundTruth)\(Self.recallRule(first))
             """
+    }
+
+    /// Said when recall was counted by ids only (the index's distances are estimates).
+    static func recallRule(_ r: QueryReport) -> String {
+        r.recallCreditsDistanceTies || r.recall == nil ? "" : "\nrecall: by ids only (the index reports estimated distances, so a row tied at the k-th distance is not credited)"
     }
 
     /// Per section: bytes on disk and resident after the run.
@@ -269,7 +274,7 @@ struct VDBQuery: ParsableCommand {
         lines.append("")
         lines.append(Self.renderSections(r.memory.sections))
         lines.append("")
-        lines.append("ground truth: \(r.groundTruth)")
+        lines.append("ground truth: \(r.groundTruth)\(Self.recallRule(r))")
         return lines.joined(separator: "\n")
     }
 }

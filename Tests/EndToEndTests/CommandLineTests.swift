@@ -135,6 +135,17 @@ struct CommandLineTests {
         #expect(sections["vectors"]?.encoding == "plain" && sections["vectors"]?.bytesOnDisk == 3000 * 16 * 4)
         #expect(sections["texts"]?.encoding == "zstd-blocks" && sections["ivf-pq"] != nil)
         #expect((reports[1].recall ?? 0) > (reports[0].recall ?? 1))
+        #expect(reports.allSatisfy { $0.recallCreditsDistanceTies })
+        // Without re-ranking the distances are PQ estimates: recall by ids only, and said so.
+        #expect(try Self.run("vdb-build", ["ingest", "c.hdf5", "--library", "e", "--data-dir", "d"], in: dir).status == 0)
+        let estimates = try Self.run("vdb-build", ["index", "--library", "e", "--data-dir", "d", "--type", "ivfpq", "--lists", "16", "--rerank", "0"], in: dir)
+        #expect(estimates.status == 0, "\(estimates.stderr)")
+        let byIDs = try Self.run("vdb-query", ["--library", "e", "--data-dir", "d", "--limit", "10"], in: dir)
+        #expect(byIDs.status == 0 && byIDs.stdout.contains("recall: by ids only"), "\(byIDs.stdout)")
+        let byIDsJSON = try Self.run("vdb-query", ["--library", "e", "--data-dir", "d", "--limit", "10", "--json"], in: dir)
+        let estimated = try JSONDecoder().decode(QueryReport.self, from: Data(byIDsJSON.stdout.utf8))
+        #expect(estimated.recallCreditsDistanceTies == false)
+        #expect(!text.stdout.contains("by ids only"))
     }
 
     @Test func hnswIndexAndSweep() throws {

@@ -50,6 +50,9 @@ public struct QueryReport: Sendable, Codable {
     public var recall: Double?
     /// Where the ground truth came from.
     public var groundTruth: String
+    /// Whether a found row at the k-th true distance counts as a hit (distance ties). Not when
+    /// the index reports estimated distances (IVF-PQ without re-ranking): recall by ids only.
+    public var recallCreditsDistanceTies: Bool
     /// One query per call, on one thread (the latency run).
     public var singleThread: Throughput
     /// Batches of queries per call, on one thread; nil when not run.
@@ -174,7 +177,7 @@ public enum QueryRunner {
         return QueryReport(
             library: snapshot.directory.name, epoch: snapshot.epoch, index: searcher.indexDescription,
             metric: contract.metric, dimension: dimension, rows: snapshot.rowCount, queries: count, k: k,
-            parameters: parameters, recall: recall, groundTruth: source,
+            parameters: parameters, recall: recall, groundTruth: source, recallCreditsDistanceTies: searcher.reportsExactDistances,
             singleThread: .init(threads: 1, queriesPerSecond: singleQPS), batched: batched,
             latency: LatencySummary(nanoseconds: durations),
             multiThread: .init(threads: threads, queriesPerSecond: Double(count) / multiSeconds),
