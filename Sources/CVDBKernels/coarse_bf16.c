@@ -1,4 +1,5 @@
 #include "CVDBKernels.h"
+#include "cpu_extensions.h"
 
 #include <immintrin.h>
 #include <string.h>
@@ -9,16 +10,7 @@
 // (1,024 × 384 of them: 768 KiB, inside L2, where float's 1.5 MiB is not). The rounding is
 // bounded (``vdb_bf16_dot_error``), so callers re-score the lists near the cut in float.
 
-int vdb_bf16_dot_supported(void) {
-    static int known = -1;
-    int value = __atomic_load_n(&known, __ATOMIC_RELAXED);
-    if (value < 0) {
-        __builtin_cpu_init();
-        value = __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw");
-        __atomic_store_n(&known, value, __ATOMIC_RELAXED);
-    }
-    return value;
-}
+int vdb_bf16_dot_supported(void) { return (vdb_cpu_extensions() & VDB_CPU_AVX512_BF16) != 0; }
 
 void vdb_f32_to_bf16(const float *in, uint16_t *out, size_t n) {
     for (size_t i = 0; i < n; i++) {

@@ -1,4 +1,5 @@
 #include "CVDBKernels.h"
+#include "cpu_extensions.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -187,16 +188,7 @@ void vdb_pq_quantize_tables(const float *tables, size_t m, float *mins, uint8_t 
     else quantize_scalar(tables, m, mins, out, fine, result);
 }
 
-int vdb_pq_fast_scan_supported(void) {
-    static int known = -1;
-    int value = __atomic_load_n(&known, __ATOMIC_RELAXED);
-    if (value < 0) {
-        __builtin_cpu_init();
-        value = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vbmi");
-        __atomic_store_n(&known, value, __ATOMIC_RELAXED);
-    }
-    return value;
-}
+int vdb_pq_fast_scan_supported(void) { return (vdb_cpu_extensions() & VDB_CPU_AVX512_VBMI) != 0; }
 
 // Per sub-quantizer and block: the 256-byte table is four registers; two two-register permutes
 // look up the low 7 bits of all 64 codes, the code's top bit picks between them. Bytes are
