@@ -9,7 +9,8 @@ import Glibc
 ///
 /// ```
 /// CURRENT                       names the live manifest; replaced by an atomic rename
-/// manifest-<epoch>.json         one per published version, never modified
+/// manifest-<epoch>.json         one per published version, never modified; the newest
+///                               ``retainedVersions`` are kept, with every file they name
 /// shards/<n>/seg-<id>.vdbseg    immutable segments
 /// queries/<epoch>-*.{f,i}vecs   query set and ground truth, when the input had them
 /// ```
@@ -112,6 +113,47 @@ public struct LibraryDirectory: Sendable {
         }
         try DurableFile.write(Array(data), to: root.appending(fileName))
         try DurableFile.write(Array((fileName + "\n").utf8), to: currentFile)
+        // The new version is live whatever happens here: what is left behind is only disk.
+        _ = removeSupersededVersions()
+    }
+
+    /// Published versions kept on disk, the live one included: the one before it stays whole
+    /// for readers in other processes that read `CURRENT` just before a publish and have not
+    /// opened its segments yet (in-process readers hold their segments mapped, and a mapping
+    /// outlives the file's removal).
+    public static let retainedVersions = 2
+
+    /// Removes the manifests older than the newest ``retainedVersions`` and the files that only
+    /// they name. Files no manifest names are never touched: a build in another process writes
+    /// its segments before it publishes them. Call under the publish lock. Returns how many
+    /// manifests and files were removed.
+    @discardableResult
+    func removeSupersededVersions() -> (manifests: Int, files: Int) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: root.string)) ?? []
+        let versions = names.compactMap { name -> (epoch: UInt64, name: String)? in
+            guard name.hasPrefix("manifest-"), name.hasSuffix(".json"),
+                  let epoch = UInt64(name.dropFirst("manifest-".count).dropLast(".json".count)) else { return nil }
+            return (epoch, name)
+        }.sorted { $0.epoch > $1.epoch }
+        guard versions.count > Self.retainedVersions else { return (0, 0) }
+        let retained = versions.prefix(Self.retainedVersions), superseded = versions.dropFirst(Self.retainedVersions)
+        var needed = Set<String>()
+        for version in retained {
+            // A retained manifest that does not read protects nothing it names: keep every file.
+            guard let manifest = try? manifest(named: version.name) else { return (0, 0) }
+            needed.formUnion(manifest.files)
+        }
+        var removed = (manifests: 0, files: 0)
+        for version in superseded {
+            // An unreadable old manifest is left as it is (someone may want to look at it).
+            guard let manifest = try? manifest(named: version.name) else { continue }
+            for file in manifest.files where !needed.contains(file) {
+                let path = root.appending(file)
+                if fileExists(path), (try? removeFileIfPresent(path)) != nil { removed.files += 1 }
+            }
+            if (try? removeFileIfPresent(root.appending(version.name))) != nil { removed.manifests += 1 }
+        }
+        return removed
     }
 
     /// Takes the library's publish lock (`flock` on `LOCK`), waiting for another holder.

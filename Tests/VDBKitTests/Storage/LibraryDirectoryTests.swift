@@ -30,6 +30,45 @@ struct LibraryDirectoryTests {
         #expect(!fileExists(DurableFile.temporaryPath(for: library.currentFile)))
     }
 
+    /// Publishing keeps the newest two versions whole and removes older manifests and the files
+    /// only they named; a file no manifest names (a build in progress elsewhere) stays, and a
+    /// snapshot pinned on a removed version still reads its segments (they stay mapped).
+    @Test func supersededVersionsAreRemoved() throws {
+        let dir = TemporaryDirectory()
+        _ = try ingest(dir, rows: 10, seed: 1)
+        let library = try LibraryDirectory(dataDirectory: dir.path, name: "lib")
+        let pinned = try LibrarySnapshot(directory: library, manifest: library.currentManifest())
+        let pinnedRow = Array(pinned.allSegments[0].vector(at: RowOffset(3)))
+        func present(_ files: [String]) -> Bool { files.allSatisfy { fileExists(library.root.appending($0)) } }
+        func absent(_ files: [String]) -> Bool { files.allSatisfy { !fileExists(library.root.appending($0)) } }
+        let unpublished = "shards/0/seg-999999.vdbseg"
+        writeBytes([1, 2, 3], to: library.root.appending(unpublished))
+        var versions = [try library.currentManifest().files]
+        for seed in 2...4 {
+            _ = try ingest(dir, rows: 10 + Int(seed), seed: UInt64(seed), replace: true)
+            versions.append(try library.currentManifest().files)
+        }
+        // Four versions published: 3 and 4 whole, 1 and 2 gone with their files.
+        #expect(present(versions[2] + versions[3] + ["manifest-000003.json", "manifest-000004.json"]))
+        #expect(absent(versions[0] + versions[1] + ["manifest-000001.json", "manifest-000002.json"]))
+        #expect(!versions[0].isEmpty && present([unpublished]))
+        #expect(pinned.rowCount == 10 && Array(pinned.allSegments[0].vector(at: RowOffset(3))) == pinnedRow)
+        #expect(try library.currentManifest().rowCount == 14)
+        // Nothing more to remove until the next publish.
+        #expect(library.removeSupersededVersions() == (0, 0))
+        // Versions that share segments (a flush adds one, an index build keeps the indexed
+        // ones): dropping the old manifest keeps every file a retained version names.
+        var manifest = try library.currentManifest()
+        for epoch in 5...6 {
+            let previous = manifest.epoch
+            manifest.epoch = Epoch(epoch)
+            try library.publish(manifest, expecting: previous)
+        }
+        #expect(absent(["manifest-000003.json", "manifest-000004.json"]) && !fileExists(library.root.appending(versions[2][0])))
+        let rows = try library.currentManifest().rowCount
+        #expect(present(versions[3]) && rows == 14)
+    }
+
     @Test func ingestIntoExistingLibraryWithoutReplaceIsRefused() throws {
         let dir = TemporaryDirectory()
         _ = try ingest(dir, rows: 5, seed: 1)
