@@ -56,106 +56,6 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
     let largestRowTerm: Float
     private let pool = Locked<[Scratch]>([])
 
-    /// Per-query working memory, pooled.
-    final class Scratch: @unchecked Sendable {
-        // @unchecked Sendable: used by one query at a time, handed over through `pool`'s lock.
-        let table: UnsafeMutablePointer<Float>
-        let coarse: UnsafeMutablePointer<Float>
-        let scores: UnsafeMutablePointer<Float>
-        /// A query in bf16 (the coarse pass's input), 2 × pairs.
-        let queryBF16: UnsafeMutablePointer<UInt16>
-        /// Each list's coarse score and (bf16 pass) error bound.
-        let listScores: UnsafeMutablePointer<Float>
-        let listErrors: UnsafeMutablePointer<Float>
-        /// The byte tables, their per-sub-quantizer minimums, and one list's byte sums; the fine
-        /// tables (the byte tables' rounding, in bytes) and their sums.
-        let byteTable: UnsafeMutablePointer<UInt8>
-        let mins: UnsafeMutablePointer<Float>
-        let sums: UnsafeMutablePointer<UInt16>
-        let fineTable: UnsafeMutablePointer<UInt8>
-        let fineSums: UnsafeMutablePointer<UInt16>
-        /// Every probed row's score bounds from its byte sum, its list and position (fast scan),
-        /// grown to the most rows a query has probed.
-        private(set) var lower: UnsafeMutablePointer<Float>
-        private(set) var upper: UnsafeMutablePointer<Float>
-        private(set) var listOf: UnsafeMutablePointer<UInt32>
-        private(set) var position: UnsafeMutablePointer<UInt32>
-        /// The fast scan's reservoir of bounds, and the spare room ``vdb_select_kth`` partitions into.
-        private(set) var selection: UnsafeMutablePointer<Float>
-        private(set) var selectionSpare: UnsafeMutablePointer<Float>
-        private var capacity = 0
-        // Heaps behind pointers, not class properties: a class property pays a dynamic
-        // exclusivity check per access (measured 14% of a query at nprobe 1).
-        let lists: UnsafeMutablePointer<TopK>
-        let candidates: UnsafeMutablePointer<TopK>
-        /// Step 1's lists, nearest first: one run of `listCount` per query of a batch group.
-        let probed: UnsafeMutablePointer<Int32>
-        /// The queries of a batch group that need distance tables, gathered.
-        let tableQueries: UnsafeMutablePointer<Float>
-        init(m: Int, lists listCount: Int, longestList: Int, dimension: Int) {
-            probed = .allocate(capacity: IVFPQIndex.tableGroup * listCount)
-            tableQueries = .allocate(capacity: IVFPQIndex.tableGroup * dimension)
-            queryBF16 = .allocate(capacity: dimension + 1)
-            listScores = .allocate(capacity: listCount)
-            listErrors = .allocate(capacity: listCount)
-            table = .allocate(capacity: m * 256)
-            coarse = .allocate(capacity: listCount)
-            scores = .allocate(capacity: max(1, longestList))
-            byteTable = .allocate(capacity: m * 256)
-            mins = .allocate(capacity: m)
-            // A list of n rows touches at most ⌈(n + 63) / 64⌉ blocks.
-            sums = .allocate(capacity: 64 * ((longestList + 126) / 64))
-            fineTable = .allocate(capacity: m * 256)
-            fineSums = .allocate(capacity: 64 * ((longestList + 126) / 64))
-            (lower, upper, listOf, position, selection) = (.allocate(capacity: 0), .allocate(capacity: 0), .allocate(capacity: 0), .allocate(capacity: 0), .allocate(capacity: 0))
-            selectionSpare = .allocate(capacity: 16)
-            lists = .allocate(capacity: 1)
-            lists.initialize(to: TopK(k: 1))
-            candidates = .allocate(capacity: 1)
-            candidates.initialize(to: TopK(k: 1))
-        }
-        deinit {
-            probed.deallocate()
-            tableQueries.deallocate()
-            table.deallocate()
-            coarse.deallocate()
-            scores.deallocate()
-            queryBF16.deallocate()
-            listScores.deallocate()
-            listErrors.deallocate()
-            byteTable.deallocate()
-            mins.deallocate()
-            sums.deallocate()
-            fineTable.deallocate()
-            fineSums.deallocate()
-            freeRows()
-            lists.deinitialize(count: 1)
-            lists.deallocate()
-            candidates.deinitialize(count: 1)
-            candidates.deallocate()
-        }
-        /// Room for `rows` bounds (and the 16 spare slots ``vdb_pq_fast_bounds`` writes into)
-        /// and a reservoir of `reservoir`.
-        func reserve(rows: Int, reservoir: Int) {
-            guard max(rows + 16, reservoir) > capacity else { return }
-            freeRows()
-            capacity = max(rows + 16, reservoir, 2 * capacity)
-            (lower, upper, listOf, position, selection) = (
-                .allocate(capacity: capacity), .allocate(capacity: capacity), .allocate(capacity: capacity), .allocate(capacity: capacity),
-                .allocate(capacity: capacity)
-            )
-            selectionSpare = .allocate(capacity: capacity + 16)
-        }
-        private func freeRows() {
-            lower.deallocate()
-            upper.deallocate()
-            listOf.deallocate()
-            position.deallocate()
-            selection.deallocate()
-            selectionSpare.deallocate()
-        }
-    }
-
     public convenience init(segment: Segment, defaults: IVFPQParameters, threads: Int = ProcessorCount.active) throws(StorageError) {
         try self.init(
             segment: segment, defaults: defaults, threads: threads, fastScanMinimumRows: Self.defaultFastScanMinimumRows,
@@ -343,16 +243,15 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
             coarsePass(base + start * d, count: count, into: coarse, queryBF16: queriesBF16)
             for group in stride(from: 0, to: count, by: Self.tableGroup) {
                 let members = min(Self.tableGroup, count - group)
-                var probes = (Probe(), Probe(), Probe(), Probe())
-                var slots: (Int, Int, Int, Int) = (-1, -1, -1, -1)
+                let (probes, slots) = (scratch.groupProbes, scratch.groupSlots)
                 var needing = 0
                 for member in 0..<members {
                     let i = group + member, q = base + (start + i) * d
-                    let probe = probe(q, coarse: coarse + i * coarseStride, scratch: scratch, parameters: parameters, into: scratch.probed + member * layout.lists)
-                    withUnsafeMutableBytes(of: &probes) { $0.storeBytes(of: probe, toByteOffset: member * MemoryLayout<Probe>.stride, as: Probe.self) }
-                    if needsTables(rows: probe.rows, k: k) {
+                    probes[member] = probe(q, coarse: coarse + i * coarseStride, scratch: scratch, parameters: parameters, into: scratch.probed + member * layout.lists)
+                    slots[member] = -1
+                    if needsTables(rows: probes[member].rows, k: k) {
                         scratch.tableQueries.advanced(by: needing * d).update(from: q, count: d)
-                        withUnsafeMutableBytes(of: &slots) { $0.storeBytes(of: needing, toByteOffset: member * MemoryLayout<Int>.stride, as: Int.self) }
+                        slots[member] = needing
                         needing += 1
                     }
                 }
@@ -360,11 +259,9 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
                     vdb_pq_query_tables_batch(scratch.tableQueries, needing, d, codebooksTransposed, layout.m, layout.subDimension, tableFactor, tables)
                 }
                 for member in 0..<members {
-                    let i = group + member
-                    let probe = withUnsafeBytes(of: probes) { $0.load(fromByteOffset: member * MemoryLayout<Probe>.stride, as: Probe.self) }
-                    let slot = withUnsafeBytes(of: slots) { $0.load(fromByteOffset: member * MemoryLayout<Int>.stride, as: Int.self) }
+                    let i = group + member, slot = slots[member]
                     scan(
-                        base + (start + i) * d, probe: probe, probed: scratch.probed + member * layout.lists, coarse: coarse + i * coarseStride,
+                        base + (start + i) * d, probe: probes[member], probed: scratch.probed + member * layout.lists, coarse: coarse + i * coarseStride,
                         table: slot < 0 ? nil : UnsafePointer(tables + slot * tableFloats), scratch: scratch, k: k, filter: filter,
                         idBase: idBase, into: &results[start + i])
                 }
