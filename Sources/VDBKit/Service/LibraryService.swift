@@ -18,7 +18,9 @@ public struct LibraryInfo: Codable, Sendable, Hashable {
     /// How new segments store vectors and blobs.
     public var storage: StorageSettings
     /// Bytes on disk and resident in memory per section, over the live version's segments.
-    public var sections: [SectionUsage]
+    /// Only when one library is described: residency is a `mincore` over every mapped page,
+    /// too much to repeat for each library of a list.
+    public var sections: [SectionUsage]?
 }
 
 /// The libraries of one data directory, open for reads and incremental updates: what
@@ -167,13 +169,13 @@ public final class LibraryService: Sendable {
             open.keys.sorted().filter { cursor == nil || $0 > cursor! }.prefix(limit).map { open[$0]! }
         }
         var out: [LibraryInfo] = []
-        for library in chosen { out.append(await info(of: library)) }
+        for library in chosen { out.append(await info(of: library, sections: false)) }
         return out
     }
 
     public func info(_ name: String) async throws -> LibraryInfo { await info(of: try library(name)) }
 
-    func info(of library: LiveLibrary) async -> LibraryInfo {
+    func info(of library: LiveLibrary, sections: Bool = true) async -> LibraryInfo {
         var documents = 0, chunks = 0
         for writer in library.writers {
             documents += await writer.documentCount
@@ -184,7 +186,7 @@ public final class LibraryService: Sendable {
             name: manifest.library, contract: manifest.contract, shards: manifest.shardCount, index: manifest.index,
             metadata: manifest.metadata, version: manifest.epoch, documents: documents, chunks: chunks,
             unflushedChunks: library.currentShards().reduce(0) { $0 + $1.deltaLive.count },
-            mappedBytes: library.snapshot.mappedBytes, storage: manifest.segmentStorage, sections: library.snapshot.sectionUsage)
+            mappedBytes: library.snapshot.mappedBytes, storage: manifest.segmentStorage, sections: sections ? library.snapshot.sectionUsage : nil)
     }
 
     /// Replaces a library's metadata (a new version).

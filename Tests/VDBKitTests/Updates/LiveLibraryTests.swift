@@ -260,7 +260,7 @@ struct LiveLibraryTests {
         let hit = try #require(try library.searcher().search(vector, k: 1).first)
         #expect(hit.chunkID == id && hit.distance < 1e-2)
         let info = try await service.info("h")
-        #expect(info.storage.vectors == .float16 && info.sections.contains { $0.section == "vectors" && $0.encoding == "float16" })
+        #expect(info.storage.vectors == .float16 && (info.sections ?? []).contains { $0.section == "vectors" && $0.encoding == "float16" })
     }
 
     /// A transaction of several documents' worth of changes is one WAL record: after a crash
