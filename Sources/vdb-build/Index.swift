@@ -45,7 +45,7 @@ extension VDBBuild {
         @Option(name: .long, help: "IVF-PQ: lists probed by default.")
         var nprobe = 16
 
-        @Option(name: .long, help: "IVF-PQ: re-rank k × this many candidates with the exact vectors (0: PQ order and PQ-estimated distances, no vector read).")
+        @Option(name: .long, help: "IVF-PQ: re-rank k × this many candidates with the exact vectors by default (0: PQ order and PQ-estimated distances, no vector read); vdb-query --rerank overrides it per search.")
         var rerank = 10
 
         @Option(name: .long, help: "Threads for the build (default: all cores).")
@@ -61,7 +61,9 @@ extension VDBBuild {
 
         func validate() throws {
             guard threads >= 0 else { throw ValidationError("--threads must not be negative") }
-            guard nprobe >= 1, rerank >= 0 else { throw ValidationError("--nprobe must be at least 1 and --rerank not negative") }
+            guard nprobe >= 1, SearchParameters.rerankRange.contains(rerank) else {
+                throw ValidationError("--nprobe must be at least 1 and --rerank in \(SearchParameters.rerankRange.lowerBound)...\(SearchParameters.rerankRange.upperBound)")
+            }
             if let memoryBudget, Self.parseBytes(memoryBudget) == nil {
                 throw ValidationError("--memory-budget must be a size such as 512MiB, 2GiB or 1000000 (bytes)")
             }

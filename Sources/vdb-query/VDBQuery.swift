@@ -51,7 +51,10 @@ struct VDBQuery: ParsableCommand {
     @Option(name: .long, help: "IVF-PQ: lists probed.")
     var nprobe: Int?
 
-    @Option(name: .long, help: "Sweep one index parameter: ef=10,20,40 (HNSW), nprobe=1,4,16 (IVF-PQ) or leaves=1,4,16 (k-d tree leaf budget).")
+    @Option(name: .long, help: "IVF-PQ: candidates re-ranked on their vectors per result (k × rerank; 0: PQ estimates); default the index's.")
+    var rerank: Int?
+
+    @Option(name: .long, help: "Sweep one index parameter: ef=10,20,40 (HNSW), nprobe=1,4,16 or rerank=0,2,10 (IVF-PQ) or leaves=1,4,16 (k-d tree leaf budget).")
     var sweep: String?
 
     @Option(name: .long, help: "With --sweep: write a recall-vs-QPS plot to this SVG file.")
@@ -69,6 +72,9 @@ struct VDBQuery: ParsableCommand {
         guard (1...100_000).contains(batch) else { throw ValidationError("--batch must be in 1...100000") }
         if vector != nil && queries != nil { throw ValidationError("pass --vector or --queries, not both") }
         if let minRecall, !(0...1).contains(minRecall) { throw ValidationError("--min-recall must be in 0...1") }
+        if let rerank, !SearchParameters.rerankRange.contains(rerank) {
+            throw ValidationError("--rerank must be in \(SearchParameters.rerankRange.lowerBound)...\(SearchParameters.rerankRange.upperBound)")
+        }
         if let sweep { _ = try Self.parseSweep(sweep) }
         if plot != nil && sweep == nil { throw ValidationError("--plot needs --sweep") }
     }
@@ -76,17 +82,19 @@ struct VDBQuery: ParsableCommand {
     /// Parses `ef=10,20,40` or `leaves=1,4,16` into parameter settings.
     static func parseSweep(_ text: String) throws -> [SearchParameters] {
         let parts = text.split(separator: "=", maxSplits: 1)
-        guard parts.count == 2, ["ef", "leaves", "nprobe"].contains(parts[0]) else {
-            throw ValidationError("--sweep takes ef=…, leaves=… or nprobe=…; '\(text)' names no parameter an index has")
+        guard parts.count == 2, ["ef", "leaves", "nprobe", "rerank"].contains(parts[0]) else {
+            throw ValidationError("--sweep takes ef=…, leaves=…, nprobe=… or rerank=…; '\(text)' names no parameter an index has")
         }
         let values = parts[1].split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) >= 1 && ($0 ?? 0) <= 1_000_000 }) else {
-            throw ValidationError("--sweep values must be integers in 1...1000000")
+        let range = parts[0] == "rerank" ? SearchParameters.rerankRange : 1...1_000_000
+        guard !values.isEmpty, values.allSatisfy({ $0.map(range.contains) ?? false }) else {
+            throw ValidationError("--sweep \(parts[0]) values must be integers in \(range.lowerBound)...\(range.upperBound)")
         }
         return values.map { value in
             switch parts[0] {
             case "ef": SearchParameters(ef: value!)
             case "nprobe": SearchParameters(nprobe: value!)
+            case "rerank": SearchParameters(rerank: value!)
             default: SearchParameters(leafBudget: value!)
             }
         }
@@ -96,14 +104,20 @@ struct VDBQuery: ParsableCommand {
         let searcher = try reportingErrors("vdb-query") {
             try Searcher(snapshot: LibrarySnapshot.openCurrent(dataDirectory: FilePath(dataDir), library: library, verifyChecksums: false))
         }
+        // The options given, under each swept value (`--sweep rerank=0,10 --nprobe 16`).
+        let base = SearchParameters(ef: ef, nprobe: nprobe, leafBudget: leaves, rerank: rerank)
         if let vector {
-            try answerOne(vector, searcher: searcher, parameters: SearchParameters(ef: ef, nprobe: nprobe, leafBudget: leaves))
+            try answerOne(vector, searcher: searcher, parameters: base)
             return
         }
-        let settings = try sweep.map(Self.parseSweep) ?? [SearchParameters(ef: ef, nprobe: nprobe, leafBudget: leaves)]
+        let settings = try sweep.map { try Self.parseSweep($0).map { swept in
+            SearchParameters(
+                ef: swept.ef ?? base.ef, nprobe: swept.nprobe ?? base.nprobe, leafBudget: swept.leafBudget ?? base.leafBudget,
+                rerank: swept.rerank ?? base.rerank)
+        } } ?? [base]
         if let sweep {
             let (applies, needs) = sweep.hasPrefix("ef=") ? (searcher.hasTunableIndex, "hnsw")
-                : sweep.hasPrefix("nprobe=") ? (searcher.hasIVFPQ, "ivfpq") : (searcher.hasKDTree, "kdtree")
+                : sweep.hasPrefix("nprobe=") || sweep.hasPrefix("rerank=") ? (searcher.hasIVFPQ, "ivfpq") : (searcher.hasKDTree, "kdtree")
             if !applies {
                 printError("vdb-query: --sweep \(sweep): the library's index is \(searcher.indexDescription); the parameter has no effect (build one with vdb-build index --type \(needs))")
                 throw ExitCode(ExitStatus.usage)
@@ -123,12 +137,13 @@ struct VDBQuery: ParsableCommand {
         } else if sweep == nil {
             print(render(reports[0]))
         } else {
-            print(renderSweep(reports))
+            print(renderSweep(reports, parameter: Self.sweptName(sweep!)))
         }
         if let plot {
+            let swept = Self.sweptName(sweep ?? "")  // --plot needs --sweep
             let svg = RecallPlot.svg(
                 title: "\(library): recall@\(k) vs queries per second (1 thread)",
-                series: [RecallPlot.Series(name: "vdb", points: reports.map { ($0.recall ?? 0, $0.singleThread.queriesPerSecond, Self.label($0.parameters)) })])
+                series: [RecallPlot.Series(name: "vdb", points: reports.map { ($0.recall ?? 0, $0.singleThread.queriesPerSecond, "\(swept) \(Self.value(of: swept, in: $0.parameters))") })])
             try reportingErrors("vdb-query") { try DurableFile.write(Array(svg.utf8), to: FilePath(plot)) }
         }
         if let minRecall {
@@ -140,22 +155,28 @@ struct VDBQuery: ParsableCommand {
         }
     }
 
-    static func label(_ p: SearchParameters) -> String {
-        if let ef = p.ef { return "ef \(ef)" }
-        if let leaves = p.leafBudget { return "leaves \(leaves)" }
-        if let nprobe = p.nprobe { return "nprobe \(nprobe)" }
-        return "default"
+    /// The parameter a `--sweep` text names (validated by ``parseSweep(_:)``).
+    static func sweptName(_ sweep: String) -> String { String(sweep.prefix { $0 != "=" }) }
+
+    /// That parameter's value in a setting.
+    static func value(of name: String, in p: SearchParameters) -> Int {
+        switch name {
+        case "ef": p.ef ?? 0
+        case "nprobe": p.nprobe ?? 0
+        case "rerank": p.rerank ?? 0
+        default: p.leafBudget ?? 0
+        }
     }
 
-    func renderSweep(_ reports: [QueryReport]) -> String {
+    func renderSweep(_ reports: [QueryReport], parameter: String) -> String {
         guard let first = reports.first else { return "" }
         var table = TextTable(header: [
-            first.parameters.ef != nil ? "ef" : first.parameters.nprobe != nil ? "nprobe" : "leaves", "recall@\(k)", "QPS 1 thread",
+            parameter, "recall@\(k)", "QPS 1 thread",
             "QPS 1 thread batched", "QPS \(first.multiThread.threads) threads", "p50 ms", "p99 ms",
         ])
         for r in reports {
             table.append([
-                String(r.parameters.ef ?? r.parameters.nprobe ?? r.parameters.leafBudget ?? 0), r.recall.map { Format.fixed($0, 4) } ?? "n/a",
+                String(Self.value(of: parameter, in: r.parameters)), r.recall.map { Format.fixed($0, 4) } ?? "n/a",
                 Format.fixed(r.singleThread.queriesPerSecond, 1), r.batched.map { Format.fixed($0.queriesPerSecond, 1) } ?? "-",
                 Format.fixed(r.multiThread.queriesPerSecond, 1),
                 Format.fixed(r.latency.p50Microseconds / 1000, 3), Format.fixed(r.latency.p99Microseconds / 1000, 3),

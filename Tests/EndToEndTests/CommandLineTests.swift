@@ -145,6 +145,16 @@ struct CommandLineTests {
         let byIDsJSON = try Self.run("vdb-query", ["--library", "e", "--data-dir", "d", "--limit", "10", "--json"], in: dir)
         let estimated = try JSONDecoder().decode(QueryReport.self, from: Data(byIDsJSON.stdout.utf8))
         #expect(estimated.recallCreditsDistanceTies == false)
+        // rerank at search time: a sweep over it, with the other options under each value.
+        let reranks = try Self.run("vdb-query", ["--library", "e", "--data-dir", "d", "--limit", "20", "--sweep", "rerank=0,10", "--nprobe", "16", "--json"], in: dir)
+        #expect(reranks.status == 0, "\(reranks.stderr)")
+        let swept = try JSONDecoder().decode([QueryReport].self, from: Data(reranks.stdout.utf8))
+        #expect(swept.map(\.parameters.rerank) == [0, 10] && swept.allSatisfy { $0.parameters.nprobe == 16 })
+        #expect(swept.map(\.recallCreditsDistanceTies) == [false, true] && (swept[1].recall ?? 0) >= (swept[0].recall ?? 1))
+        let rerankTable = try Self.run("vdb-query", ["--library", "e", "--data-dir", "d", "--limit", "5", "--sweep", "rerank=1,2"], in: dir)
+        #expect(rerankTable.status == 0 && rerankTable.stdout.contains("rerank") && rerankTable.stdout.split(separator: "\n").contains { $0.hasPrefix("2 ") })
+        #expect(try Self.run("vdb-query", ["--library", "e", "--data-dir", "d", "--rerank", "-1"], in: dir).status == 64)
+        #expect(try Self.run("vdb-query", ["--library", "e", "--data-dir", "d", "--sweep", "rerank=5000"], in: dir).status == 64)
         #expect(!text.stdout.contains("by ids only"))
     }
 

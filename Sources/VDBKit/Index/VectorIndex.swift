@@ -6,12 +6,20 @@ public struct SearchParameters: Sendable, Hashable, Codable {
     public var nprobe: Int?
     /// k-d tree leaves visited at most (nil: exact).
     public var leafBudget: Int?
+    /// IVF-PQ: candidates re-ranked on their vectors per result wanted (k × rerank); 0 returns
+    /// the PQ estimates. Nil: the index's own (`vdb-build index --rerank`). Like FAISS's
+    /// `k_factor`, a search-time choice.
+    public var rerank: Int?
 
-    public init(ef: Int? = nil, nprobe: Int? = nil, leafBudget: Int? = nil) {
+    public init(ef: Int? = nil, nprobe: Int? = nil, leafBudget: Int? = nil, rerank: Int? = nil) {
         self.ef = ef
         self.nprobe = nprobe
         self.leafBudget = leafBudget
+        self.rerank = rerank
     }
+
+    /// The most candidates per result a search may re-rank.
+    public static let rerankRange = 0...1_000
 }
 
 /// The kinds of index; the manifest stores the raw value.
@@ -34,9 +42,9 @@ public protocol VectorIndex: Sendable {
     var kind: IndexKind { get }
     /// Whether results equal exact search.
     var isExact: Bool { get }
-    /// Whether the distances reported are exact (IVF-PQ without re-ranking reports its PQ
-    /// estimates); recall then counts ids only, not distance ties.
-    var reportsExactDistances: Bool { get }
+    /// Whether the distances reported with these parameters are exact (IVF-PQ without
+    /// re-ranking reports its PQ estimates); recall then counts ids only, not distance ties.
+    func reportsExactDistances(_ parameters: SearchParameters) -> Bool
     /// Whether rows can be added without a rebuild.
     var updatesIncrementally: Bool { get }
     /// Bytes the index needs beyond the segment's vectors.
@@ -63,7 +71,7 @@ public protocol VectorIndex: Sendable {
 }
 
 extension VectorIndex {
-    public var reportsExactDistances: Bool { true }
+    public func reportsExactDistances(_ parameters: SearchParameters) -> Bool { true }
 
     public func searchBatch(
         _ queries: UnsafeBufferPointer<Float>, k: Int, filter: RowSet?, parameters: SearchParameters,

@@ -153,7 +153,7 @@ public enum QueryRunner {
                 throw QueryError(.unavailable, "the ground truth from \(from) has \(depth) neighbours per query for \(neighbors.count / max(depth, 1)) queries; need \(k) for \(count)")
             }
             // Estimated distances must not win ties against true ones: ids only, then.
-            let trueDistances = searcher.reportsExactDistances ? distances : nil
+            let trueDistances = searcher.reportsExactDistances(parameters) ? distances : nil
             var sum = 0.0
             for i in 0..<count {
                 sum += Recall.recall(
@@ -164,7 +164,7 @@ public enum QueryRunner {
             source = from
         case .exact:
             let exact = try searcher.exactBatch(queries: prepared, k: k)
-            let byDistance = searcher.reportsExactDistances
+            let byDistance = searcher.reportsExactDistances(parameters)
             recall = zip(results, exact).reduce(0.0) { $0 + Recall.recall(found: $1.0, exact: $1.1, k: k, distanceTies: byDistance) } / Double(count)
             source = "exact search (BLAS)"
         case .none:
@@ -177,7 +177,7 @@ public enum QueryRunner {
         return QueryReport(
             library: snapshot.directory.name, epoch: snapshot.epoch, index: searcher.indexDescription,
             metric: contract.metric, dimension: dimension, rows: snapshot.rowCount, queries: count, k: k,
-            parameters: parameters, recall: recall, groundTruth: source, recallCreditsDistanceTies: searcher.reportsExactDistances,
+            parameters: parameters, recall: recall, groundTruth: source, recallCreditsDistanceTies: searcher.reportsExactDistances(parameters),
             singleThread: .init(threads: 1, queriesPerSecond: singleQPS), batched: batched,
             latency: LatencySummary(nanoseconds: durations),
             multiThread: .init(threads: threads, queriesPerSecond: Double(count) / multiSeconds),

@@ -107,7 +107,7 @@ public final class Searcher: Sendable {
     }
 
     /// Whether every hit's distance is exact (not a compressed index's estimate).
-    public var reportsExactDistances: Bool { indexes.allSatisfy(\.reportsExactDistances) }
+    public func reportsExactDistances(_ parameters: SearchParameters) -> Bool { indexes.allSatisfy { $0.reportsExactDistances(parameters) } }
 
     /// Whether some segment is searched by an index with a tunable parameter (`ef`).
     public var hasTunableIndex: Bool { indexes.contains { $0.kind == .hnsw } }

@@ -101,7 +101,7 @@ struct IVFPQTests {
         }
         // With re-ranking off, the distances are the PQ estimates ‖q − x̂‖² (no vector read);
         // with re-ranking of 1·k, the same rows with their exact distances.
-        #expect(!index.reportsExactDistances)
+        #expect(!index.reportsExactDistances(SearchParameters()) && index.reportsExactDistances(SearchParameters(rerank: 1)))
         var top = TopK(k: 5)
         query.withUnsafeBufferPointer { index.search($0, k: 5, filter: nil, parameters: SearchParameters(nprobe: 8), idBase: 0, into: &top) }
         var positionOf = [Int](repeating: 0, count: 1_500)
@@ -119,10 +119,18 @@ struct IVFPQTests {
             #expect(abs(hit.distance - estimate) <= 1e-3 * max(1, estimate), "row \(row): PQ estimate")
         }
         let exactIndex = try IVFPQIndex(segment: index.segment, defaults: IVFPQParameters(lists: 8, subquantizers: 4, nprobe: 8, rerank: 1))
-        #expect(exactIndex.reportsExactDistances)
+        #expect(exactIndex.reportsExactDistances(SearchParameters()) && !exactIndex.reportsExactDistances(SearchParameters(rerank: 0)))
         var exactTop = TopK(k: 5)
         query.withUnsafeBufferPointer { exactIndex.search($0, k: 5, filter: nil, parameters: SearchParameters(nprobe: 8), idBase: 0, into: &exactTop) }
         #expect(Set(exactTop.sorted().map(\.id)) == Set(top.sorted().map(\.id)), "re-ranking 1·k keeps the hits")
+        // The search's rerank overrides the index's, either way: the same hits and distances.
+        var askedExact = TopK(k: 5), askedEstimates = TopK(k: 5)
+        query.withUnsafeBufferPointer {
+            index.search($0, k: 5, filter: nil, parameters: SearchParameters(nprobe: 8, rerank: 1), idBase: 0, into: &askedExact)
+            exactIndex.search($0, k: 5, filter: nil, parameters: SearchParameters(nprobe: 8, rerank: 0), idBase: 0, into: &askedEstimates)
+        }
+        #expect(askedExact.sorted().map(\.id) == exactTop.sorted().map(\.id) && askedExact.sorted().map(\.distance) == exactTop.sorted().map(\.distance))
+        #expect(askedEstimates.sorted().map(\.id) == top.sorted().map(\.id) && askedEstimates.sorted().map(\.distance) == top.sorted().map(\.distance))
         for hit in exactTop.sorted() {
             let row = Int(hit.id)
             let exact = (0..<8).reduce(Float(0)) { $0 + (query[$1] - data.train[row * 8 + $1]) * (query[$1] - data.train[row * 8 + $1]) }

@@ -186,7 +186,12 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
     public var kind: IndexKind { .ivfpq }
     public var isExact: Bool { false }
     /// Without re-ranking the distances are PQ estimates.
-    public var reportsExactDistances: Bool { defaults.rerank > 0 }
+    public func reportsExactDistances(_ parameters: SearchParameters) -> Bool { rerank(parameters) > 0 }
+
+    /// Candidates re-ranked per result: the search's, else the index's default.
+    func rerank(_ parameters: SearchParameters) -> Int {
+        min(SearchParameters.rerankRange.upperBound, max(0, parameters.rerank ?? defaults.rerank))
+    }
     public var updatesIncrementally: Bool { false }
     public var memoryFootprint: Int {
         layout.total + 8 * layout.lists + 4 * 16 * centroidBlockCount * layout.dimension + 4 * layout.m * 256 * layout.subDimension
@@ -204,16 +209,17 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         defer { pool.withLock { $0.append(scratch) } }
         coarsePass(q, count: 1, into: scratch.coarse, queryBF16: scratch.queryBF16)
         let probe = probe(q, coarse: scratch.coarse, scratch: scratch, parameters: parameters, into: scratch.probed)
+        let rerank = rerank(parameters)
         let table: UnsafePointer<Float>?
-        if needsTables(rows: probe.rows, k: k) {
+        if needsTables(rows: probe.rows, k: k, rerank: rerank) {
             vdb_pq_query_tables(q, codebooksTransposed, layout.m, layout.subDimension, tableFactor, scratch.table)
             table = UnsafePointer(scratch.table)
         } else {
             table = nil
         }
         scan(
-            q, probe: probe, probed: scratch.probed, coarse: scratch.coarse, table: table, scratch: scratch, k: k, filter: filter,
-            idBase: idBase, into: &results)
+            q, probe: probe, probed: scratch.probed, coarse: scratch.coarse, table: table, scratch: scratch, k: k, rerank: rerank,
+            filter: filter, idBase: idBase, into: &results)
     }
 
     /// Queries in groups of ``batchGroup``: one pass over the centroids per group computes every
@@ -237,6 +243,7 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
             tables.deallocate()
             queriesBF16.deallocate()
         }
+        let rerank = rerank(parameters)
         var start = 0
         while start < results.count {
             let count = min(Self.batchGroup, results.count - start)
@@ -249,7 +256,7 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
                     let i = group + member, q = base + (start + i) * d
                     probes[member] = probe(q, coarse: coarse + i * coarseStride, scratch: scratch, parameters: parameters, into: scratch.probed + member * layout.lists)
                     slots[member] = -1
-                    if needsTables(rows: probes[member].rows, k: k) {
+                    if needsTables(rows: probes[member].rows, k: k, rerank: rerank) {
                         scratch.tableQueries.advanced(by: needing * d).update(from: q, count: d)
                         slots[member] = needing
                         needing += 1
@@ -262,8 +269,8 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
                     let i = group + member, slot = slots[member]
                     scan(
                         base + (start + i) * d, probe: probes[member], probed: scratch.probed + member * layout.lists, coarse: coarse + i * coarseStride,
-                        table: slot < 0 ? nil : UnsafePointer(tables + slot * tableFloats), scratch: scratch, k: k, filter: filter,
-                        idBase: idBase, into: &results[start + i])
+                        table: slot < 0 ? nil : UnsafePointer(tables + slot * tableFloats), scratch: scratch, k: k, rerank: rerank,
+                        filter: filter, idBase: idBase, into: &results[start + i])
                 }
             }
             start += count
@@ -315,8 +322,8 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
     /// more rows than it re-ranks, for then every row is a candidate whatever its PQ score
     /// (at nprobe 1 most lists are that short: 58 rows on average on pypi-dev against 100
     /// candidates, and the tables cost as much as scanning about 100 rows).
-    private func needsTables(rows: Int, k: Int) -> Bool {
-        defaults.rerank == 0 || rows > k * defaults.rerank
+    private func needsTables(rows: Int, k: Int, rerank: Int) -> Bool {
+        rerank == 0 || rows > k * rerank
     }
 
     /// Step 1 of a query, given its inner products with every centroid (`coarse`): the lists
@@ -393,11 +400,11 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
     }
 
     /// Steps 2 and 3 of a query, given its probed lists and its distance tables (`table`,
-    /// m × 256 floats: −2⟨q_j, r⟩ for L2, −⟨q_j, r⟩ otherwise; nil when ``needsTables(rows:k:)``
-    /// says every probed row is a candidate).
+    /// m × 256 floats: −2⟨q_j, r⟩ for L2, −⟨q_j, r⟩ otherwise; nil when
+    /// ``needsTables(rows:k:rerank:)`` says every probed row is a candidate).
     private func scan(
         _ q: UnsafePointer<Float>, probe: Probe, probed: UnsafePointer<Int32>, coarse: UnsafeMutablePointer<Float>, table: UnsafePointer<Float>?,
-        scratch: Scratch, k: Int, filter: RowSet?, idBase: UInt64, into results: inout TopK
+        scratch: Scratch, k: Int, rerank: Int, filter: RowSet?, idBase: UInt64, into results: inout TopK
     ) {
         // Float16 segments are re-ranked from the mapping in place (never decoded).
         let half = segment.halfVectors?.baseAddress
@@ -413,7 +420,6 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         //    cosine: −⟨q, x̂⟩ / ‖x̂‖, the cosine with the reconstruction. The stored vectors are
         //    unit length but their reconstructions are not; dividing out ‖x̂‖² = ‖c‖² + row term
         //    removes that error (measured: +0.01-0.02 recall@10 over −⟨q, x̂⟩ on real data).
-        let rerank = defaults.rerank
         candidates.pointee.reset(k: rerank > 0 ? k * rerank : k)
         // Without re-ranking the PQ scores are the answer (no vector is read).
         let estimates = rerank == 0
