@@ -59,7 +59,11 @@ struct PatchChunkRequest: Decodable, Sendable {
 struct SearchRequest: Decodable, Sendable {
     var vector: [Float]
     var k: Int?
+    /// Index parameters; each applies to the indexes that have it and is ignored by others.
     var ef: Int?
+    var nprobe: Int?
+    var rerank: Int?
+    var leaves: Int?
 }
 
 struct ChunkResponse: ResponseEncodable, Sendable {

@@ -186,6 +186,12 @@ struct RouterTests {
             Self.expectProblem(try await Self.call(client, .post, "/v1/libraries/l/search", ["vector": [1, 2]]), .unprocessableContent, code: "dimension-mismatch")
             Self.expectProblem(try await Self.call(client, .post, "/v1/libraries/l/search", ["vector": [1, 2, 3], "k": 0]), .unprocessableContent, code: "invalid-argument")
             Self.expectProblem(try await Self.call(client, .post, "/v1/libraries/l/search", ["vector": [1, 2, 3], "ef": 0]), .unprocessableContent, code: "invalid-field")
+            Self.expectProblem(try await Self.call(client, .post, "/v1/libraries/l/search", ["vector": [1, 2, 3], "nprobe": 0]), .unprocessableContent, code: "invalid-field", mentions: "nprobe")
+            Self.expectProblem(try await Self.call(client, .post, "/v1/libraries/l/search", ["vector": [1, 2, 3], "rerank": 1001]), .unprocessableContent, code: "invalid-field", mentions: "rerank")
+            Self.expectProblem(try await Self.call(client, .post, "/v1/libraries/l/search", ["vector": [1, 2, 3], "leaves": -1]), .unprocessableContent, code: "invalid-field", mentions: "leaves")
+            // Parameters of indexes the library does not have are accepted and change nothing.
+            let tuned = try await Self.call(client, .post, "/v1/libraries/l/search", ["vector": [5, 5, 4.9], "k": 2, "nprobe": 4, "rerank": 0, "leaves": 3])
+            #expect((tuned.object["hits"] as? [[String: Any]])?.map { String(describing: $0["chunk"]!) } == hits.map { String(describing: $0["chunk"]!) })
             Self.expectProblem(try await Self.call(client, .post, "/v1/libraries/l/search", raw: "[1, 2"), .badRequest, code: "malformed-json")
 
             // Deletes.

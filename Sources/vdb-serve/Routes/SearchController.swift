@@ -12,11 +12,18 @@ struct SearchController {
     @Sendable func search(request: Request, context: VDBRequestContext) async throws -> SearchResponse {
         let library = try service.library(context.parameters.require("library"))
         let body = try await request.json(SearchRequest.self, context: context)
-        if let ef = body.ef, !(1...10_000).contains(ef) {
-            throw ProblemDetails(status: .unprocessableContent, code: "invalid-field", detail: "field 'ef': must be in 1...10000")
+        for (field, value, range) in [
+            ("ef", body.ef, 1...10_000), ("nprobe", body.nprobe, 1...1_000_000), ("rerank", body.rerank, SearchParameters.rerankRange),
+            ("leaves", body.leaves, 1...1_000_000),
+        ] {
+            if let value, !range.contains(value) {
+                throw ProblemDetails(
+                    status: .unprocessableContent, code: "invalid-field", detail: "field '\(field)': must be in \(range.lowerBound)...\(range.upperBound)")
+            }
         }
         let searcher = try library.searcher()
-        let hits = try searcher.searchWithPayload(body.vector, k: body.k ?? 10, parameters: SearchParameters(ef: body.ef))
+        let parameters = SearchParameters(ef: body.ef, nprobe: body.nprobe, leafBudget: body.leaves, rerank: body.rerank)
+        let hits = try searcher.searchWithPayload(body.vector, k: body.k ?? 10, parameters: parameters)
         return SearchResponse(
             hits: hits.map { found in
                 SearchHitResponse(
