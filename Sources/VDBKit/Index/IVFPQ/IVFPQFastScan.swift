@@ -4,11 +4,17 @@ import CVDBKernels
 // 64 rows, ``vdb_pq_fast_scan``), for queries that probe many rows. Split from
 // `IVFPQIndex.swift`, which chooses between it and the float scan.
 extension IVFPQIndex {
+    /// From this many candidates on, the fast scan adds the fine tables. Measured on synthetic
+    /// 384-d (m = 96): at K = 100 they made queries 20-35% faster, at K = 10 10-15% slower
+    /// (few rows sit between the bounds when K is small, and the second lookup pass costs).
+    static let fineTablesFromCandidates = 32
+
     /// Step 2 by byte tables, for queries probing many rows: the same candidates as the float
-    /// scan, with few float sums. Every probed row's byte sums (``vdb_pq_fast_scan``, 64 rows a
-    /// lookup, over the byte tables and the fine tables of their rounding) put its float score
-    /// within [lower, upper], about half a step of the byte tables wide. With K candidates wanted, U the K-th
-    /// smallest upper bound and L the (K+1)-th smallest lower bound:
+    /// scan, with few float sums. Every probed row's byte sum (``vdb_pq_fast_scan``, 64 rows a
+    /// lookup) puts its float score within [lower, upper], half a byte step per sub-quantizer
+    /// wide; with the fine tables of the byte tables' rounding (many candidates), half a step in
+    /// all. With K candidates wanted, U the K-th smallest upper bound and L the (K+1)-th
+    /// smallest lower bound:
     /// - a row with lower > U is out: K rows score at most U, below it;
     /// - a row with upper < L is in: only the K rows of smallest lower bounds (itself among
     ///   them) can score below it;
@@ -19,11 +25,6 @@ extension IVFPQIndex {
     /// after this (step 3 scores their vectors), so rows that are in are kept at −∞ and never
     /// evicted; without (`scored`), the PQ scores are the answer and those rows get their
     /// float sums too.
-    /// From this many candidates on, the fast scan adds the fine tables. Measured on synthetic
-    /// 384-d (m = 96): at K = 100 they made queries 20-35% faster, at K = 10 10-15% slower
-    /// (few rows sit between the bounds when K is small, and the second lookup pass costs).
-    static let fineTablesFromCandidates = 32
-
     func fastScan(
         table: UnsafePointer<Float>, coarse: UnsafeMutablePointer<Float>, probe: Probe, probed: UnsafePointer<Int32>, scratch: Scratch,
         metric: Metric, filter: RowSet?, scored: Bool
