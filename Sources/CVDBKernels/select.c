@@ -4,14 +4,17 @@
 #include <immintrin.h>
 #include <string.h>
 
+static inline float median3(float a, float b, float c) {
+    return a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
+}
+
 // Quickselect (Hoare's FIND) with a median-of-three pivot: expected linear time, no
 // allocation. A bounded heap does the same job in O(n log k) with a data-dependent branch per
 // level; at k = 100 over a few thousand PQ scores this is several times faster.
 static float select_scalar(float *values, size_t lo, size_t hi, size_t target) {
     while (lo < hi) {
         const size_t mid = lo + (hi - lo) / 2;
-        float a = values[lo], b = values[mid], c = values[hi];
-        const float pivot = a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
+        const float pivot = median3(values[lo], values[mid], values[hi]);
         size_t i = lo, j = hi;
         while (i <= j) {
             while (values[i] < pivot) i++;
@@ -31,10 +34,6 @@ static float select_scalar(float *values, size_t lo, size_t hi, size_t target) {
         else return pivot;
     }
     return values[target];
-}
-
-static inline float median3(float a, float b, float c) {
-    return a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
 }
 
 // The same selection with branch-free three-way partitions in AVX-512 while the range is

@@ -79,8 +79,9 @@ struct VDBQuery: ParsableCommand {
         if plot != nil && sweep == nil { throw ValidationError("--plot needs --sweep") }
     }
 
-    /// Parses `ef=10,20,40` or `leaves=1,4,16` into parameter settings.
-    static func parseSweep(_ text: String) throws -> [SearchParameters] {
+    /// Parses `ef=10,20,40`, `nprobe=…`, `rerank=…` or `leaves=…` into settings: `base` with
+    /// the swept parameter set to each value.
+    static func parseSweep(_ text: String, base: SearchParameters = SearchParameters()) throws -> [SearchParameters] {
         let parts = text.split(separator: "=", maxSplits: 1)
         guard parts.count == 2, ["ef", "leaves", "nprobe", "rerank"].contains(parts[0]) else {
             throw ValidationError("--sweep takes ef=…, leaves=…, nprobe=… or rerank=…; '\(text)' names no parameter an index has")
@@ -91,12 +92,14 @@ struct VDBQuery: ParsableCommand {
             throw ValidationError("--sweep \(parts[0]) values must be integers in \(range.lowerBound)...\(range.upperBound)")
         }
         return values.map { value in
+            var setting = base
             switch parts[0] {
-            case "ef": SearchParameters(ef: value!)
-            case "nprobe": SearchParameters(nprobe: value!)
-            case "rerank": SearchParameters(rerank: value!)
-            default: SearchParameters(leafBudget: value!)
+            case "ef": setting.ef = value
+            case "nprobe": setting.nprobe = value
+            case "rerank": setting.rerank = value
+            default: setting.leafBudget = value
             }
+            return setting
         }
     }
 
@@ -110,14 +113,13 @@ struct VDBQuery: ParsableCommand {
             try answerOne(vector, searcher: searcher, parameters: base)
             return
         }
-        let settings = try sweep.map { try Self.parseSweep($0).map { swept in
-            SearchParameters(
-                ef: swept.ef ?? base.ef, nprobe: swept.nprobe ?? base.nprobe, leafBudget: swept.leafBudget ?? base.leafBudget,
-                rerank: swept.rerank ?? base.rerank)
-        } } ?? [base]
+        let settings = try sweep.map { try Self.parseSweep($0, base: base) } ?? [base]
         if let sweep {
-            let (applies, needs) = sweep.hasPrefix("ef=") ? (searcher.hasTunableIndex, "hnsw")
-                : sweep.hasPrefix("nprobe=") || sweep.hasPrefix("rerank=") ? (searcher.hasIVFPQ, "ivfpq") : (searcher.hasKDTree, "kdtree")
+            let (applies, needs) = switch Self.sweptName(sweep) {
+            case "ef": (searcher.hasTunableIndex, "hnsw")
+            case "nprobe", "rerank": (searcher.hasIVFPQ, "ivfpq")
+            default: (searcher.hasKDTree, "kdtree")
+            }
             if !applies {
                 printError("vdb-query: --sweep \(sweep): the library's index is \(searcher.indexDescription); the parameter has no effect (build one with vdb-build index --type \(needs))")
                 throw ExitCode(ExitStatus.usage)

@@ -78,8 +78,9 @@ void vdb_pq_fast_scan_portable(const uint8_t *tables, const uint8_t *codes, size
 typedef enum { VDB_PQ_BOUNDS_L2 = 0, VDB_PQ_BOUNDS_DOT = 1, VDB_PQ_BOUNDS_COSINE = 2 } vdb_pq_bounds_mode;
 /// One list's score bounds from its `n` byte sums: approx = offset + step·sums[i]
 /// (+ fine_step·fine[i] when `fine` is not NULL; + terms[i] for L2; divided by
-/// √max(1e-12, norm + terms[i]) for cosine, like the slack), bounds approx ∓ slack. Rows with lower bound ≤ `cut` are written, compacted, to low/high/index
-/// (index = i) and counted in the result; `least_dropped` is lowered to the least lower bound
+/// √max(1e-12, norm + terms[i]) for cosine, like the slack), bounds approx ∓ slack. Rows with
+/// lower bound ≤ `cut` are written, compacted, to low/high/index (index = i) and counted in
+/// the result; `least_dropped` is lowered to the least lower bound
 /// of the others. `terms` may be NULL for dot. The outputs need room for n + 16 values.
 size_t vdb_pq_fast_bounds(
     const uint16_t *sums, const uint16_t *fine, size_t n, const float *terms, vdb_pq_bounds_mode mode, float offset, float step,

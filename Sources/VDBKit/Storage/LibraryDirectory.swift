@@ -48,6 +48,12 @@ public struct LibraryDirectory: Sendable {
         "manifest-" + zeroPadded(epoch, 6) + ".json"
     }
 
+    /// The version a manifest file name stands for, nil for any other name.
+    static func epoch(ofManifestFileName name: String) -> Epoch? {
+        guard name.hasPrefix("manifest-"), name.hasSuffix(".json"), !name.contains("/") else { return nil }
+        return Epoch(name.dropFirst("manifest-".count).dropLast(".json".count))
+    }
+
     public func segmentFileName(shard: UInt32, segment: UInt32) -> String {
         "shards/\(shard)/seg-" + zeroPadded(UInt64(segment), 6) + ".vdbseg"
     }
@@ -65,7 +71,7 @@ public struct LibraryDirectory: Sendable {
             throw StorageError(.notFound, "library '\(name)' does not exist (no \(currentFile))")
         }
         let fileName = String(decoding: current, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard fileName.hasPrefix("manifest-"), fileName.hasSuffix(".json"), !fileName.contains("/") else {
+        guard Self.epoch(ofManifestFileName: fileName) != nil else {
             throw StorageError(.corruptManifest, "\(currentFile) names '\(fileName)', not a manifest file")
         }
         return try manifest(named: fileName)
@@ -114,7 +120,7 @@ public struct LibraryDirectory: Sendable {
         try DurableFile.write(Array(data), to: root.appending(fileName))
         try DurableFile.write(Array((fileName + "\n").utf8), to: currentFile)
         // The new version is live whatever happens here: what is left behind is only disk.
-        _ = removeSupersededVersions()
+        removeSupersededVersions()
     }
 
     /// Published versions kept on disk, the live one included: the one before it stays whole
@@ -130,11 +136,8 @@ public struct LibraryDirectory: Sendable {
     @discardableResult
     func removeSupersededVersions() -> (manifests: Int, files: Int) {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: root.string)) ?? []
-        let versions = names.compactMap { name -> (epoch: UInt64, name: String)? in
-            guard name.hasPrefix("manifest-"), name.hasSuffix(".json"),
-                  let epoch = UInt64(name.dropFirst("manifest-".count).dropLast(".json".count)) else { return nil }
-            return (epoch, name)
-        }.sorted { $0.epoch > $1.epoch }
+        let versions = names.compactMap { name in Self.epoch(ofManifestFileName: name).map { (epoch: $0, name: name) } }
+            .sorted { $0.epoch > $1.epoch }
         guard versions.count > Self.retainedVersions else { return (0, 0) }
         let retained = versions.prefix(Self.retainedVersions), superseded = versions.dropFirst(Self.retainedVersions)
         var needed = Set<String>()

@@ -60,8 +60,8 @@ extension IVFPQIndex {
             let blocks = (start + count - 1) / 64 - firstBlock + 1
             vdb_pq_fast_scan(scratch.byteTable, codes, m, firstBlock, blocks, scratch.sums)
             if let fine { vdb_pq_fast_scan(fine, codes, m, firstBlock, blocks, scratch.fineSums) }
-            let listScore = metric == .l2 ? centroidNorms[l] - 2 * coarse[l] : -coarse[l]
-            let offset = listScore + quantized.bias + quantized.fine_offset, slack = slackBase + 1e-5 * abs(listScore)
+            let listPart = listScore(l, coarse: coarse, metric: metric)
+            let offset = listPart + quantized.bias + quantized.fine_offset, slack = slackBase + 1e-5 * abs(listPart)
             // The rows that can still be among the K, written after those kept so far; then
             // filtered and moved down in place, list and position attached.
             let found = vdb_pq_fast_bounds(
@@ -89,7 +89,7 @@ extension IVFPQIndex {
             let l = Int(listOf[i]), p = Int(position[i])
             var sum: Float = 0
             vdb_pq_adc_scan_blocked(table, codes, m, p, 1, metric == .l2 ? rowTerms + p : nil, &sum)
-            let offset = metric == .l2 ? centroidNorms[l] - 2 * coarse[l] : -coarse[l]
+            let offset = listScore(l, coarse: coarse, metric: metric)
             return metric == .cosine ? (offset + sum) / max(1e-12, centroidNorms[l] + rowTerms[p]).squareRoot() : sum + offset
         }
         if kept <= want {

@@ -208,7 +208,7 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         let scratch = takeScratch()
         defer { pool.withLock { $0.append(scratch) } }
         coarsePass(q, count: 1, into: scratch.coarse, queryBF16: scratch.queryBF16)
-        let probe = probe(q, coarse: scratch.coarse, scratch: scratch, parameters: parameters, into: scratch.probed)
+        let probe = probe(q, rounded: scratch.queryBF16, coarse: scratch.coarse, scratch: scratch, parameters: parameters, into: scratch.probed)
         let rerank = rerank(parameters)
         let table: UnsafePointer<Float>?
         if needsTables(rows: probe.rows, k: k, rerank: rerank) {
@@ -254,7 +254,9 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
                 var needing = 0
                 for member in 0..<members {
                     let i = group + member, q = base + (start + i) * d
-                    probes[member] = probe(q, coarse: coarse + i * coarseStride, scratch: scratch, parameters: parameters, into: scratch.probed + member * layout.lists)
+                    probes[member] = probe(
+                        q, rounded: queriesBF16 + i * 2 * coarsePairs, coarse: coarse + i * coarseStride, scratch: scratch, parameters: parameters,
+                        into: scratch.probed + member * layout.lists)
                     slots[member] = -1
                     if needsTables(rows: probes[member].rows, k: k, rerank: rerank) {
                         scratch.tableQueries.advanced(by: needing * d).update(from: q, count: d)
@@ -293,17 +295,21 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         vdb_dot_bf16_blocked16_batch(queryBF16, count, coarsePairs, blocks, centroidBlockCount, out)
     }
 
-    /// ‖q‖ and ‖q − bf16(q)‖ (zero when the coarse pass is in float).
-    private func coarseRounding(_ q: UnsafePointer<Float>, dimension d: Int) -> (Float, Float) {
-        guard centroidBlocksBF16 != nil else { return (0, 0) }
+    /// ‖q‖ and ‖q − q̃‖ for the query's bf16 rounding q̃ (as ``coarsePass(_:count:into:queryBF16:)`` made it).
+    private func coarseRounding(_ q: UnsafePointer<Float>, rounded: UnsafePointer<UInt16>, dimension d: Int) -> (Float, Float) {
         var length: Float = 0, rounding: Float = 0
         for t in 0..<d {
-            let bits = q[t].bitPattern
-            let rounded = Float(bitPattern: (bits &+ 0x7fff &+ ((bits >> 16) & 1)) & 0xffff_0000)
+            let e = q[t] - Float(bitPattern: UInt32(rounded[t]) << 16)
             length += q[t] * q[t]
-            rounding += (q[t] - rounded) * (q[t] - rounded)
+            rounding += e * e
         }
         return (length.squareRoot(), rounding.squareRoot())
+    }
+
+    /// List `l`'s part of its rows' PQ scores: ‖c‖² − 2⟨q, c⟩ for L2, −⟨q, c⟩ otherwise.
+    @inline(__always)
+    func listScore(_ l: Int, coarse: UnsafePointer<Float>, metric: Metric) -> Float {
+        metric == .l2 ? centroidNorms[l] - 2 * coarse[l] : -coarse[l]
     }
 
     /// Queries per coarse pass in ``searchBatch(_:k:filter:parameters:idBase:into:)``.
@@ -326,11 +332,12 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         rerank == 0 || rows > k * rerank
     }
 
-    /// Step 1 of a query, given its inner products with every centroid (`coarse`): the lists
-    /// to probe, nearest first, written to `probed`.
+    /// Step 1 of a query, given its inner products with every centroid (`coarse`, from its bf16
+    /// rounding `rounded` when the coarse pass runs in bf16): the lists to probe, nearest
+    /// first, written to `probed`.
     private func probe(
-        _ q: UnsafePointer<Float>, coarse: UnsafeMutablePointer<Float>, scratch: Scratch, parameters: SearchParameters,
-        into probed: UnsafeMutablePointer<Int32>
+        _ q: UnsafePointer<Float>, rounded: UnsafePointer<UInt16>, coarse: UnsafeMutablePointer<Float>, scratch: Scratch,
+        parameters: SearchParameters, into probed: UnsafeMutablePointer<Int32>
     ) -> Probe {
         let d = layout.dimension
         let metric = segment.metric
@@ -359,7 +366,7 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
             for l in 0..<listCount { listScores[l] = -coarse[l] }
         }
         if approximate {
-            let (queryLength, queryRounding) = coarseRounding(q, dimension: d)
+            let (queryLength, queryRounding) = coarseRounding(q, rounded: rounded, dimension: d)
             let factor: Float = metric == .l2 ? 2 : 1, sums = Float(d) / 16_777_216 * 1.01
             let (a, b, c) = (factor * queryLength, factor * (queryRounding + sums * queryLength), 2e-6 * queryLength)
             let (lengths, rounding) = (centroidLengths, centroidRounding)
@@ -383,7 +390,7 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
             threshold = .infinity
             for l in 0..<listCount where listScores[l] - 2 * listErrors[l] <= cap {
                 coarse[l] = vdb_dot_f32(q, centroids + l * d, d)
-                let score = metric == .l2 ? centroidNorms[l] - 2 * coarse[l] : -coarse[l]
+                let score = listScore(l, coarse: coarse, metric: metric)
                 if score < threshold {
                     lists.pointee.insert(distance: score, id: UInt64(l))
                     threshold = lists.pointee.threshold
@@ -482,7 +489,7 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
             let l = Int(probed[p])
             let start = Int(listStarts[l]), count = Int(listStarts[l + 1]) - start
             if count == 0 { continue }
-            let offset = metric == .l2 ? centroidNorms[l] - 2 * coarse[l] : -coarse[l]
+            let offset = listScore(l, coarse: coarse, metric: metric)
             vdb_pq_adc_scan_blocked(table, codes, m, start, count, metric == .l2 ? rowTerms + start : nil, scores)
             if metric == .cosine {
                 let norm = centroidNorms[l]
