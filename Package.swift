@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/x-sheep/swift-property-based.git", exact: "2.0.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", exact: "2.28.1"),
         .package(url: "https://github.com/apple/swift-log.git", exact: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", exact: "2.13.0"),
     ],
     targets: [
         // C distance kernels and CRC32C, with AVX-512 / AVX2 chosen at load time.
@@ -30,15 +31,51 @@ let package = Package(
         .systemLibrary(name: "CHDF5", providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZstd", providers: [.apt(["libzstd-dev"])]),
+        // VDBKit is one target per layer; each imports only the layers below it, so the compiler
+        // rejects an import that runs back up (ARCHITECTURE.md draws the graph;
+        // scripts/check-layers.sh checks it).
+        .target(name: "VDBCore", dependencies: ["CVDBKernels"], swiftSettings: swiftSettings),
+        .target(name: "VDBKernels", dependencies: ["VDBCore", "CVDBKernels", "COpenBLAS"], swiftSettings: swiftSettings),
         .target(
-            name: "VDBKit",
+            name: "VDBStorage",
+            dependencies: ["VDBCore", "VDBKernels", "CVDBKernels", "CZstd", .product(name: "SystemPackage", package: "swift-system")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "VDBIndex",
+            dependencies: ["VDBCore", "VDBKernels", "VDBStorage", "CVDBKernels", "COpenBLAS"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "VDBCatalog",
+            dependencies: ["VDBCore", "VDBStorage", "VDBIndex", .product(name: "SystemPackage", package: "swift-system")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "VDBIngest",
             dependencies: [
-                "CVDBKernels", "CHDF5", "COpenBLAS", "CZstd",
+                "VDBCore", "VDBKernels", "VDBStorage", "VDBIndex", "VDBCatalog", "CHDF5",
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: swiftSettings
         ),
-        // What the command-line tools share: error reporting through sysexits codes.
+        .target(
+            name: "VDBEngine",
+            dependencies: [
+                "VDBCore", "VDBKernels", "VDBStorage", "VDBIndex", "VDBCatalog",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // What the executables import: every layer, re-exported. No Hummingbird, no ArgumentParser.
+        .target(
+            name: "VDBKit",
+            dependencies: ["VDBCore", "VDBKernels", "VDBStorage", "VDBIndex", "VDBCatalog", "VDBIngest", "VDBEngine"],
+            swiftSettings: swiftSettings
+        ),
+        // What the command-line tools share: options, error reporting through sysexits codes,
+        // tables, the progress bar and the recall plot.
         .target(
             name: "VDBCommandLine",
             dependencies: ["VDBKit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -61,6 +98,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             resources: [.copy("openapi.json")],
             swiftSettings: swiftSettings
@@ -72,7 +110,11 @@ let package = Package(
         ),
         .testTarget(
             name: "VDBKitTests",
-            dependencies: ["VDBKit", "CVDBKernels", .product(name: "PropertyBased", package: "swift-property-based")],
+            dependencies: [
+                "VDBKit", "VDBCore", "VDBKernels", "VDBStorage", "VDBIndex", "VDBCatalog", "VDBIngest", "VDBEngine", "CVDBKernels",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
+                .product(name: "PropertyBased", package: "swift-property-based")],
             // Segment files written by earlier format versions, opened by the migration tests.
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
@@ -80,7 +122,7 @@ let package = Package(
         // Runs the built executables as a user would; depending on them makes `swift test` build them.
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["VDBKit", "vdb-build", "vdb-query", "vdb-serve"],
+            dependencies: ["VDBKit", "vdb-build", "vdb-query", "vdb-serve", .product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: swiftSettings
         ),
     ]

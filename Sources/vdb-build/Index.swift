@@ -61,26 +61,44 @@ extension VDBBuild {
 
         func validate() throws {
             guard threads >= 0 else { throw ValidationError("--threads must not be negative") }
-            guard nprobe >= 1, SearchParameters.rerankRange.contains(rerank) else {
-                throw ValidationError("--nprobe must be at least 1 and --rerank in \(SearchParameters.rerankRange.lowerBound)...\(SearchParameters.rerankRange.upperBound)")
-            }
             if let memoryBudget, Self.parseBytes(memoryBudget) == nil {
                 throw ValidationError("--memory-budget must be a size such as 512MiB, 2GiB or 1000000 (bytes)")
             }
             guard quantizer == "none" || HNSWParameters.Quantizer(rawValue: quantizer) != nil else {
                 throw ValidationError("--quantizer must be sq8 or none")
             }
+            guard autoThreshold >= 0 else { throw ValidationError("--auto-threshold must not be negative") }
+            // The same parameter checks the builder makes, as usage errors before any work.
+            do {
+                try settings().validate(for: .l2)
+                try KDTreeParameters(leafSize: leafSize).validate()
+                try ivfpqParameters.validate()
+            } catch {
+                throw ValidationError(error.message)
+            }
         }
+
+        /// The settings the flags describe.
+        func settings() -> IndexSettings {
+            let hnsw = HNSWParameters(m: m, efConstruction: efConstruction, efSearch: ef, quantizer: HNSWParameters.Quantizer(rawValue: quantizer))
+            switch type {
+            case .flat: return .flat
+            case .hnsw: return .hnsw(hnsw)
+            case .kdtree: return .kdtree(KDTreeParameters(leafSize: leafSize))
+            case .ivfpq: return .ivfpq(ivfpqParameters)
+            case .auto: return .auto(AutoIndexParameters(hnsw: hnsw, threshold: autoThreshold))
+            }
+        }
+
+        var ivfpqParameters: IVFPQParameters { IVFPQParameters(lists: lists, subquantizers: subquantizers, nprobe: nprobe, rerank: rerank) }
 
         func run() throws {
             let report = try reportingErrors("vdb-build") {
                 let progress = TerminalProgress()
                 defer { progress.finish() }
-                var options = IndexBuildOptions(
-                    kind: type.kind, hnsw: HNSWParameters(m: m, efConstruction: efConstruction, efSearch: ef, quantizer: HNSWParameters.Quantizer(rawValue: quantizer)),
-                    leafSize: leafSize, threads: threads, autoThreshold: autoThreshold)
-                options.memoryBudget = memoryBudget.flatMap(Self.parseBytes)
-                options.ivfpq = IVFPQParameters(lists: lists, subquantizers: subquantizers, nprobe: nprobe, rerank: rerank)
+                var options = IndexBuildOptions(settings: settings(), threads: threads, memoryBudget: memoryBudget.flatMap(Self.parseBytes))
+                options.advisedKDTree = KDTreeParameters(leafSize: leafSize)
+                options.advisedIVFPQ = ivfpqParameters
                 options.storage = storage.change
                 return try IndexBuilder.build(
                     dataDirectory: FilePath(global.dataDir), library: library, options: options, progress: progress.handler)
@@ -110,7 +128,7 @@ extension VDBBuild.Index {
     }
 }
 
+/// `--type`: the index families and `auto`.
 enum IndexType: String, ExpressibleByArgument, CaseIterable {
     case flat, hnsw, kdtree, ivfpq, auto
-    var kind: IndexBuildOptions.Kind { IndexBuildOptions.Kind(rawValue: rawValue)! }
 }

@@ -13,9 +13,9 @@ struct VDBBuild: ParsableCommand {
 
 /// Options every subcommand shares.
 struct GlobalOptions: ParsableArguments {
-    @Option(name: .long, help: "The data directory (default: $VDB_DATA_DIR or ./.vdb-data).")
-    var dataDir: String = ProcessEnvironment.value("VDB_DATA_DIR") ?? ".vdb-data"
+    @OptionGroup var dataDirectory: DataDirectoryOption
+    @OptionGroup var output: JSONOutputOption
 
-    @Flag(name: .long, help: "Print the result as JSON on standard output.")
-    var json = false
+    var dataDir: String { dataDirectory.dataDir }
+    var json: Bool { output.json }
 }

@@ -15,8 +15,7 @@ struct VDBQuery: ParsableCommand {
             truth, or against an exact search computed with BLAS when there is none.
             """)
 
-    @Option(name: .long, help: "The data directory (default: $VDB_DATA_DIR or ./.vdb-data).")
-    var dataDir: String = ProcessEnvironment.value("VDB_DATA_DIR") ?? ".vdb-data"
+    @OptionGroup var dataDirectory: DataDirectoryOption
 
     @Option(name: .long, help: "The library to query.")
     var library: String
@@ -63,75 +62,49 @@ struct VDBQuery: ParsableCommand {
     @Option(name: .long, help: "Exit with status 1 when mean recall@k is below this.")
     var minRecall: Double?
 
-    @Flag(name: .long, help: "Print the report as JSON.")
-    var json = false
+    @OptionGroup var output: JSONOutputOption
+    var json: Bool { output.json }
+
+    /// The search parameters the flags give (each swept value replaces one of them).
+    var parameters: SearchParameters { SearchParameters(ef: ef, nprobe: nprobe, leafBudget: leaves, rerank: rerank) }
 
     func validate() throws {
-        guard (1...10_000).contains(k) else { throw ValidationError("-k must be in 1...10000") }
+        guard SearchParameters.kRange.contains(k) else { throw ValidationError("-k must be in \(SearchParameters.kRange)") }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
         guard (1...100_000).contains(batch) else { throw ValidationError("--batch must be in 1...100000") }
         if vector != nil && queries != nil { throw ValidationError("pass --vector or --queries, not both") }
         if let minRecall, !(0...1).contains(minRecall) { throw ValidationError("--min-recall must be in 0...1") }
-        if let rerank, !SearchParameters.rerankRange.contains(rerank) {
-            throw ValidationError("--rerank must be in \(SearchParameters.rerankRange.lowerBound)...\(SearchParameters.rerankRange.upperBound)")
+        do { try parameters.validate() } catch {
+            throw ValidationError("--\(error.field ?? "parameter"): \(error.message)")
         }
-        if let sweep { _ = try Self.parseSweep(sweep) }
+        if let sweep { _ = try Sweep(parsing: sweep) }
         if plot != nil && sweep == nil { throw ValidationError("--plot needs --sweep") }
-    }
-
-    /// Parses `ef=10,20,40`, `nprobe=…`, `rerank=…` or `leaves=…` into settings: `base` with
-    /// the swept parameter set to each value.
-    static func parseSweep(_ text: String, base: SearchParameters = SearchParameters()) throws -> [SearchParameters] {
-        let parts = text.split(separator: "=", maxSplits: 1)
-        guard parts.count == 2, ["ef", "leaves", "nprobe", "rerank"].contains(parts[0]) else {
-            throw ValidationError("--sweep takes ef=…, leaves=…, nprobe=… or rerank=…; '\(text)' names no parameter an index has")
-        }
-        let values = parts[1].split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        let range = parts[0] == "rerank" ? SearchParameters.rerankRange : 1...1_000_000
-        guard !values.isEmpty, values.allSatisfy({ $0.map(range.contains) ?? false }) else {
-            throw ValidationError("--sweep \(parts[0]) values must be integers in \(range.lowerBound)...\(range.upperBound)")
-        }
-        return values.map { value in
-            var setting = base
-            switch parts[0] {
-            case "ef": setting.ef = value
-            case "nprobe": setting.nprobe = value
-            case "rerank": setting.rerank = value
-            default: setting.leafBudget = value
-            }
-            return setting
-        }
     }
 
     func run() throws {
         let searcher = try reportingErrors("vdb-query") {
-            try Searcher(snapshot: LibrarySnapshot.openCurrent(dataDirectory: FilePath(dataDir), library: library, verifyChecksums: false))
+            try Searcher(snapshot: LibrarySnapshot.openCurrent(dataDirectory: dataDirectory.path, library: library, verifyChecksums: false))
         }
         // The options given, under each swept value (`--sweep rerank=0,10 --nprobe 16`).
-        let base = SearchParameters(ef: ef, nprobe: nprobe, leafBudget: leaves, rerank: rerank)
+        let base = parameters
         if let vector {
             try answerOne(vector, searcher: searcher, parameters: base)
             return
         }
-        let settings = try sweep.map { try Self.parseSweep($0, base: base) } ?? [base]
-        if let sweep {
-            let (applies, needs) = switch Self.sweptName(sweep) {
-            case "ef": (searcher.hasTunableIndex, "hnsw")
-            case "nprobe", "rerank": (searcher.hasIVFPQ, "ivfpq")
-            default: (searcher.hasKDTree, "kdtree")
-            }
-            if !applies {
-                printError("vdb-query: --sweep \(sweep): the library's index is \(searcher.indexDescription); the parameter has no effect (build one with vdb-build index --type \(needs))")
-                throw ExitCode(ExitStatus.usage)
-            }
+        let sweep = try self.sweep.map { try Sweep(parsing: $0) }
+        let settings = sweep?.settings(base: base) ?? [base]
+        if let sweep, !searcher.searches(with: sweep.parameter.family) {
+            printError("vdb-query: --sweep \(sweep.parameter.rawValue): the library's index is \(searcher.indexDescription); the parameter has no effect (build one with vdb-build index --type \(sweep.parameter.family.rawValue))")
+            throw ExitCode(ExitStatus.usage)
         }
         let reports = try reportingErrors("vdb-query") {
-            let (vectors, truth) = try loadQueries(snapshot: searcher.snapshot)
+            let inputs = try QueryInputs.load(
+                file: queries.map { FilePath($0) }, groundTruth: groundTruth.map { FilePath($0) }, snapshot: searcher.snapshot, limit: limit)
             return try settings.map { parameters in
                 var options = QueryRunOptions(k: k, parameters: parameters, threads: threads)
-                options.warmupQueries = min(100, vectors.count / searcher.contract.dimension)
+                options.warmupQueries = min(100, inputs.vectors.count / searcher.contract.dimension)
                 options.batchSize = batch
-                return try QueryRunner.run(searcher: searcher, queries: vectors, groundTruth: truth, options: options)
+                return try QueryRunner.run(searcher: searcher, queries: inputs.vectors, groundTruth: inputs.groundTruth, options: options)
             }
         }
         if json {
@@ -139,13 +112,12 @@ struct VDBQuery: ParsableCommand {
         } else if sweep == nil {
             print(render(reports[0]))
         } else {
-            print(renderSweep(reports, parameter: Self.sweptName(sweep!)))
+            print(renderSweep(reports, parameter: sweep!.parameter))
         }
-        if let plot {
-            let swept = Self.sweptName(sweep ?? "")  // --plot needs --sweep
+        if let plot, let swept = sweep?.parameter {  // --plot needs --sweep
             let svg = RecallPlot.svg(
                 title: "\(library): recall@\(k) vs queries per second (1 thread)",
-                series: [RecallPlot.Series(name: "vdb", points: reports.map { ($0.recall ?? 0, $0.singleThread.queriesPerSecond, "\(swept) \(Self.value(of: swept, in: $0.parameters))") })])
+                series: [RecallPlot.Series(name: "vdb", points: reports.map { ($0.recall ?? 0, $0.singleThread.queriesPerSecond, "\(swept.rawValue) \(swept.value(in: $0.parameters) ?? 0)") })])
             try reportingErrors("vdb-query") { try DurableFile.write(Array(svg.utf8), to: FilePath(plot)) }
         }
         if let minRecall {
@@ -157,28 +129,15 @@ struct VDBQuery: ParsableCommand {
         }
     }
 
-    /// The parameter a `--sweep` text names (validated by ``parseSweep(_:)``).
-    static func sweptName(_ sweep: String) -> String { String(sweep.prefix { $0 != "=" }) }
-
-    /// That parameter's value in a setting.
-    static func value(of name: String, in p: SearchParameters) -> Int {
-        switch name {
-        case "ef": p.ef ?? 0
-        case "nprobe": p.nprobe ?? 0
-        case "rerank": p.rerank ?? 0
-        default: p.leafBudget ?? 0
-        }
-    }
-
-    func renderSweep(_ reports: [QueryReport], parameter: String) -> String {
+    func renderSweep(_ reports: [QueryReport], parameter: SweptParameter) -> String {
         guard let first = reports.first else { return "" }
         var table = TextTable(header: [
-            parameter, "recall@\(k)", "QPS 1 thread",
+            parameter.rawValue, "recall@\(k)", "QPS 1 thread",
             "QPS 1 thread batched", "QPS \(first.multiThread.threads) threads", "p50 ms", "p99 ms",
         ])
         for r in reports {
             table.append([
-                String(Self.value(of: parameter, in: r.parameters)), r.recall.map { Format.fixed($0, 4) } ?? "n/a",
+                String(parameter.value(in: r.parameters) ?? 0), r.recall.map { Format.fixed($0, 4) } ?? "n/a",
                 Format.fixed(r.singleThread.queriesPerSecond, 1), r.batched.map { Format.fixed($0.queriesPerSecond, 1) } ?? "-",
                 Format.fixed(r.multiThread.queriesPerSecond, 1),
                 Format.fixed(r.latency.p50Microseconds / 1000, 3), Format.fixed(r.latency.p99Microseconds / 1000, 3),
@@ -206,47 +165,6 @@ struct VDBQuery: ParsableCommand {
         var table = TextTable(header: ["section", "encoding", "on disk", "resident"])
         for s in sections { table.append([s.section, s.encoding, Format.bytes(s.bytesOnDisk), Format.bytes(s.residentBytes)]) }
         return table.render()
-    }
-
-    /// The query vectors and their ground truth, from the file given or the library.
-    func loadQueries(snapshot: LibrarySnapshot) throws -> ([Float], GroundTruth) {
-        let dimension = snapshot.contract.dimension
-        var set: QuerySet
-        var source: String
-        if let queries {
-            if queries.lowercased().hasSuffix(".hdf5") || queries.lowercased().hasSuffix(".h5") {
-                guard let found = try HDF5Dataset(path: FilePath(queries)).querySet() else {
-                    throw IngestError(.malformedInput, "\(queries) has no 'test' dataset")
-                }
-                set = found
-            } else {
-                let read = try VecsFile.readFloats(FilePath(queries))
-                set = QuerySet(dimension: read.dimension, vectors: read.values)
-                if let groundTruth {
-                    let gt = try VecsFile.readInts(FilePath(groundTruth))
-                    set.neighbors = gt.values
-                    set.depth = gt.dimension
-                }
-            }
-            source = "ground truth in \(queries)"
-        } else {
-            guard let stored = try snapshot.querySet() else {
-                throw QueryError(.unavailable, "library '\(library)' has no stored query set; pass --queries FILE or --vector")
-            }
-            set = stored
-            source = "ground truth stored with the library"
-        }
-        guard set.dimension == dimension else {
-            throw IngestError(.dimensionMismatch, "the queries have dimension \(set.dimension); the library's contract is \(snapshot.contract)")
-        }
-        var count = set.count
-        if let limit { count = min(count, limit) }
-        let vectors = Array(set.vectors.prefix(count * dimension))
-        guard let neighbors = set.neighbors, set.depth > 0 else { return (vectors, .exact) }
-        let truth = GroundTruth.rows(
-            neighbors: Array(neighbors.prefix(count * set.depth)), distances: set.distances.map { Array($0.prefix(count * set.depth)) },
-            depth: set.depth, source: source)
-        return (vectors, truth)
     }
 
     func answerOne(_ text: String, searcher: Searcher, parameters: SearchParameters) throws {

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import ServiceLifecycle
 import VDBKit
 
 /// How the server runs.
@@ -17,7 +18,7 @@ struct ServeConfiguration: Sendable {
 func buildRouter(service: LibraryService) -> Router<VDBRequestContext> {
     let router = Router(context: VDBRequestContext.self)
     router.add(middleware: ProblemDetailsMiddleware())
-    router.get("healthz") { _, _ in Health(status: "ok", libraries: await service.listLibraries(limit: 1_000_000).count) }
+    router.get("healthz") { _, _ in Health(status: "ok", libraries: service.libraryCount) }
     router.get("openapi.json") { _, _ -> Response in
         Response(
             status: .ok, headers: [.contentType: "application/json"],
@@ -31,12 +32,14 @@ func buildRouter(service: LibraryService) -> Router<VDBRequestContext> {
     return router
 }
 
-/// The application: the router, bound to host and port, writing the port file once listening.
+/// The application: the router, bound to host and port, writing the port file once listening,
+/// with the libraries' background work as a service beside it.
 func buildApplication(_ configuration: ServeConfiguration, service: LibraryService, logger: Logger) -> some ApplicationProtocol {
     let portFile = configuration.portFile
     return Application(
         router: buildRouter(service: service),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "vdb-serve"),
+        services: [LibraryMaintenanceService(libraries: service)],
         onServerRunning: { channel in
             guard let portFile, let port = channel.localAddress?.port else { return }
             // Written to a temporary name and renamed, so a reader never sees half a number.
@@ -53,4 +56,17 @@ enum OpenAPIDocument {
         }
         return Array(data)
     }()
+}
+
+/// The libraries' background work (flushes, index builds, adopting versions `vdb-build`
+/// publishes) as a ServiceLifecycle service: it stops on graceful shutdown, finishing the
+/// flush or build under way rather than tearing it.
+struct LibraryMaintenanceService: Service {
+    let libraries: LibraryService
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await libraries.runMaintenance()
+        }
+    }
 }

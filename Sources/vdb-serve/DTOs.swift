@@ -9,6 +9,22 @@ struct IndexBody: Codable, Sendable {
     var m: Int?
     var efConstruction: Int?
     var ef: Int?
+
+    /// The settings the body asks for (default `auto`); a type name it does not know is a 422.
+    func settings() throws -> IndexSettings {
+        let type = self.type ?? "auto"
+        guard let settings = IndexSettings(typeName: type) else {
+            throw ProblemDetails(
+                status: .unprocessableContent, code: "invalid-field",
+                detail: "field 'index.type': must be \(IndexSettings.typeNames.joined(separator: ", ")), not '\(type)'")
+        }
+        let hnsw = HNSWParameters(m: m ?? 16, efConstruction: efConstruction ?? 200, efSearch: ef ?? 64)
+        switch settings {
+        case .hnsw: return .hnsw(hnsw)
+        case .auto: return .auto(AutoIndexParameters(hnsw: hnsw))
+        default: return settings
+        }
+    }
 }
 
 struct CreateLibraryRequest: Decodable, Sendable {
@@ -64,6 +80,8 @@ struct SearchRequest: Decodable, Sendable {
     var nprobe: Int?
     var rerank: Int?
     var leaves: Int?
+
+    var parameters: SearchParameters { SearchParameters(ef: ef, nprobe: nprobe, leafBudget: leaves, rerank: rerank) }
 }
 
 struct ChunkResponse: ResponseEncodable, Sendable {
@@ -86,6 +104,12 @@ struct DocumentResponse: ResponseEncodable, Sendable {
     var id: DocumentID
     var metadata: JSONValue?
     var chunks: [ChunkResponse]
+
+    init(_ record: DocumentRecord) {
+        id = record.id
+        metadata = record.metadata.flatMap { try? JSONValue.decode($0) }
+        chunks = record.chunks.map(ChunkResponse.init)
+    }
 }
 
 struct Page<Item: Encodable & Sendable>: ResponseEncodable, Sendable {

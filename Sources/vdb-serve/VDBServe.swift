@@ -11,8 +11,8 @@ struct VDBServe: AsyncParsableCommand {
         commandName: "vdb-serve",
         abstract: "Serve a data directory's libraries over REST: documents, chunks, search, incremental updates.")
 
-    @Option(name: .long, help: "The data directory (default: $VDB_DATA_DIR or ./.vdb-data).")
-    var dataDir: String = ProcessEnvironment.value("VDB_DATA_DIR") ?? ".vdb-data"
+    @OptionGroup var dataDirectory: DataDirectoryOption
+    var dataDir: String { dataDirectory.dataDir }
 
     @Option(name: .long) var host = "127.0.0.1"
 
@@ -54,24 +54,16 @@ struct VDBServe: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "vdb-serve")
-        let warn: @Sendable (String) -> Void = { logger.warning("\($0)") }
         let service = try reportingErrors("vdb-serve") {
-            try LibraryService(dataDirectory: .init(dataDir), policy: policy(), warn: warn)
+            try LibraryService(dataDirectory: dataDirectory.path, policy: policy(), logger: logger)
         }
         let configuration = ServeConfiguration(dataDirectory: dataDir, host: host, port: port, policy: try policy(), portFile: portFile)
         let app = buildApplication(configuration, service: service, logger: logger)
         logger.info("serving \(dataDir) on \(host):\(port), fsync \(configuration.policy)")
-        // Versions published by vdb-build while we serve are picked up without a restart.
-        let watcher = Task {
-            while !Task.isCancelled {
-                try? await Task.sleep(nanoseconds: 1_000_000_000)
-                await service.refresh()
-            }
-        }
-        defer { watcher.cancel() }
-        // runService handles SIGTERM/SIGINT: in-flight requests finish, then we return.
+        // runService handles SIGTERM/SIGINT: the server stops taking requests and finishes the
+        // ones in flight, the maintenance service finishes the flush or build under way.
         try await app.runService()
-        // In-flight requests are done; flush so the next start replays little of the WAL.
+        // Everything has stopped; flush so the next start replays little of the WAL.
         await service.flushAll()
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import SystemPackage
 import Testing
 import VDBKit
 
@@ -36,6 +37,81 @@ struct CommandLineTests {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("vdb-e2e-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
+    }
+
+    /// Every file under a library that no manifest names (WAL files and the control files
+    /// aside): what a crashed writer leaves behind.
+    static func unnamedFiles(library: URL) throws -> [String] {
+        let names = try FileManager.default.contentsOfDirectory(atPath: library.path)
+        var named = Set(["CURRENT", "LOCK", "DRAFTS", "SEQUENCE"])
+        // Manifests up to the live one; a later one was never published.
+        let live = try String(contentsOf: library.appendingPathComponent("CURRENT"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        for name in names where name.hasPrefix("manifest-") && name <= live {
+            named.insert(name)
+            let manifest = try LibraryDirectory.decoder.decode(Manifest.self, from: Data(contentsOf: library.appendingPathComponent(name)))
+            named.formUnion(manifest.files)
+        }
+        var unnamed: [String] = []
+        let walker = FileManager.default.enumerator(atPath: library.path)
+        while let file = walker?.nextObject() as? String {
+            var isDirectory: ObjCBool = false
+            _ = FileManager.default.fileExists(atPath: library.appendingPathComponent(file).path, isDirectory: &isDirectory)
+            if !isDirectory.boolValue && !named.contains(file) && !file.contains("/wal/") { unnamed.append(file) }
+        }
+        return unnamed.sorted()
+    }
+
+    /// `vdb-build` killed at random points of ingests and index builds, and at the two fault
+    /// points of a publish (before it, and between the manifest and CURRENT): the files it
+    /// left are collected when the library is next opened, so the directory holds only files
+    /// some manifest names, and the library verifies.
+    @Test func crashedWritersLeftoversAreCollected() throws {
+        let dir = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        #expect(try Self.run("vdb-build", ["generate", "--output", "s.hdf5", "--rows", "20000", "--queries", "10", "--dimension", "32"], in: dir).status == 0)
+        #expect(try Self.run("vdb-build", ["ingest", "s.hdf5", "--library", "s", "--data-dir", "d", "--shards", "2"], in: dir).status == 0)
+        let library = dir.appendingPathComponent("d/libraries/s")
+        var leftovers = 0
+        // Fault points first (deterministic), then kills after random delays.
+        var rounds: [(arguments: [String], fault: String?, delay: Double)] = [
+            (["ingest", "s.hdf5", "--library", "s", "--data-dir", "d", "--replace"], "draft-before-publish", 0),
+            (["index", "--library", "s", "--data-dir", "d", "--type", "kdtree"], "publish-before-current", 0),
+        ]
+        var rng = SeededGenerator(seed: 42)
+        for round in 0..<6 {
+            let arguments = round % 2 == 0
+                ? ["ingest", "s.hdf5", "--library", "s", "--data-dir", "d", "--replace"]
+                : ["index", "--library", "s", "--data-dir", "d", "--type", "ivfpq", "--lists", "16"]
+            rounds.append((arguments, nil, Double.random(in: 0.05...1.5, using: &rng)))
+        }
+        for round in rounds {
+            let process = Process()
+            process.executableURL = Self.productsDirectory.appendingPathComponent("vdb-build")
+            process.arguments = round.arguments
+            process.currentDirectoryURL = dir
+            var environment = ProcessInfo.processInfo.environment
+            if let fault = round.fault { environment["VDB_FAULT_POINT"] = fault }
+            process.environment = environment
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            if round.fault == nil {
+                Thread.sleep(forTimeInterval: round.delay)
+                kill(process.processIdentifier, SIGKILL)
+            }
+            process.waitUntilExit()
+            if round.fault != nil {
+                #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGKILL, "died at \(round.fault!)")
+                #expect(!(try Self.unnamedFiles(library: library)).isEmpty, "a kill at \(round.fault!) leaves files behind")
+            }
+            leftovers += try Self.unnamedFiles(library: library).count
+            // The next start (the server's, here in process) collects them.
+            _ = try LibraryService(dataDirectory: FilePath(dir.appendingPathComponent("d").path), policy: .never)
+            #expect(try Self.unnamedFiles(library: library) == [], "after the restart following \(round.arguments[0])")
+            let verify = try Self.run("vdb-build", ["verify", "--library", "s", "--data-dir", "d"], in: dir)
+            #expect(verify.status == 0, "\(verify.stderr)")
+        }
+        #expect(leftovers > 0, "the kills left something to collect")
     }
 
     /// The README's main job in small: generate, ingest, query; exact search has recall 1.

@@ -94,6 +94,30 @@ struct RouterTests {
         if let mentions { #expect((reply.object["detail"] as? String)?.contains(mentions) == true, "\(reply.object)", sourceLocation: sourceLocation) }
     }
 
+    /// Concurrent POSTs of one document id: exactly one 201, every other a 409, and the
+    /// stored document is the winner's (no silent replace).
+    @Test(arguments: Backend.allCases)
+    func concurrentCreatesOfOneDocument(backend: Backend) async throws {
+        try await Self.run(backend) { client in
+            #expect(try await Self.call(client, .post, "/v1/libraries", ["name": "c", "dimension": 2, "metric": "l2", "shards": 2]).status == .created)
+            let statuses = try await withThrowingTaskGroup(of: (Int, HTTPResponse.Status).self) { group in
+                for attempt in 0..<12 {
+                    group.addTask {
+                        let reply = try await Self.call(client, .post, "/v1/libraries/c/documents", ["id": 42, "chunks": [["vector": [Double(attempt), 1]]]])
+                        return (attempt, reply.status)
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            let created = statuses.filter { $0.1 == .created }
+            #expect(created.count == 1, "\(statuses)")
+            #expect(statuses.filter { $0.1 == .conflict }.count == 11, "\(statuses)")
+            let stored = try await Self.call(client, .get, "/v1/libraries/c/documents/42")
+            let vector = ((stored.object["chunks"] as? [[String: Any]])?.first?["vector"] as? [Double])?.first
+            #expect(vector == Double(created.first?.0 ?? -1))
+        }
+    }
+
     @Test(arguments: Backend.allCases)
     func librariesLifecycle(backend: Backend) async throws {
         try await Self.run(backend) { client in
@@ -184,7 +208,7 @@ struct RouterTests {
             #expect((hits[0]["distance"] as? Double ?? 99) <= (hits[1]["distance"] as? Double ?? 0))
             #expect((search.object["index"] as? String)?.contains("flat") == true)
             Self.expectProblem(try await Self.call(client, .post, "/v1/libraries/l/search", ["vector": [1, 2]]), .unprocessableContent, code: "dimension-mismatch")
-            Self.expectProblem(try await Self.call(client, .post, "/v1/libraries/l/search", ["vector": [1, 2, 3], "k": 0]), .unprocessableContent, code: "invalid-argument")
+            Self.expectProblem(try await Self.call(client, .post, "/v1/libraries/l/search", ["vector": [1, 2, 3], "k": 0]), .unprocessableContent, code: "invalid-field", mentions: "'k'")
             Self.expectProblem(try await Self.call(client, .post, "/v1/libraries/l/search", ["vector": [1, 2, 3], "ef": 0]), .unprocessableContent, code: "invalid-field")
             Self.expectProblem(try await Self.call(client, .post, "/v1/libraries/l/search", ["vector": [1, 2, 3], "nprobe": 0]), .unprocessableContent, code: "invalid-field", mentions: "nprobe")
             Self.expectProblem(try await Self.call(client, .post, "/v1/libraries/l/search", ["vector": [1, 2, 3], "rerank": 1001]), .unprocessableContent, code: "invalid-field", mentions: "rerank")

@@ -33,26 +33,23 @@ struct ProblemDetails: HTTPResponseError, Encodable {
         switch error {
         case let e as ProblemDetails:
             self = e
-        case let e as UpdateError:
-            switch e.code {
-            case .notFound: self.init(status: .notFound, code: e.code.rawValue, detail: e.message)
-            case .conflict: self.init(status: .conflict, code: e.code.rawValue, detail: e.message)
-            case .unavailable: self.init(status: .serviceUnavailable, code: e.code.rawValue, detail: e.message)
-            default: self.init(status: .unprocessableContent, code: e.code.rawValue, detail: e.message)
+        case let e as any DomainError:
+            let status: HTTPResponse.Status =
+                switch e.category {
+                case .invalidArgument, .invalidInput: .unprocessableContent
+                case .notFound, .missingInput: .notFound
+                case .alreadyExists, .conflict: .conflict
+                case .unavailable: .serviceUnavailable
+                case .corrupt, .io: .internalServerError
+                }
+            if status == .internalServerError {
+                self.init(status: status, code: "internal", detail: "the server could not complete the request")
+            } else if let field = e.field, e.category == .invalidArgument {
+                // A request field out of range: the same code as a field that does not decode.
+                self.init(status: status, code: "invalid-field", detail: "field '\(field)': \(e.message)")
+            } else {
+                self.init(status: status, code: e.codeName, detail: e.message)
             }
-        case let e as StorageError:
-            switch e.code {
-            case .notFound: self.init(status: .notFound, code: e.code.rawValue, detail: e.message)
-            case .alreadyExists, .conflict: self.init(status: .conflict, code: e.code.rawValue, detail: e.message)
-            case .invalidArgument: self.init(status: .unprocessableContent, code: e.code.rawValue, detail: e.message)
-            default: self.init(status: .internalServerError, code: "internal", detail: "the server could not complete the request")
-            }
-        case let e as IngestError:
-            self.init(status: .unprocessableContent, code: e.code.rawValue, detail: e.message)
-        case let e as QueryError:
-            self.init(status: e.code == .unavailable ? .serviceUnavailable : .unprocessableContent, code: e.code.rawValue, detail: e.message)
-        case let e as IndexError:
-            self.init(status: .unprocessableContent, code: e.code.rawValue, detail: e.message)
         case let e as DecodingError:
             switch e {
             case .dataCorrupted(let context) where context.codingPath.isEmpty:

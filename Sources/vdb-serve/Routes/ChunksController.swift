@@ -17,16 +17,14 @@ struct ChunksController {
         let (library, document) = try target(context)
         let body = try await request.json(ChunkBody.self, context: context)
         let id = body.id ?? .random()
-        if let existing = await library.writers[library.shard(of: document)].chunk(id) {
-            throw ProblemDetails(status: .conflict, code: "conflict", detail: "chunk \(id) already exists in document \(existing.document)")
-        }
-        try await service.apply([.putChunk(document: document, chunk: ChunkInput(id: id, text: body.text, vector: body.vector, metadata: body.metadata))], to: library)
+        let chunk = ChunkInput(id: id, text: body.text, vector: body.vector, metadata: body.metadata)
+        try await service.apply([.createChunk(document: document, chunk: chunk)], to: library)
         return EditedResponse(status: .created, headers: [.location: "\(request.uri.path)/\(id)"], response: try await load(library, document, id))
     }
 
     @Sendable func list(request: Request, context: VDBRequestContext) async throws -> DocumentResponse {
         let (library, document) = try target(context)
-        return try await DocumentsController.load(library, document)
+        return DocumentResponse(try await library.document(document))
     }
 
     @Sendable func get(request: Request, context: VDBRequestContext) async throws -> ChunkResponse {
@@ -56,9 +54,6 @@ struct ChunksController {
     }
 
     private func load(_ library: LiveLibrary, _ document: DocumentID, _ id: ChunkID) async throws -> ChunkResponse {
-        guard let record = await library.writers[library.shard(of: document)].chunk(id), record.document == document else {
-            throw UpdateError(.notFound, "document \(document) has no chunk \(id)")
-        }
-        return ChunkResponse(record)
+        ChunkResponse(try await library.chunk(id, in: document))
     }
 }

@@ -27,10 +27,7 @@ struct LibrariesController {
             throw ProblemDetails(status: .unprocessableContent, code: "invalid-field", detail: "field 'metric': use l2, cosine or dot")
         }
         let contract = EmbeddingContract(dimension: body.dimension, metric: metric, normalized: body.normalized, model: body.model)
-        let index = body.index ?? IndexBody()
-        let parameters = HNSWParameters(m: index.m ?? 16, efConstruction: index.efConstruction ?? 200, efSearch: index.ef ?? 64)
-        try parameters.validate()
-        let type = index.type ?? "auto"
+        let index = try (body.index ?? IndexBody()).settings()
         var storage = StorageSettings()
         if let vectors = body.storage?.vectors {
             guard let encoding = VectorEncoding(rawValue: vectors) else {
@@ -46,7 +43,7 @@ struct LibrariesController {
         }
         let info = try await service.createLibrary(
             name: body.name, contract: contract, shards: body.shards ?? 1,
-            index: IndexSettings(type: type, hnsw: type == "hnsw" || type == "auto" ? parameters : nil, leafSize: type == "kdtree" ? 32 : nil),
+            index: index,
             storage: storage, metadata: body.metadata ?? [:])
         return EditedResponse(status: .created, headers: [.location: "/v1/libraries/\(info.name)"], response: JSONBody(info))
     }

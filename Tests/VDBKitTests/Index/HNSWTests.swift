@@ -1,6 +1,13 @@
 import SystemPackage
 import Testing
-@testable import VDBKit
+@testable import VDBCatalog
+@testable import VDBCore
+@testable import VDBEngine
+@testable import VDBIndex
+@testable import VDBIngest
+@testable import VDBKernels
+import VDBKit
+@testable import VDBStorage
 
 @Suite("HNSW", .serialized)
 struct HNSWTests {
@@ -195,26 +202,26 @@ struct HNSWTests {
         let library = try LibraryDirectory(dataDirectory: dir.path, name: "x")
         let v1 = try library.currentManifest()
         let params = HNSWParameters(m: 8, efConstruction: 40, efSearch: 50)
-        let hnsw = try IndexBuilder.build(dataDirectory: dir.path, library: "x", options: IndexBuildOptions(kind: .hnsw, hnsw: params, threads: 2))
+        let hnsw = try IndexBuilder.build(dataDirectory: dir.path, library: "x", options: IndexBuildOptions(settings: .hnsw(params), threads: 2))
         #expect(hnsw.epoch == 2 && hnsw.graphSegments == hnsw.segments)
         let v2 = try library.currentManifest()
-        #expect(v2.index.type == "hnsw" && v2.index.hnsw == params)
+        #expect(v2.index == .hnsw(params))
         #expect(Set(v2.files).isDisjoint(with: v1.files.filter { $0.hasSuffix(".vdbseg") }))
         let searcher = try Searcher(snapshot: LibrarySnapshot(directory: library, manifest: v2))
-        #expect(searcher.hasTunableIndex && searcher.indexDescription.hasPrefix("hnsw"))
+        #expect(searcher.searches(with: .hnsw) && searcher.indexDescription.hasPrefix("hnsw"))
         #expect(try searcher.search([0, 0, 0, 0, 0, 0, 0, 0], k: 5).count == 5)
         // Same parameters again: every segment is shared, nothing rewritten.
-        _ = try IndexBuilder.build(dataDirectory: dir.path, library: "x", options: IndexBuildOptions(kind: .hnsw, hnsw: params, threads: 2))
+        _ = try IndexBuilder.build(dataDirectory: dir.path, library: "x", options: IndexBuildOptions(settings: .hnsw(params), threads: 2))
         #expect(try library.currentManifest().files == v2.files)
         // auto with a threshold above every segment: graphs dropped; flat: same.
-        _ = try IndexBuilder.build(dataDirectory: dir.path, library: "x", options: IndexBuildOptions(kind: .auto, hnsw: params, autoThreshold: 1_000_000))
+        _ = try IndexBuilder.build(dataDirectory: dir.path, library: "x", options: IndexBuildOptions(settings: .auto(AutoIndexParameters(hnsw: params, threshold: 1_000_000))))
         let v4 = try library.currentManifest()
         #expect(try LibrarySnapshot(directory: library, manifest: v4).allSegments.allSatisfy { !$0.hasHNSWGraph })
-        #expect(!(try Searcher(snapshot: LibrarySnapshot(directory: library, manifest: v4)).hasTunableIndex))
+        #expect(!(try Searcher(snapshot: LibrarySnapshot(directory: library, manifest: v4)).searches(with: .hnsw)))
         // The old version still opens and searches with its graphs.
-        #expect(try Searcher(snapshot: LibrarySnapshot(directory: library, manifest: v2)).hasTunableIndex)
+        #expect(try Searcher(snapshot: LibrarySnapshot(directory: library, manifest: v2)).searches(with: .hnsw))
         #expect(throws: IndexError.self) {
-            try IndexBuilder.build(dataDirectory: dir.path, library: "x", options: IndexBuildOptions(kind: .hnsw, hnsw: HNSWParameters(m: 0)))
+            try IndexBuilder.build(dataDirectory: dir.path, library: "x", options: IndexBuildOptions(settings: .hnsw(HNSWParameters(m: 0))))
         }
     }
 }

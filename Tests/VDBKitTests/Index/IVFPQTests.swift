@@ -1,6 +1,13 @@
 import CVDBKernels
 import Testing
-@testable import VDBKit
+@testable import VDBCatalog
+@testable import VDBCore
+@testable import VDBEngine
+@testable import VDBIndex
+@testable import VDBIngest
+@testable import VDBKernels
+import VDBKit
+@testable import VDBStorage
 
 @Suite("IVF-PQ", .serialized)
 struct IVFPQTests {
@@ -332,12 +339,11 @@ struct IVFPQTests {
         let dir = TemporaryDirectory()
         var source = ArrayRowSource(dimension: 8, vectors: randomVectors(count: 2_000, dimension: 8, seed: 2), declaredMetric: .l2)
         _ = try Ingestor.ingest(source: &source, dataDirectory: dir.path, options: IngestOptions(library: "p"))
-        var options = IndexBuildOptions(kind: .ivfpq)
-        options.ivfpq = IVFPQParameters(lists: 16, subquantizers: 2, nprobe: 4, rerank: 5)
+        let options = IndexBuildOptions(settings: .ivfpq(IVFPQParameters(lists: 16, subquantizers: 2, nprobe: 4, rerank: 5)))
         let report = try IndexBuilder.build(dataDirectory: dir.path, library: "p", options: options)
         #expect(report.type == "ivfpq")
         let searcher = try Searcher(snapshot: LibrarySnapshot.openCurrent(dataDirectory: dir.path, library: "p"))
-        #expect(searcher.hasIVFPQ && searcher.indexDescription.hasPrefix("ivfpq"))
+        #expect(searcher.searches(with: .ivfpq) && searcher.indexDescription.hasPrefix("ivfpq"))
         #expect(try searcher.search([Float](repeating: 0, count: 8), k: 5).count == 5)
         // The searcher's batch path matches its one-query path.
         let queries = randomVectors(count: 9, dimension: 8, seed: 3)

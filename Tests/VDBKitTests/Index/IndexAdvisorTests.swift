@@ -1,5 +1,12 @@
 import Testing
-@testable import VDBKit
+@testable import VDBCatalog
+@testable import VDBCore
+@testable import VDBEngine
+@testable import VDBIndex
+@testable import VDBIngest
+@testable import VDBKernels
+import VDBKit
+@testable import VDBStorage
 
 @Suite("Index advisor")
 struct IndexAdvisorTests {
@@ -24,8 +31,8 @@ struct IndexAdvisorTests {
         let dir = TemporaryDirectory()
         var source = ArrayRowSource(dimension: 3, vectors: randomVectors(count: 12_000, dimension: 3, seed: 5), declaredMetric: .l2)
         _ = try Ingestor.ingest(source: &source, dataDirectory: dir.path, options: IngestOptions(library: "a"))
-        let report = try IndexBuilder.build(dataDirectory: dir.path, library: "a", options: IndexBuildOptions(kind: .auto))
+        let report = try IndexBuilder.build(dataDirectory: dir.path, library: "a", options: IndexBuildOptions(settings: .auto(AutoIndexParameters())))
         #expect(report.type == "kdtree" && report.advice?.hasPrefix("kdtree:") == true)
-        #expect(try LibraryDirectory(dataDirectory: dir.path, name: "a").currentManifest().index.type == "kdtree")
+        #expect(try LibraryDirectory(dataDirectory: dir.path, name: "a").currentManifest().index.typeName == "kdtree")
     }
 }

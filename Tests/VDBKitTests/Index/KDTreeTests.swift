@@ -1,7 +1,14 @@
 import PropertyBased
 import SystemPackage
 import Testing
-@testable import VDBKit
+@testable import VDBCatalog
+@testable import VDBCore
+@testable import VDBEngine
+@testable import VDBIndex
+@testable import VDBIngest
+@testable import VDBKernels
+import VDBKit
+@testable import VDBStorage
 
 @Suite("k-d tree")
 struct KDTreeTests {
@@ -108,7 +115,7 @@ struct KDTreeTests {
         var source = ArrayRowSource(dimension: 3, vectors: randomVectors(count: 10, dimension: 3, seed: 1), declaredMetric: .dot)
         _ = try Ingestor.ingest(source: &source, dataDirectory: dir.path, options: IngestOptions(library: "d"))
         #expect(throws: IndexError.self) {
-            try IndexBuilder.build(dataDirectory: dir.path, library: "d", options: IndexBuildOptions(kind: .kdtree))
+            try IndexBuilder.build(dataDirectory: dir.path, library: "d", options: IndexBuildOptions(settings: .kdtree(KDTreeParameters())))
         }
         // A permutation entry pointing past the rows is caught on open.
         let vectors = randomVectors(count: 100, dimension: 2, seed: 2)
@@ -127,10 +134,10 @@ struct KDTreeTests {
         let dir = TemporaryDirectory()
         var source = ArrayRowSource(dimension: 4, vectors: randomVectors(count: 3_000, dimension: 4, seed: 9), declaredMetric: .l2)
         _ = try Ingestor.ingest(source: &source, dataDirectory: dir.path, options: IngestOptions(library: "k", shardCount: 2))
-        let report = try IndexBuilder.build(dataDirectory: dir.path, library: "k", options: IndexBuildOptions(kind: .kdtree, leafSize: 16))
+        let report = try IndexBuilder.build(dataDirectory: dir.path, library: "k", options: IndexBuildOptions(settings: .kdtree(KDTreeParameters(leafSize: 16))))
         #expect(report.epoch == 2 && report.graphBytes > 0)
         let searcher = try Searcher(snapshot: LibrarySnapshot.openCurrent(dataDirectory: dir.path, library: "k"))
-        #expect(searcher.indexDescription.hasPrefix("kdtree") && searcher.hasKDTree)
+        #expect(searcher.indexDescription.hasPrefix("kdtree") && searcher.searches(with: .kdtree))
         let query: [Float] = [0.1, 0.2, 0.3, 0.4]
         let exact = try searcher.exactBatch(queries: query, k: 10)[0]
         #expect(Recall.recall(found: try searcher.search(query, k: 10), exact: exact, k: 10) == 1)

@@ -3,7 +3,14 @@ import Foundation
 import PropertyBased
 import SystemPackage
 import Testing
-@testable import VDBKit
+@testable import VDBCatalog
+@testable import VDBCore
+@testable import VDBEngine
+@testable import VDBIndex
+@testable import VDBIngest
+@testable import VDBKernels
+import VDBKit
+@testable import VDBStorage
 
 @Suite("Compressed segments")
 struct CompressionTests {
@@ -174,8 +181,7 @@ struct CompressionTests {
         let dir = TemporaryDirectory()
         var source = ArrayRowSource(dimension: 16, vectors: randomVectors(count: 6_000, dimension: 16, seed: 4), declaredMetric: .l2)
         _ = try Ingestor.ingest(source: &source, dataDirectory: dir.path, options: IngestOptions(library: "h", storage: StorageChange(vectors: .float16)))
-        var options = IndexBuildOptions(kind: .ivfpq)
-        options.ivfpq = IVFPQParameters(lists: 32, subquantizers: 8, nprobe: 32, rerank: 20)
+        let options = IndexBuildOptions(settings: .ivfpq(IVFPQParameters(lists: 32, subquantizers: 8, nprobe: 32, rerank: 20)))
         _ = try IndexBuilder.build(dataDirectory: dir.path, library: "h", options: options)
         let snapshot = try LibrarySnapshot.openCurrent(dataDirectory: dir.path, library: "h")
         #expect(snapshot.manifest.segmentStorage.vectors == .float16)

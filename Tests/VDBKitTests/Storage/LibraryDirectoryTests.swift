@@ -1,6 +1,13 @@
 import SystemPackage
 import Testing
-@testable import VDBKit
+@testable import VDBCatalog
+@testable import VDBCore
+@testable import VDBEngine
+@testable import VDBIndex
+@testable import VDBIngest
+@testable import VDBKernels
+import VDBKit
+@testable import VDBStorage
 
 @Suite("Manifests and versions")
 struct LibraryDirectoryTests {
@@ -31,8 +38,8 @@ struct LibraryDirectoryTests {
     }
 
     /// Publishing keeps the newest two versions whole and removes older manifests and the files
-    /// only they named; a file no manifest names (a build in progress elsewhere) stays, and a
-    /// snapshot pinned on a removed version still reads its segments (they stay mapped).
+    /// only they named; a file of a draft still open (a build in progress elsewhere) stays, and
+    /// a snapshot pinned on a removed version still reads its segments (they stay mapped).
     @Test func supersededVersionsAreRemoved() throws {
         let dir = TemporaryDirectory()
         _ = try ingest(dir, rows: 10, seed: 1)
@@ -41,8 +48,10 @@ struct LibraryDirectoryTests {
         let pinnedRow = Array(pinned.allSegments[0].vector(at: RowOffset(3)))
         func present(_ files: [String]) -> Bool { files.allSatisfy { fileExists(library.root.appending($0)) } }
         func absent(_ files: [String]) -> Bool { files.allSatisfy { !fileExists(library.root.appending($0)) } }
-        let unpublished = "shards/0/seg-999999.vdbseg"
+        let inProgress = try VersionDraft(editingCurrentOf: library)
+        let unpublished = try inProgress.newSegment(shard: 0).file
         writeBytes([1, 2, 3], to: library.root.appending(unpublished))
+        defer { inProgress.abandon() }
         var versions = [try library.currentManifest().files]
         for seed in 2...4 {
             _ = try ingest(dir, rows: 10 + Int(seed), seed: UInt64(seed), replace: true)

@@ -1,7 +1,14 @@
 import PropertyBased
 import SystemPackage
 import Testing
-@testable import VDBKit
+@testable import VDBCatalog
+@testable import VDBCore
+@testable import VDBEngine
+@testable import VDBIndex
+@testable import VDBIngest
+@testable import VDBKernels
+import VDBKit
+@testable import VDBStorage
 
 @Suite("Write-ahead log")
 struct WriteAheadLogTests {

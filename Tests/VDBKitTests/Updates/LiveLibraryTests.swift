@@ -1,7 +1,16 @@
 import Foundation
 import SystemPackage
+import InMemoryLogging
+import Logging
 import Testing
-@testable import VDBKit
+@testable import VDBCatalog
+@testable import VDBCore
+@testable import VDBEngine
+@testable import VDBIndex
+@testable import VDBIngest
+@testable import VDBKernels
+import VDBKit
+@testable import VDBStorage
 
 /// Incremental updates against a plain model: every acknowledged transaction is applied to a
 /// `[DocumentID: [ChunkID: vector]]`, and the library must agree with it — in searches, after
@@ -18,10 +27,10 @@ struct LiveLibraryTests {
         mutating func apply(_ mutations: [Mutation]) {
             for m in mutations {
                 switch m {
-                case .putDocument(let id, _, let chunks): documents[id] = chunks.map { ($0.id, $0.vector) }
+                case .putDocument(let id, _, let chunks), .createDocument(let id, _, let chunks): documents[id] = chunks.map { ($0.id, $0.vector) }
                 case .setDocumentMetadata: break
                 case .deleteDocument(let id): documents[id] = nil
-                case .putChunk(let d, let chunk):
+                case .putChunk(let d, let chunk), .createChunk(let d, let chunk):
                     if let i = documents[d]!.firstIndex(where: { $0.0 == chunk.id }) {
                         documents[d]![i] = (chunk.id, chunk.vector)
                     } else {
@@ -195,7 +204,7 @@ struct LiveLibraryTests {
         let before = try library.searcher()
         let built = try IndexBuilder.build(
             dataDirectory: dir.path, library: "u",
-            options: IndexBuildOptions(kind: .hnsw, hnsw: HNSWParameters(m: 8, efConstruction: 60, efSearch: 400), threads: 2))
+            options: IndexBuildOptions(settings: .hnsw(HNSWParameters(m: 8, efConstruction: 60, efSearch: 400)), threads: 2))
         await service.refresh()
         #expect(library.snapshot.epoch == built.epoch)
         #expect(try library.searcher().indexDescription.contains("hnsw"))
@@ -219,8 +228,11 @@ struct LiveLibraryTests {
         let service = try LibraryService(dataDirectory: dir.path, policy: .never, flushThreshold: 600)
         _ = try await service.createLibrary(
             name: "g", contract: EmbeddingContract(dimension: 6, metric: .l2), shards: 2,
-            index: IndexSettings(type: "hnsw", hnsw: HNSWParameters(m: 8, efConstruction: 60, efSearch: 300)))
+            index: .hnsw(HNSWParameters(m: 8, efConstruction: 60, efSearch: 300)))
         let library = try service.library("g")
+        // The background work the server runs as a service.
+        let maintenance = Task { await service.runMaintenance(pollInterval: .milliseconds(100)) }
+        defer { maintenance.cancel() }
         var model = Model()
         var rng = SeededGenerator(seed: 8)
         for _ in 0..<700 {
@@ -284,11 +296,53 @@ struct LiveLibraryTests {
         let file = WriteAheadLog.files(in: walDirectory).last!.path
         let bytes = readBytes(file)
         writeBytes(Array(bytes.dropLast(7)), to: file)
-        let warnings = WarningSink()
-        let reopened = try LiveLibrary.open(dataDirectory: dir.path, library: "u", policy: .always, warn: { warnings.add($0) })
+        let logs = InMemoryLogHandler()
+        let reopened = try LiveLibrary.open(dataDirectory: dir.path, library: "u", policy: .always, logger: Logger(label: "test") { _ in logs })
         #expect(await reopened.writers[shard].document(big) == nil, "no part of the torn document")
-        #expect(warnings.lines.count == 1 && warnings.lines[0].contains("torn tail"))
+        let warnings = logs.entries.filter { $0.level == .warning }
+        #expect(warnings.count == 1 && "\(warnings[0].message)".contains("torn WAL tail"))
         try Self.expectMatches(reopened, model, seed: 9, "after a torn tail")
+    }
+
+    /// Creates of one document id racing each other: the check runs in the shard's writer, so
+    /// exactly one wins and the others are refused; nothing is replaced silently. The same for
+    /// chunks added to a document.
+    @Test func concurrentCreatesOfOneIDHaveOneWinner() async throws {
+        let dir = TemporaryDirectory()
+        _ = try Self.library(dir, rows: 10)
+        let library = try LiveLibrary.open(dataDirectory: dir.path, library: "u", policy: .never)
+        let id = DocumentID.random()
+        let attempts = 16
+        let results = await withTaskGroup(of: (Int, Result<UInt64, any Error>).self) { group in
+            for attempt in 0..<attempts {
+                group.addTask {
+                    let chunk = ChunkInput(id: .random(), vector: [Float](repeating: Float(attempt), count: 6))
+                    do { return (attempt, .success(try await library.apply([.createDocument(id: id, metadata: nil, chunks: [chunk])]))) }
+                    catch { return (attempt, .failure(error)) }
+                }
+            }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        let winners = results.filter { if case .success = $0.1 { true } else { false } }
+        #expect(winners.count == 1)
+        for case (_, .failure(let error)) in results {
+            #expect((error as? UpdateError)?.code == .conflict, "\(error)")
+        }
+        let stored = try await library.document(id)
+        #expect(stored.chunks.count == 1 && stored.chunks[0].vector.first == Float(winners[0].0), "the winner's document is the one stored")
+
+        let chunkID = ChunkID.random()
+        var chunkWins = 0
+        await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    (try? await library.apply([.createChunk(document: id, chunk: ChunkInput(id: chunkID, vector: [1, 2, 3, 4, 5, 6]))])) != nil
+                }
+            }
+            for await won in group where won { chunkWins += 1 }
+        }
+        #expect(chunkWins == 1)
+        #expect(try await library.document(id).chunks.count == 2)
     }
 
     /// A searcher keeps the state it was made from while writes go on.
@@ -349,10 +403,4 @@ extension Array {
     }
 }
 
-/// Collects warnings from any thread.
-final class WarningSink: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: [String] = []
-    func add(_ line: String) { lock.lock(); stored.append(line); lock.unlock() }
-    var lines: [String] { lock.lock(); defer { lock.unlock() }; return stored }
-}
+

@@ -1,0 +1,30 @@
+/// A set of rows of one segment as a bitset: a filter's matching rows, or tombstones.
+public struct RowSet: Sendable, Hashable {
+    @usableFromInline package var words: [UInt64]
+    public let capacity: Int
+
+    /// An empty set for rows `0..<capacity`.
+    public init(capacity: Int) {
+        self.capacity = capacity
+        words = [UInt64](repeating: 0, count: (capacity + 63) / 64)
+    }
+
+    @inlinable
+    public func contains(_ row: RowOffset) -> Bool {
+        let r = Int(row)
+        return r < capacity && words[r >> 6] & (1 << UInt64(r & 63)) != 0
+    }
+
+    /// - Precondition: `row < capacity`.
+    public mutating func insert(_ row: RowOffset) {
+        precondition(Int(row) < capacity, "row outside the set's capacity")
+        words[Int(row) >> 6] |= 1 << UInt64(row & 63)
+    }
+
+    public mutating func remove(_ row: RowOffset) {
+        guard Int(row) < capacity else { return }
+        words[Int(row) >> 6] &= ~(1 << UInt64(row & 63))
+    }
+
+    public var count: Int { words.reduce(0) { $0 + $1.nonzeroBitCount } }
+}

@@ -1,0 +1,207 @@
+public import VDBCore
+import VDBKernels
+import VDBStorage
+public import VDBIndex
+public import VDBCatalog
+/// One search result.
+public struct SearchHit: Sendable, Hashable, Codable {
+    public var chunkID: ChunkID
+    public var documentID: DocumentID
+    /// The metric's reported distance (``Metric/reportedDistance(_:)``); smaller is closer.
+    public var distance: Float
+    public var shard: UInt32
+
+    public init(chunkID: ChunkID, documentID: DocumentID, distance: Float, shard: UInt32) {
+        self.chunkID = chunkID
+        self.documentID = documentID
+        self.distance = distance
+        self.shard = shard
+    }
+}
+
+/// Answers k-nearest-neighbour queries over one library snapshot: fans out over every shard and
+/// segment, each searched by its index, into one top-k.
+///
+/// Candidate ids inside the search are `segment ordinal << 32 | row`, so results from all
+/// segments share one heap and no merge pass is needed.
+public final class Searcher: Sendable {
+    public let snapshot: LibrarySnapshot
+    private let sources: [Source]
+
+    /// One searchable part of a shard: a segment, or the rows added since the last flush.
+    private struct Source: Sendable {
+        enum Rows: Sendable {
+            case segment(Segment)
+            case delta(DeltaStore, count: Int)
+        }
+        let rows: Rows
+        let index: any VectorIndex
+        /// The rows that may be returned; nil when all are live.
+        let live: RowSet?
+        let shard: UInt32
+
+        func payload(of row: RowOffset) -> (text: String?, metadata: [UInt8]?) {
+            switch rows {
+            case .segment(let segment): return (segment.text(at: row), segment.metadata(at: row))
+            case .delta(let store, _):
+                let r = store.row(Int(row))
+                return (r.text, r.metadata)
+            }
+        }
+
+        func identity(of row: RowOffset) -> (ChunkID, DocumentID) {
+            switch rows {
+            case .segment(let segment): return (segment.chunkID(at: row), segment.documentID(at: row))
+            case .delta(let store, _):
+                let r = store.row(Int(row))
+                return (r.chunkID, r.documentID)
+            }
+        }
+    }
+
+    /// Opens every segment's index as the manifest's settings say (``IndexSettings/openIndex(for:)``).
+    ///
+    /// - Parameter live: the shards' current state under incremental updates (their segments and
+    ///   indexes, which rows are live, and the delta); nil for a library as published.
+    public init(snapshot: LibrarySnapshot, live: [ShardSnapshot]? = nil) throws {
+        self.snapshot = snapshot
+        var sources: [Source] = []
+        for shard in 0..<snapshot.manifest.shardCount {
+            if let state = live?[shard] {
+                for (i, segment) in state.segments.enumerated() {
+                    var liveRows: RowSet? = state.live[i]
+                    if liveRows?.count == segment.rowCount { liveRows = nil }
+                    sources.append(Source(rows: .segment(segment), index: state.indexes[i], live: liveRows, shard: UInt32(shard)))
+                }
+                if state.deltaCount > 0 {
+                    let index = DeltaIndex(store: state.delta, count: state.deltaCount, metric: snapshot.contract.metric)
+                    sources.append(Source(
+                        rows: .delta(state.delta, count: state.deltaCount), index: index, live: state.deltaLive, shard: UInt32(shard)))
+                }
+            } else {
+                for segment in snapshot.segments[shard] {
+                    let index = try snapshot.manifest.index.openIndex(for: segment)
+                    sources.append(Source(rows: .segment(segment), index: index, live: nil, shard: UInt32(shard)))
+                }
+            }
+        }
+        self.sources = sources
+        epoch = live?.map(\.epoch).min() ?? snapshot.epoch
+    }
+
+    /// The version whose segments this searcher reads (while a new version is being adopted
+    /// shard by shard, the older one): what a search response names.
+    public let epoch: Epoch
+
+    private var indexes: [any VectorIndex] { sources.map(\.index) }
+
+
+    public var contract: EmbeddingContract { snapshot.contract }
+
+    /// What answers queries, for reports.
+    public var indexDescription: String {
+        let kinds = Set(indexes.map(\.kind.rawValue)).sorted().joined(separator: "+")
+        let segmentCount = sources.filter { if case .segment = $0.rows { true } else { false } }.count
+        return "\(kinds) over \(segmentCount) segment(s) in \(snapshot.manifest.shardCount) shard(s)"
+    }
+
+    /// Whether every hit's distance is exact (not a compressed index's estimate).
+    public func reportsExactDistances(_ parameters: SearchParameters) -> Bool { indexes.allSatisfy { $0.reportsExactDistances(parameters) } }
+
+    /// Whether some segment is searched by an index of `kind`.
+    public func searches(with kind: IndexKind) -> Bool { indexes.contains { $0.kind == kind } }
+
+    /// Whether every query scores every row (so bytes scanned per query is the vector bytes).
+    public var isExhaustive: Bool { indexes.allSatisfy { $0.kind == .flat } }
+
+    /// Bytes the indexes use beyond the mapped vectors.
+    public var indexMemory: Int { indexes.reduce(0) { $0 + $1.memoryFootprint } }
+
+    /// Validates and prepares `query` by the library's contract, then searches.
+    public func search(_ query: [Float], k: Int, parameters: SearchParameters = SearchParameters()) throws -> [SearchHit] {
+        try SearchParameters.validate(k: k)
+        try parameters.validate()
+        let prepared = try contract.prepared(query, what: "the query vector")
+        var top = TopK(k: k)
+        prepared.withUnsafeBufferPointer { searchPrepared($0, k: k, parameters: parameters, into: &top) }
+        return hits(from: top)
+    }
+
+    /// Like ``search(_:k:parameters:)``, with each hit's text and metadata (JSON bytes).
+    public func searchWithPayload(_ query: [Float], k: Int, parameters: SearchParameters = SearchParameters()) throws
+        -> [(hit: SearchHit, text: String?, metadata: [UInt8]?)]
+    {
+        try SearchParameters.validate(k: k)
+        try parameters.validate()
+        let prepared = try contract.prepared(query, what: "the query vector")
+        var top = TopK(k: k)
+        prepared.withUnsafeBufferPointer { searchPrepared($0, k: k, parameters: parameters, into: &top) }
+        let metric = contract.metric
+        return top.sorted().map { candidate in
+            let source = sources[Int(candidate.id >> 32)]
+            let row = RowOffset(truncatingIfNeeded: candidate.id)
+            let (chunk, document) = source.identity(of: row)
+            let payload = source.payload(of: row)
+            let hit = SearchHit(chunkID: chunk, documentID: document, distance: metric.reportedDistance(candidate.distance), shard: source.shard)
+            return (hit, payload.text, payload.metadata)
+        }
+    }
+
+    /// The hot path: a query already prepared by the contract, into a reusable heap (reset here).
+    public func searchPrepared(_ query: UnsafeBufferPointer<Float>, k: Int, parameters: SearchParameters, into top: inout TopK) {
+        top.reset(k: k)
+        for (i, source) in sources.enumerated() {
+            source.index.search(query, k: k, filter: source.live, parameters: parameters, idBase: UInt64(i) << 32, into: &top)
+        }
+    }
+
+    /// ``searchPrepared(_:k:parameters:into:)`` for `tops.count` prepared queries (row-major),
+    /// query `i` into `tops[i]` (reset here), letting indexes share work across the batch.
+    public func searchBatchPrepared(
+        _ queries: UnsafeBufferPointer<Float>, k: Int, parameters: SearchParameters, into tops: UnsafeMutableBufferPointer<TopK>
+    ) {
+        for i in tops.indices { tops[i].reset(k: k) }
+        for (i, source) in sources.enumerated() {
+            source.index.searchBatch(queries, k: k, filter: source.live, parameters: parameters, idBase: UInt64(i) << 32, into: tops)
+        }
+    }
+
+    /// Exact results for many prepared queries at once through BLAS.
+    ///
+    /// - Parameter queries: `count × dimension` floats, each prepared by the contract.
+    public func exactBatch(queries: [Float], k: Int) throws -> [[SearchHit]] {
+        try SearchParameters.validate(k: k)
+        let dimension = contract.dimension
+        precondition(queries.count % dimension == 0, "queries are not whole vectors")
+        var heaps = [TopK](repeating: TopK(k: k), count: queries.count / dimension)
+        queries.withUnsafeBufferPointer { q in
+            for (i, source) in sources.enumerated() {
+                switch source.rows {
+                case .segment(let segment):
+                    BatchScoring.search(
+                        queries: q, base: segment.vectors, dimension: dimension, metric: contract.metric,
+                        idBase: UInt64(i) << 32, live: source.live, into: &heaps)
+                case .delta(let store, let count):
+                    for (rows, vectors) in store.blocks(upTo: count) {
+                        BatchScoring.search(
+                            queries: q, base: UnsafeBufferPointer(start: vectors, count: rows.count * dimension),
+                            dimension: dimension, metric: contract.metric, idBase: UInt64(i) << 32 + UInt64(rows.lowerBound),
+                            live: source.live, liveOffset: rows.lowerBound, into: &heaps)
+                    }
+                }
+            }
+        }
+        return heaps.map { hits(from: $0) }
+    }
+
+    /// Turns a heap of internal candidates into hits, best first.
+    public func hits(from top: TopK) -> [SearchHit] {
+        let metric = contract.metric
+        return top.sorted().map { candidate in
+            let source = sources[Int(candidate.id >> 32)]
+            let (chunk, document) = source.identity(of: RowOffset(truncatingIfNeeded: candidate.id))
+            return SearchHit(chunkID: chunk, documentID: document, distance: metric.reportedDistance(candidate.distance), shard: source.shard)
+        }
+    }
+
+}

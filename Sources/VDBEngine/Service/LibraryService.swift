@@ -1,0 +1,250 @@
+import Foundation
+public import Logging
+public import SystemPackage
+public import VDBCore
+public import VDBStorage
+public import VDBIndex
+import VDBCatalog
+
+/// What a client is told about a library.
+public struct LibraryInfo: Codable, Sendable, Hashable {
+    public var name: String
+    public var contract: EmbeddingContract
+    public var shards: Int
+    public var index: IndexSettings
+    public var metadata: [String: JSONValue]
+    /// The published manifest version.
+    public var version: Epoch
+    public var documents: Int
+    public var chunks: Int
+    /// Rows added since the last flush, searched exactly.
+    public var unflushedChunks: Int
+    public var mappedBytes: Int
+    /// How new segments store vectors and blobs.
+    public var storage: StorageSettings
+    /// Bytes on disk and resident in memory per section, over the live version's segments.
+    /// Only when one library is described: residency is a `mincore` over every mapped page,
+    /// too much to repeat for each library of a list.
+    public var sections: [SectionUsage]?
+}
+
+/// The libraries of one data directory, open for reads and incremental updates: what
+/// `vdb-serve` serves. Creating, listing, describing and deleting libraries live here, so
+/// the server's routes only translate HTTP. Background work (flushes past the threshold, the
+/// index builds they call for, adopting versions other processes publish) runs in
+/// ``runMaintenance(pollInterval:)``, which the server runs as a service.
+public final class LibraryService: Sendable {
+    public let dataDirectory: FilePath
+    public let policy: FsyncPolicy
+    private let libraries: Locked<[String: LiveLibrary]>
+    private let logger: Logger
+    /// A library whose unflushed rows reach this many is flushed in the background.
+    public let flushThreshold: Int
+    /// Libraries that passed the flush threshold, for the maintenance loop.
+    private let flushRequests: AsyncStream<LiveLibrary>
+    private let requestFlush: AsyncStream<LiveLibrary>.Continuation
+
+    /// Opens every library in the data directory, replaying their WALs. Files crashed writers
+    /// left behind (in libraries and deleted libraries) are removed first.
+    public init(dataDirectory: FilePath, policy: FsyncPolicy, flushThreshold: Int = 50_000, logger: Logger = .disabled) throws {
+        self.dataDirectory = dataDirectory
+        self.policy = policy
+        self.logger = logger
+        self.flushThreshold = flushThreshold
+        (flushRequests, requestFlush) = AsyncStream.makeStream(of: LiveLibrary.self, bufferingPolicy: .unbounded)
+        Self.removeDeletedLibraries(in: dataDirectory)
+        var open: [String: LiveLibrary] = [:]
+        for name in LibraryDirectory.libraryNames(in: dataDirectory) {
+            let directory = try LibraryDirectory(dataDirectory: dataDirectory, name: name)
+            if let removed = try directory.collectOrphans(), !removed.isEmpty {
+                logger.notice("removed files no version names", metadata: ["library": "\(name)", "files": "\(removed.count)"])
+            }
+            open[name] = try LiveLibrary.open(dataDirectory: dataDirectory, library: name, policy: policy, logger: logger)
+        }
+        libraries = Locked(open)
+    }
+
+    /// Removes what a deletion interrupted by a crash left (renamed away, not yet removed).
+    static func removeDeletedLibraries(in dataDirectory: FilePath) {
+        let root = dataDirectory.appending("libraries")
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: root.string)) ?? [] where name.hasPrefix(".deleted-") {
+            try? FileManager.default.removeItem(atPath: root.appending(name).string)
+        }
+    }
+
+    /// Creates an empty library with a fixed contract.
+    public func createLibrary(
+        name: String, contract: EmbeddingContract, shards: Int = 1, index: IndexSettings = .flat,
+        storage: StorageSettings = StorageSettings(), metadata: [String: JSONValue] = [:]
+    ) async throws -> LibraryInfo {
+        try contract.validate()
+        guard (1...1024).contains(shards) else { throw StorageError(.invalidArgument, "shards must be in 1...1024, not \(shards)", field: "shards") }
+        try index.validate(for: contract.metric)
+        let directory = try LibraryDirectory(dataDirectory: dataDirectory, name: name)
+        // Creation is serialised by the map's lock, so two requests cannot both create it.
+        let library: LiveLibrary = try libraries.withLock { open in
+            guard open[name] == nil, !directory.exists else {
+                throw StorageError(.alreadyExists, "library '\(name)' already exists")
+            }
+            let draft = try VersionDraft(
+                directory: directory, base: nil,
+                manifest: Manifest(
+                    epoch: 1, library: name, contract: contract, shardCount: shards,
+                    shards: (0..<shards).map { ShardManifest(id: UInt32($0)) }, index: index, storage: storage, metadata: metadata))
+            let manifest = try draft.commit()
+            let live = try LiveLibrary(snapshot: LibrarySnapshot(directory: directory, manifest: manifest), policy: policy, logger: logger)
+            open[name] = live
+            return live
+        }
+        return await info(of: library)
+    }
+
+    /// The open library called `name`.
+    public func library(_ name: String) throws -> LiveLibrary {
+        try LibraryDirectory.validate(name: name)
+        guard let library = libraries.withLock({ $0[name] }) else { throw StorageError(.notFound, "library '\(name)' does not exist") }
+        return library
+    }
+
+    /// Applies a transaction to a library (``LiveLibrary/apply(_:)``); once the library's
+    /// unflushed rows reach the threshold, the maintenance loop is asked to flush it.
+    @discardableResult
+    public func apply(_ mutations: [Mutation], to library: LiveLibrary) async throws -> UInt64 {
+        let sequence = try await library.apply(mutations)
+        if await library.unflushedRows() >= flushThreshold { requestFlush.yield(library) }
+        return sequence
+    }
+
+    // MARK: Background work
+
+    /// The server's background work, until the task is cancelled (graceful shutdown): flushes
+    /// libraries that passed the flush threshold and builds the indexes their settings ask for
+    /// on the new segments, and every `pollInterval` adopts versions other processes published.
+    /// Work under way when cancelled is finished, not torn.
+    public func runMaintenance(pollInterval: Duration = .seconds(1)) async {
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: pollInterval)
+                    if Task.isCancelled { break }
+                    await self.refresh()
+                }
+            }
+            group.addTask {
+                for await library in self.flushRequests {
+                    guard await library.unflushedRows() >= self.flushThreshold else { continue }  // flushed meanwhile
+                    do {
+                        if try await library.flush() != nil { try await self.buildIndexes(of: library) }
+                    } catch {
+                        self.logger.error("background flush or index build failed", metadata: ["library": "\(library.name)", "error": "\(error)"])
+                    }
+                }
+            }
+        }
+    }
+
+    /// Builds the indexes the library's settings ask for on segments that lack them (the ones
+    /// flushes wrote), off the request path, and adopts the version that has them. A flush
+    /// racing it wins the version compare-and-swap; the next flush tries again.
+    public func buildIndexes(of library: LiveLibrary) async throws {
+        let snapshot = library.snapshot
+        guard IndexBuilder.needsBuild(snapshot) else { return }
+        let options = IndexBuildOptions(settings: snapshot.manifest.index)
+        let dataDirectory = self.dataDirectory
+        let name = library.name
+        logger.info("building indexes", metadata: ["library": "\(name)", "index": "\(options.settings.typeName)"])
+        // The build keeps every core busy for a while: on its own thread, not on the
+        // cooperative pool that serves requests.
+        let report = try await runOnDedicatedThread {
+            try IndexBuilder.build(dataDirectory: dataDirectory, library: name, options: options)
+        }
+        logger.info(
+            "built indexes", metadata: ["library": "\(name)", "segments": "\(report.graphSegments)", "version": "\(report.epoch)",
+                                        "seconds": "\(Int(report.buildSeconds))"])
+        try await library.adopt(LibrarySnapshot(directory: snapshot.directory, manifest: try snapshot.directory.currentManifest()))
+    }
+
+    /// Picks up versions other processes published (`vdb-build index`, `ingest --replace` of
+    /// the same shape) for every open library.
+    public func refresh() async {
+        for library in libraries.withLock({ Array($0.values) }) {
+            let directory = library.snapshot.directory
+            guard let manifest = try? directory.currentManifest(), manifest.epoch > library.snapshot.epoch else { continue }
+            do {
+                try await library.adopt(LibrarySnapshot(directory: directory, manifest: manifest, verifyChecksums: true))
+            } catch {
+                logger.warning("cannot adopt a version", metadata: ["library": "\(directory.name)", "version": "\(manifest.epoch)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// Flushes every library (on shutdown, so a restart replays little).
+    public func flushAll() async {
+        for library in libraries.withLock({ Array($0.values) }) {
+            do { try await library.flush() } catch {
+                logger.error("flush failed", metadata: ["library": "\(library.name)", "error": "\(error)"])
+            }
+        }
+    }
+
+    // MARK: Describing
+
+    /// Libraries in name order after `cursor`, at most `limit`.
+    public func listLibraries(after cursor: String? = nil, limit: Int = 100) async -> [LibraryInfo] {
+        let chosen = libraries.withLock { open in
+            open.keys.sorted().filter { cursor == nil || $0 > cursor! }.prefix(limit).map { open[$0]! }
+        }
+        var out: [LibraryInfo] = []
+        for library in chosen { out.append(await info(of: library, sections: false)) }
+        return out
+    }
+
+    /// How many libraries are served.
+    public var libraryCount: Int { libraries.withLock { $0.count } }
+
+    public func info(_ name: String) async throws -> LibraryInfo { await info(of: try library(name)) }
+
+    func info(of library: LiveLibrary, sections: Bool = true) async -> LibraryInfo {
+        let (documents, chunks) = await library.counts()
+        let snapshot = library.snapshot
+        let manifest = snapshot.manifest
+        return LibraryInfo(
+            name: manifest.library, contract: manifest.contract, shards: manifest.shardCount, index: manifest.index,
+            metadata: manifest.metadata, version: manifest.epoch, documents: documents, chunks: chunks,
+            unflushedChunks: library.currentShards().reduce(0) { $0 + $1.deltaLive.count },
+            mappedBytes: snapshot.mappedBytes, storage: manifest.segmentStorage, sections: sections ? snapshot.sectionUsage : nil)
+    }
+
+    /// Replaces a library's metadata (a new version).
+    public func updateMetadata(_ name: String, metadata: [String: JSONValue]) async throws -> LibraryInfo {
+        let library = try library(name)
+        _ = try await library.updateMetadata(metadata)
+        return await info(of: library)
+    }
+
+    /// Deletes a library and its files.
+    public func deleteLibrary(_ name: String) throws {
+        let directory = try LibraryDirectory(dataDirectory: dataDirectory, name: name)
+        try libraries.withLock { open in
+            guard open.removeValue(forKey: name) != nil else { throw StorageError(.notFound, "library '\(name)' does not exist") }
+            // Renamed away first, so a crash mid-removal never leaves a half library under its name.
+            let graveyard = dataDirectory.appending("libraries").appending(".deleted-\(name)-\(UUID().uuidString)")
+            do {
+                try renameFile(directory.root, to: graveyard)
+            } catch {
+                throw StorageError(.io, "cannot remove library '\(name)'", cause: error)
+            }
+            try? FileManager.default.removeItem(atPath: graveyard.string)
+        }
+    }
+}
+
+/// Runs CPU-heavy synchronous work (an index build) on a thread of its own and awaits it, so
+/// it neither blocks nor starves the cooperative pool that serves requests.
+func runOnDedicatedThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread { continuation.resume(with: Result { try work() }) }
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+}

@@ -1,0 +1,98 @@
+public import VDBCore
+public import VDBStorage
+/// Approximate search over one segment through its HNSW graph (``HNSWGraph``), read in place
+/// from the mapped segment.
+public final class HNSWIndex: VectorIndex {
+    public let segment: Segment
+    let graph: HNSWGraph
+    /// Codes the walk scores, when the segment carries them; results are re-ranked exactly.
+    let codes: QuantizedCodes?
+    /// Taken once: float16 segments decode on first use (``Segment/vectors``). Read-only
+    /// memory `segment` keeps alive, so sharing it across threads is safe.
+    nonisolated(unsafe) let vectors: UnsafeBufferPointer<Float>
+    /// The beam width used when a query does not set `ef`.
+    public let defaultEf: Int
+    private let scratchPool: SearchScratchPool
+
+    /// Opens the graph the segment carries.
+    /// - Throws: `StorageError` when the segment has no graph or the graph is damaged.
+    public convenience init(segment: Segment, defaultEf: Int) throws(StorageError) {
+        guard let section = segment.hnswSection else {
+            throw StorageError(.corruptSegment, "segment \(segment.path) carries no hnsw graph")
+        }
+        let name = "segment \(segment.path)"
+        let graph = try HNSWGraph(section: section, backing: segment, expectedNodes: segment.rowCount, name: name)
+        let codes = try segment.sq8Section.map { (s) throws(StorageError) in
+            try QuantizedCodes(section: s, dimension: segment.dimension, rows: segment.rowCount, name: name)
+        }
+        self.init(segment: segment, graph: graph, codes: codes, defaultEf: defaultEf)
+    }
+
+    init(segment: Segment, graph: HNSWGraph, codes: QuantizedCodes? = nil, defaultEf: Int) {
+        self.segment = segment
+        vectors = segment.vectors
+        self.graph = graph
+        self.codes = codes
+        self.defaultEf = defaultEf
+        scratchPool = SearchScratchPool(nodeCount: graph.nodeCount, maxDegree: graph.maxDegree0, dimension: segment.dimension)
+    }
+
+    public var kind: IndexKind { .hnsw }
+    public var memoryFootprint: Int { graph.memoryFootprint + (segment.sq8Section?.count ?? 0) }
+
+    public func search(
+        _ query: UnsafeBufferPointer<Float>, k: Int, filter: RowSet?, parameters: SearchParameters,
+        idBase: UInt64, into results: inout TopK
+    ) {
+        precondition(query.count == segment.dimension, "query dimension differs from the segment's")
+        guard graph.nodeCount > 0, let q = query.baseAddress, let vectors = vectors.baseAddress else { return }
+        let ef = max(parameters.ef ?? defaultEf, k)
+        switch (segment.metric, filter) {
+        case (.l2, nil): run(SquaredL2Kernel.self, q, vectors, k: k, ef: ef, accept: AllRows(), idBase: idBase, into: &results)
+        case (.l2, let set?): run(SquaredL2Kernel.self, q, vectors, k: k, ef: ef, accept: RowsInSet(set: set), idBase: idBase, into: &results)
+        case (_, nil): run(NegatedDotKernel.self, q, vectors, k: k, ef: ef, accept: AllRows(), idBase: idBase, into: &results)
+        case (_, let set?): run(NegatedDotKernel.self, q, vectors, k: k, ef: ef, accept: RowsInSet(set: set), idBase: idBase, into: &results)
+        }
+    }
+
+    private func run<D: DistanceKernel, P: RowPredicate>(
+        _ kernel: D.Type, _ query: UnsafePointer<Float>, _ vectors: UnsafePointer<Float>, k: Int, ef: Int, accept: P,
+        idBase: UInt64, into top: inout TopK
+    ) {
+        let dimension = segment.dimension
+        let graph = self.graph
+        let codes = self.codes
+        let metric = segment.metric
+        scratchPool.withScratch { scratch in
+            if let codes {
+                let scorer = QuantizedScorer(query: query, codes: codes, metric: metric, weights: scratch.queryWeights)
+                walk(scorer, graph: graph, ef: ef, accept: accept, scratch: scratch)
+                // The walk ranked by codes; rank its `ef` survivors by their exact vectors.
+                let results = scratch.results
+                for i in 0..<results.count {
+                    let node = results.nodes[i]
+                    top.insert(distance: D.distance(query, vectors + Int(node) * dimension, dimension), id: idBase + UInt64(node))
+                }
+            } else {
+                let scorer = FloatScorer<D>(query: query, vectors: vectors, dimension: dimension)
+                walk(scorer, graph: graph, ef: ef, accept: accept, scratch: scratch)
+                // The results heap holds the best `ef`; offer them all, the caller's top-k keeps `k`.
+                let results = scratch.results
+                for i in 0..<results.count {
+                    top.insert(distance: results.distances[i], id: idBase + UInt64(results.nodes[i]))
+                }
+            }
+        }
+    }
+
+    /// Greedy descent to layer 0, then the ef-beam there; results are left in `scratch.results`.
+    private func walk<S: NodeScorer, P: RowPredicate>(_ scorer: S, graph: HNSWGraph, ef: Int, accept: P, scratch: SearchScratch) {
+        let entry = graph.entryPoint
+        let (start, startDistance) = HNSWSearch.descend(
+            scorer: scorer, access: DirectLinks(), graph: graph, entry: entry, entryDistance: scorer.score(entry),
+            fromLevel: graph.topLevel, toLevel: 0, buffer: scratch.linkBuffer)
+        HNSWSearch.beam(
+            scorer: scorer, access: DirectLinks(), graph: graph, entry: start, entryDistance: startDistance, ef: ef, level: 0,
+            accept: accept, scratch: scratch, buffer: scratch.linkBuffer)
+    }
+}

@@ -1,0 +1,22 @@
+public import VDBCore
+public import VDBStorage
+
+/// IVF-PQ: coarse lists of 8-bit product-quantized codes, re-ranked on the vectors.
+public struct IVFPQFamily: IndexFamily {
+    public var parameters: IVFPQParameters
+
+    public init(parameters: IVFPQParameters) { self.parameters = parameters }
+
+    public var kind: IndexKind { .ivfpq }
+    public func validate() throws(IndexError) { try parameters.validate() }
+    public var sectionKinds: Set<SegmentFormat.SectionKind> { [.ivfpq] }
+    public func isPresent(in segment: Segment) -> Bool { segment.hasIVFPQ }
+    public func open(_ segment: Segment) throws -> any VectorIndex { try IVFPQIndex(segment: segment, defaults: parameters) }
+
+    public func build(for segment: Segment, threads: Int, progress: ProgressHandler?) throws -> [(SegmentFormat.SectionKind, [UInt8])] {
+        let bytes = try IVFPQBuilder.build(
+            vectors: segment.vectors, dimension: segment.dimension, metric: segment.metric, parameters: parameters, threads: threads,
+            progress: progress)
+        return [(.ivfpq, bytes)]
+    }
+}

@@ -1,0 +1,83 @@
+public import VDBCore
+
+/// Rows added since the last flush, in append-only storage that readers share with the writer.
+///
+/// Rows live in fixed-size blocks that are never moved or freed while the store lives, so a
+/// reader that saw `count` rows can read rows `0..<count` while the writer appends more: the
+/// writer only writes rows at or after the published count, and publishing a snapshot (through
+/// a lock) orders those writes before any reader sees the new count.
+/// That is why the class is `@unchecked Sendable`.
+public final class DeltaStore: @unchecked Sendable {
+    public let dimension: Int
+    package static let blockRows = 1024
+    /// A delta larger than this many blocks (64 Mi rows) must be flushed first.
+    static let maximumBlocks = 65_536
+    /// A fixed table of block pointers: never reallocated, so readers may index it while the
+    /// writer fills later entries.
+    private let blocks: UnsafeMutablePointer<UnsafeMutablePointer<Float>?>
+    private var blockCount = 0
+    private var chunkIDs: [ChunkID] = []
+    private var documentIDs: [DocumentID] = []
+    private var texts: [String?] = []
+    private var metadata: [[UInt8]?] = []
+    // Per-row fields that are Swift arrays are read by readers concurrently with appends, which
+    // can reallocate them; those reads go through this lock (they are not on the scoring path).
+    private let lock = Locked(())
+    public private(set) var count = 0
+
+    public init(dimension: Int) {
+        self.dimension = dimension
+        blocks = .allocate(capacity: Self.maximumBlocks)
+        blocks.initialize(repeating: nil, count: Self.maximumBlocks)
+    }
+
+    deinit {
+        for i in 0..<blockCount { blocks[i]?.deallocate() }
+        blocks.deallocate()
+    }
+
+    /// Whether `rows` more rows fit.
+    package func hasRoom(for rows: Int) -> Bool { count + rows <= Self.maximumBlocks * Self.blockRows }
+
+    /// Appends a row; only the shard's writer calls this.
+    package func append(vector: [Float], chunkID: ChunkID, documentID: DocumentID, text: String?, metadata: [UInt8]?) {
+        precondition(vector.count == dimension, "vector dimension differs from the store's")
+        precondition(hasRoom(for: 1), "delta store is full; ShardState.prepare refuses transactions that would overflow it")
+        let block = count / Self.blockRows
+        if block == blockCount {
+            blocks[block] = .allocate(capacity: Self.blockRows * dimension)
+            blockCount += 1
+        }
+        let start = blocks[block]! + (count % Self.blockRows) * dimension
+        vector.withUnsafeBufferPointer { start.initialize(from: $0.baseAddress!, count: dimension) }
+        lock.withLock { _ in
+            chunkIDs.append(chunkID)
+            documentIDs.append(documentID)
+            texts.append(text)
+            self.metadata.append(metadata)
+        }
+        count += 1
+    }
+
+    /// The vector of row `row` (which must be below a count the caller has seen published).
+    @inline(__always)
+    package func vector(_ row: Int) -> UnsafePointer<Float> {
+        UnsafePointer(blocks[row / Self.blockRows]! + (row % Self.blockRows) * dimension)
+    }
+
+    /// Contiguous runs of rows `0..<limit`, one per block, for block-wise scans.
+    package func blocks(upTo limit: Int) -> [(rows: Range<Int>, vectors: UnsafePointer<Float>)] {
+        var out: [(Range<Int>, UnsafePointer<Float>)] = []
+        var start = 0
+        while start < limit {
+            let end = min(limit, (start / Self.blockRows + 1) * Self.blockRows)
+            out.append((start..<end, UnsafePointer(blocks[start / Self.blockRows]!)))
+            start = end
+        }
+        return out
+    }
+
+    package func row(_ row: Int) -> (chunkID: ChunkID, documentID: DocumentID, text: String?, metadata: [UInt8]?) {
+        lock.withLock { _ in (chunkIDs[row], documentIDs[row], texts[row], metadata[row]) }
+    }
+}

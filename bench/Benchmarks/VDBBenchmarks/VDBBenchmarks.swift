@@ -1,0 +1,124 @@
+import Benchmark
+import Foundation
+import SystemPackage
+import VDBKit
+
+// The hot paths of vdb, measured with package-benchmark (STYLE "Performance habits"): the
+// distance kernel, an HNSW and an IVF-PQ search over a segment, a WAL append, and opening a
+// segment. Each benchmark builds its fixture in `setup`, outside the measurement.
+// Run: `cd bench && swift package benchmark`; check against the checked-in thresholds:
+// `swift package benchmark thresholds check` (README "Benchmarks").
+
+/// A seeded 20k × 128 clustered library with the given index, built once per process.
+final class Fixture: @unchecked Sendable {
+    // @unchecked Sendable: written once in `make` before any benchmark reads it.
+    let directory: FilePath
+    let searcher: Searcher
+    let queries: [Float]
+    let dimension = 128
+
+    init(index: IndexSettings, name: String) throws {
+        directory = FilePath(NSTemporaryDirectory()).appending("vdb-bench-\(name)-\(getpid())")
+        try? FileManager.default.removeItem(atPath: directory.string)
+        let data = try SyntheticDataset(spec: SyntheticDatasetSpec(rows: 20_000, queries: 256, dimension: 128, clusters: 64, seed: 7))
+        let file = directory.appending("data.hdf5")
+        try FileManager.default.createDirectory(atPath: directory.string, withIntermediateDirectories: true)
+        try data.writeHDF5(to: file)
+        var source = try HDF5RowSource(dataset: HDF5Dataset(path: file))
+        _ = try Ingestor.ingest(source: &source, dataDirectory: directory, options: IngestOptions(library: "b"))
+        if index != .flat {
+            _ = try IndexBuilder.build(dataDirectory: directory, library: "b", options: IndexBuildOptions(settings: index))
+        }
+        searcher = try Searcher(snapshot: LibrarySnapshot.openCurrent(dataDirectory: directory, library: "b"))
+        queries = data.test
+    }
+}
+
+nonisolated(unsafe) var fixtures: [String: Fixture] = [:]
+
+func fixture(_ name: String, _ index: IndexSettings) throws -> Fixture {
+    if let made = fixtures[name] { return made }
+    let made = try Fixture(index: index, name: name)
+    fixtures[name] = made
+    return made
+}
+
+/// Searches every query once per iteration, into one reused heap.
+func searchAll(_ fixture: Fixture, _ benchmark: Benchmark, parameters: SearchParameters) {
+    var top = TopK(k: 10)
+    let d = fixture.dimension
+    fixture.queries.withUnsafeBufferPointer { q in
+        for _ in benchmark.scaledIterations {
+            for i in 0..<q.count / d {
+                fixture.searcher.searchPrepared(UnsafeBufferPointer(rebasing: q[i * d..<(i + 1) * d]), k: 10, parameters: parameters, into: &top)
+                blackHole(top.count)
+            }
+        }
+    }
+}
+
+let benchmarks: @Sendable () -> Void = {
+    Benchmark.defaultConfiguration = .init(
+        metrics: [.wallClock, .throughput, .mallocCountTotal, .instructions] + .arc,
+        timeUnits: .microseconds,
+        warmupIterations: 2,
+        // Wall clock on a shared two-core machine drifts ±20-30%: instructions and allocations
+        // are the tight checks, time the loose one.
+        thresholds: [
+            .wallClock: .init(relative: [.p50: 35]),
+            .instructions: .init(relative: [.p50: 5]),
+            .mallocCountTotal: .init(relative: [.p50: 5], absolute: [.p50: 20]),
+        ],
+        maxDuration: .seconds(3),
+        maxIterations: 200)
+
+    Benchmark("Kernel L2 distances, 4096 rows x 384-d") { benchmark, rows in
+        let query = [Float](repeating: 0.5, count: 384)
+        var out = [Float](repeating: 0, count: 4096)
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            rows.withUnsafeBufferPointer { r in
+                Distance.distances(.l2, query: query, rows: r.baseAddress!, count: 4096, dimension: 384, into: &out)
+            }
+            blackHole(out[0])
+        }
+    } setup: {
+        (0..<4096 * 384).map { Float($0 % 97) / 97 }
+    }
+
+    Benchmark("HNSW search, 256 queries, 20k x 128, ef 64") { benchmark in
+        let f = try fixture("hnsw", .hnsw(HNSWParameters()))
+        benchmark.startMeasurement()
+        searchAll(f, benchmark, parameters: SearchParameters(ef: 64))
+    }
+
+    Benchmark("IVF-PQ search, 256 queries, 20k x 128, nprobe 8") { benchmark in
+        let f = try fixture("ivfpq", .ivfpq(IVFPQParameters(lists: 128, subquantizers: 32)))
+        benchmark.startMeasurement()
+        searchAll(f, benchmark, parameters: SearchParameters(nprobe: 8))
+    }
+
+    Benchmark("Flat search, 256 queries, 20k x 128") { benchmark in
+        let f = try fixture("flat", .flat)
+        benchmark.startMeasurement()
+        searchAll(f, benchmark, parameters: SearchParameters())
+    }
+
+    Benchmark("WAL append, 1000 records of 1.5 KiB (fsync never)", configuration: .init(scalingFactor: .kilo)) { benchmark in
+        let directory = FilePath(NSTemporaryDirectory()).appending("vdb-bench-wal-\(getpid())")
+        try? FileManager.default.removeItem(atPath: directory.string)
+        try FileManager.default.createDirectory(atPath: directory.string, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory.string) }
+        let wal = try WriteAheadLog(directory: directory, policy: .never, nextSequence: 1)
+        let payload = [UInt8](repeating: 7, count: 1_536)
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations { blackHole(try wal.append(payload)) }
+    }
+
+    Benchmark("Segment open with checksums, 20k x 128") { benchmark in
+        let f = try fixture("flat", .flat)
+        let path = f.searcher.snapshot.allSegments[0].path
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations { blackHole(try Segment(path: path, verifyChecksums: true).rowCount) }
+    }
+}
