@@ -5,11 +5,13 @@ import VDBKit
 
 // The hot paths of vdb, measured with package-benchmark (STYLE "Performance habits"): the
 // distance kernel, an HNSW and an IVF-PQ search over a segment, a WAL append, and opening a
-// segment. Each benchmark builds its fixture in `setup`, outside the measurement.
+// segment. Fixtures are built before `startMeasurement()`. Names use no spaces or commas:
+// `thresholds update` writes such characters as '_' but `thresholds check` looks them up as
+// written, so a name with them never finds its thresholds.
 // Run: `cd bench && swift package benchmark`; check against the checked-in thresholds:
 // `swift package benchmark thresholds check` (README "Benchmarks").
 
-/// A seeded 20k × 128 clustered library with the given index, built once per process.
+/// A seeded clustered library (128-d) with the given index, built once per process.
 final class Fixture: @unchecked Sendable {
     // @unchecked Sendable: written once in `make` before any benchmark reads it.
     let directory: FilePath
@@ -17,10 +19,10 @@ final class Fixture: @unchecked Sendable {
     let queries: [Float]
     let dimension = 128
 
-    init(index: IndexSettings, name: String) throws {
+    init(index: IndexSettings, name: String, rows: Int) throws {
         directory = FilePath(NSTemporaryDirectory()).appending("vdb-bench-\(name)-\(getpid())")
         try? FileManager.default.removeItem(atPath: directory.string)
-        let data = try SyntheticDataset(spec: SyntheticDatasetSpec(rows: 20_000, queries: 256, dimension: 128, clusters: 64, seed: 7))
+        let data = try SyntheticDataset(spec: SyntheticDatasetSpec(rows: rows, queries: 256, dimension: 128, clusters: 64, seed: 7))
         let file = directory.appending("data.hdf5")
         try FileManager.default.createDirectory(atPath: directory.string, withIntermediateDirectories: true)
         try data.writeHDF5(to: file)
@@ -36,9 +38,9 @@ final class Fixture: @unchecked Sendable {
 
 nonisolated(unsafe) var fixtures: [String: Fixture] = [:]
 
-func fixture(_ name: String, _ index: IndexSettings) throws -> Fixture {
+func fixture(_ name: String, _ index: IndexSettings, rows: Int = 20_000) throws -> Fixture {
     if let made = fixtures[name] { return made }
-    let made = try Fixture(index: index, name: name)
+    let made = try Fixture(index: index, name: name, rows: rows)
     fixtures[name] = made
     return made
 }
@@ -59,20 +61,26 @@ func searchAll(_ fixture: Fixture, _ benchmark: Benchmark, parameters: SearchPar
 
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(
-        metrics: [.wallClock, .throughput, .mallocCountTotal, .instructions] + .arc,
+        // No ARC counters: on Linux with Swift 6.3 they need a runtime interposer that is not
+        // available here, and crash without it (package-benchmark issue 349).
+        metrics: [.wallClock, .mallocCountTotal, .instructions],
+        // (`instructions` needs perf counters; where the VM has none it is left out of the report.)
         timeUnits: .microseconds,
         warmupIterations: 2,
-        // Wall clock on a shared two-core machine drifts ±20-30%: instructions and allocations
-        // are the tight checks, time the loose one.
-        thresholds: [
-            .wallClock: .init(relative: [.p50: 35]),
-            .instructions: .init(relative: [.p50: 5]),
-            .mallocCountTotal: .init(relative: [.p50: 5], absolute: [.p50: 20]),
-        ],
         maxDuration: .seconds(3),
-        maxIterations: 200)
+        maxIterations: 200,
+        // Wall clock on a shared two-core machine drifts by a third and more between runs (the
+        // flat scan, bound by memory bandwidth, most): allocations (and instructions, where the
+        // machine counts them) are the tight checks, time the loose one, catching a 1.6x slowdown.
+        thresholds: [
+            .wallClock: .init(relative: [.p90: 60]),
+            .instructions: .init(relative: [.p90: 5]),
+            // A few allocations come and go with the harness and the scratch pools; one per
+            // query (256 an iteration) is what this catches.
+            .mallocCountTotal: .init(relative: [.p90: 25]),
+        ])
 
-    Benchmark("Kernel L2 distances, 4096 rows x 384-d") { benchmark, rows in
+    Benchmark("Kernel-L2-distances-4096-rows-384d") { benchmark, rows in
         let query = [Float](repeating: 0.5, count: 384)
         var out = [Float](repeating: 0, count: 4096)
         benchmark.startMeasurement()
@@ -86,25 +94,27 @@ let benchmarks: @Sendable () -> Void = {
         (0..<4096 * 384).map { Float($0 % 97) / 97 }
     }
 
-    Benchmark("HNSW search, 256 queries, 20k x 128, ef 64") { benchmark in
+    Benchmark("HNSW-search-256-queries-20k-128d-ef64") { benchmark in
         let f = try fixture("hnsw", .hnsw(HNSWParameters()))
         benchmark.startMeasurement()
         searchAll(f, benchmark, parameters: SearchParameters(ef: 64))
     }
 
-    Benchmark("IVF-PQ search, 256 queries, 20k x 128, nprobe 8") { benchmark in
+    Benchmark("IVFPQ-search-256-queries-20k-128d-nprobe8") { benchmark in
         let f = try fixture("ivfpq", .ivfpq(IVFPQParameters(lists: 128, subquantizers: 32)))
         benchmark.startMeasurement()
         searchAll(f, benchmark, parameters: SearchParameters(nprobe: 8))
     }
 
-    Benchmark("Flat search, 256 queries, 20k x 128") { benchmark in
-        let f = try fixture("flat", .flat)
+    // 2k rows (1 MiB of vectors) stay in L2: the kernel and the heap, not the memory bus that
+    // other tenants of the machine share.
+    Benchmark("Flat-search-256-queries-2k-128d") { benchmark in
+        let f = try fixture("flat-2k", .flat, rows: 2_000)
         benchmark.startMeasurement()
         searchAll(f, benchmark, parameters: SearchParameters())
     }
 
-    Benchmark("WAL append, 1000 records of 1.5 KiB (fsync never)", configuration: .init(scalingFactor: .kilo)) { benchmark in
+    Benchmark("WAL-append-1000-records-1536B-fsync-never", configuration: .init(scalingFactor: .kilo)) { benchmark in
         let directory = FilePath(NSTemporaryDirectory()).appending("vdb-bench-wal-\(getpid())")
         try? FileManager.default.removeItem(atPath: directory.string)
         try FileManager.default.createDirectory(atPath: directory.string, withIntermediateDirectories: true)
@@ -115,7 +125,7 @@ let benchmarks: @Sendable () -> Void = {
         for _ in benchmark.scaledIterations { blackHole(try wal.append(payload)) }
     }
 
-    Benchmark("Segment open with checksums, 20k x 128") { benchmark in
+    Benchmark("Segment-open-checksums-20k-128d") { benchmark in
         let f = try fixture("flat", .flat)
         let path = f.searcher.snapshot.allSegments[0].path
         benchmark.startMeasurement()
