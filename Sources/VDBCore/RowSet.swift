@@ -27,4 +27,20 @@ public struct RowSet: Sendable, Hashable {
     }
 
     public var count: Int { words.reduce(0) { $0 + $1.nonzeroBitCount } }
+
+    /// Keeps only the rows also in `other` (rows past `other`'s capacity go).
+    public mutating func formIntersection(_ other: RowSet) {
+        for i in words.indices { words[i] &= i < other.words.count ? other.words[i] : 0 }
+    }
+
+    /// Calls `body` with every row in the set, in order.
+    public func forEach(_ body: (RowOffset) -> Void) {
+        for (i, word) in words.enumerated() {
+            var bits = word
+            while bits != 0 {
+                body(RowOffset(i * 64 + bits.trailingZeroBitCount))
+                bits &= bits - 1
+            }
+        }
+    }
 }

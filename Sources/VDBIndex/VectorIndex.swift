@@ -71,6 +71,11 @@ public protocol VectorIndex: Sendable {
     /// Whether the distances reported with these parameters are exact (IVF-PQ without
     /// re-ranking reports its PQ estimates); recall then counts ids only, not distance ties.
     func reportsExactDistances(_ parameters: SearchParameters) -> Bool
+    /// The parameters to search with when only a `selectivity` share of the rows may be
+    /// returned: approximate indexes widen their search so as many matching candidates are
+    /// met as an unfiltered search meets rows (the default keeps them).
+    func filteredParameters(_ parameters: SearchParameters, k: Int, selectivity: Double) -> SearchParameters
+
     /// Bytes the index needs beyond the segment's vectors.
     var memoryFootprint: Int { get }
 
@@ -94,6 +99,8 @@ public protocol VectorIndex: Sendable {
 
 extension VectorIndex {
     public func reportsExactDistances(_ parameters: SearchParameters) -> Bool { true }
+
+    public func filteredParameters(_ parameters: SearchParameters, k: Int, selectivity: Double) -> SearchParameters { parameters }
 
     public func searchBatch(
         _ queries: UnsafeBufferPointer<Float>, k: Int, filter: RowSet?, parameters: SearchParameters,

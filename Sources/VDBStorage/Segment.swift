@@ -43,6 +43,8 @@ public final class Segment: @unchecked Sendable {
     package let kdTreeSection: UnsafeRawBufferPointer?
     /// The IVF-PQ index, when the segment carries one.
     package let ivfpqSection: UnsafeRawBufferPointer?
+    /// ``decodedMetadata``, once computed.
+    private let decodedMetadataCache = Locked<[JSONValue?]?>(nil)
 
     public var path: FilePath { file.path }
 
@@ -264,6 +266,17 @@ public final class Segment: @unchecked Sendable {
     }
 
     /// The chunk's metadata as JSON bytes, or nil when it has none.
+    /// Every row's chunk metadata, decoded once on first use and kept (filters evaluate on it;
+    /// metadata that does not decode counts as absent).
+    public var decodedMetadata: [JSONValue?] {
+        decodedMetadataCache.withLock { cache in
+            if let cache { return cache }
+            let values = (0..<rowCount).map { row in metadata(at: RowOffset(row)).flatMap { try? JSONValue.decode($0) } }
+            cache = values
+            return values
+        }
+    }
+
     public func metadata(at row: RowOffset) -> [UInt8]? {
         chunkMetadata.withBlob(Int(row)) { $0.isEmpty ? nil : Array($0) }
     }

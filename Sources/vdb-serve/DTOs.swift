@@ -80,6 +80,8 @@ struct SearchRequest: Decodable, Sendable {
     var nprobe: Int?
     var rerank: Int?
     var leaves: Int?
+    /// A metadata filter (``Filter``), parsed once per request.
+    var filter: JSONValue?
 
     var parameters: SearchParameters { SearchParameters(ef: ef, nprobe: nprobe, leafBudget: leaves, rerank: rerank) }
 }
@@ -131,6 +133,8 @@ struct SearchResponse: ResponseEncodable, Sendable {
     /// Which index answered.
     var index: String
     var version: Epoch
+    /// With a filter: what ran for each part of each shard.
+    var plans: [SearchPlan]?
 }
 
 struct Health: ResponseEncodable, Sendable {

@@ -49,9 +49,12 @@ struct Pagination {
 extension Request {
     /// Decodes the JSON body. Unlike Hummingbird's `decode`, this lets a `DecodingError` reach
     /// the problem middleware, which tells malformed JSON (400) from a bad field (422, named).
-    func json<Value: Decodable>(_ type: Value.Type, context: VDBRequestContext) async throws -> Value {
+    /// Keys the body's type does not declare are refused (``StrictBody``).
+    func json<Value: StrictBody>(_ type: Value.Type, context: VDBRequestContext) async throws -> Value {
         let buffer = try await body.collect(upTo: context.maxUploadSize)
-        let bytes = buffer.getBytes(at: buffer.readerIndex, length: buffer.readableBytes) ?? []
-        return try JSONDecoder().decode(Value.self, from: Data(bytes))
+        let data = Data(buffer.getBytes(at: buffer.readerIndex, length: buffer.readableBytes) ?? [])
+        // Malformed JSON fails here (400); unknown keys next (422, named); then field types.
+        try Value.schema.check(try JSONDecoder().decode(JSONValue.self, from: data))
+        return try JSONDecoder().decode(Value.self, from: data)
     }
 }

@@ -94,6 +94,64 @@ struct RouterTests {
         if let mentions { #expect((reply.object["detail"] as? String)?.contains(mentions) == true, "\(reply.object)", sourceLocation: sourceLocation) }
     }
 
+    /// A filtered search over HTTP returns exactly the nearest matching chunks (checked against
+    /// a brute force over the inserted rows) and says which plan ran per part.
+    @Test(arguments: Backend.allCases)
+    func filteredSearch(backend: Backend) async throws {
+        try await Self.run(backend) { client in
+            #expect(try await Self.call(client, .post, "/v1/libraries", ["name": "f", "dimension": 2, "metric": "l2", "shards": 2]).status == .created)
+            for i in 0..<40 {
+                let body: [String: Any] = ["id": i, "chunks": [["vector": [Double(i), 0], "metadata": ["n": i, "parity": i % 2 == 0 ? "even" : "odd", "tags": i % 5 == 0 ? ["five"] : []]]]]
+                #expect(try await Self.call(client, .post, "/v1/libraries/f/documents", body).status == .created)
+            }
+            let reply = try await Self.call(client, .post, "/v1/libraries/f/search", [
+                "vector": [21.2, 0], "k": 4, "filter": ["$and": [["parity": "even"], ["n": ["$lt": 30]], ["$not": ["tags": ["$contains": "five"]]]]],
+            ])
+            #expect(reply.status == .ok, "\(reply.object)")
+            let hits = (reply.object["hits"] as? [[String: Any]] ?? []).compactMap { ($0["metadata"] as? [String: Any])?["n"] as? Int }
+            // Even, below 30, not a multiple of 5, nearest to 21.2: 22 (0.8), 24 (2.8), 18 (3.2), 26.
+            #expect(hits == [22, 24, 18, 26], "\(reply.object)")
+            let plans = reply.object["plans"] as? [[String: Any]] ?? []
+            #expect(!plans.isEmpty && plans.allSatisfy { ["exact", "none"].contains($0["strategy"] as? String) }, "\(plans)")
+            let none = try await Self.call(client, .post, "/v1/libraries/f/search", ["vector": [0, 0], "filter": ["parity": "none"]])
+            #expect(none.status == .ok && (none.object["hits"] as? [Any])?.isEmpty == true)
+            let unfiltered = try await Self.call(client, .post, "/v1/libraries/f/search", ["vector": [0, 0], "k": 2])
+            #expect(unfiltered.object["plans"] == nil)
+        }
+    }
+
+    /// Every malformed filter and every unknown key is a 422 that points at the fault, never a
+    /// 500, and nothing stored changes.
+    @Test(arguments: Backend.allCases)
+    func badFiltersAndUnknownKeys(backend: Backend) async throws {
+        try await Self.run(backend) { client in
+            #expect(try await Self.call(client, .post, "/v1/libraries", ["name": "b", "dimension": 2, "metric": "l2"]).status == .created)
+            #expect(try await Self.call(client, .post, "/v1/libraries/b/documents", ["id": 1, "chunks": [["vector": [1, 0], "metadata": ["a": 1]]]]).status == .created)
+            let cases: [(Any, String)] = [
+                ([String: Any](), "/filter"), (["$and": []], "/filter/$and"), (["a": ["$in": []]], "/filter/a/$in"),
+                (["a": ["$gt": true]], "/filter/a/$gt"), (["$nor": [["a": 1]]], "/filter/$nor"), (["a": ["$regex": "x"]], "/filter/a/$regex"),
+                ([1, 2], "/filter"), (["document.x": 1], "/filter/document.x"),
+            ]
+            for (filter, pointer) in cases {
+                let reply = try await Self.call(client, .post, "/v1/libraries/b/search", ["vector": [1, 0], "filter": filter])
+                Self.expectProblem(reply, .unprocessableContent, code: "invalid-filter")
+                #expect(reply.object["pointer"] as? String == pointer, "\(reply.object)")
+            }
+            for (uri, body, field) in [
+                ("/v1/libraries/b/search", ["vector": [1, 0], "filtr": ["a": 1]] as [String: Any], "filtr"),
+                ("/v1/libraries", ["name": "c", "dimension": 2, "metric": "l2", "shard": 2], "shard"),
+                ("/v1/libraries/b/documents", ["id": 2, "chunks": [["vector": [1, 0], "metdata": [:]]]], "chunks.0.metdata"),
+            ] {
+                let reply = try await Self.call(client, .post, uri, body)
+                Self.expectProblem(reply, .unprocessableContent, code: "unknown-field", mentions: field)
+            }
+            // Nothing was stored by any of them.
+            #expect(try await Self.call(client, .get, "/v1/libraries/c").status == .notFound)
+            #expect(try await Self.call(client, .get, "/v1/libraries/b/documents/2").status == .notFound)
+            #expect((try await Self.call(client, .get, "/v1/libraries/b").object["chunks"] as? Int) == 1)
+        }
+    }
+
     /// Concurrent POSTs of one document id: exactly one 201, every other a 409, and the
     /// stored document is the winner's (no silent replace).
     @Test(arguments: Backend.allCases)

@@ -26,10 +26,10 @@ public struct SearchHit: Sendable, Hashable, Codable {
 /// segments share one heap and no merge pass is needed.
 public final class Searcher: Sendable {
     public let snapshot: LibrarySnapshot
-    private let sources: [Source]
+    let sources: [Source]
 
     /// One searchable part of a shard: a segment, or the rows added since the last flush.
-    private struct Source: Sendable {
+    struct Source: Sendable {
         enum Rows: Sendable {
             case segment(Segment)
             case delta(DeltaStore, count: Int)
@@ -136,6 +136,11 @@ public final class Searcher: Sendable {
         let prepared = try contract.prepared(query, what: "the query vector")
         var top = TopK(k: k)
         prepared.withUnsafeBufferPointer { searchPrepared($0, k: k, parameters: parameters, into: &top) }
+        return hitsWithPayload(from: top)
+    }
+
+    /// Turns a heap of internal candidates into hits with their texts and metadata, best first.
+    func hitsWithPayload(from top: TopK) -> [(hit: SearchHit, text: String?, metadata: [UInt8]?)] {
         let metric = contract.metric
         return top.sorted().map { candidate in
             let source = sources[Int(candidate.id >> 32)]

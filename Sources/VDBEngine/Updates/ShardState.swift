@@ -227,7 +227,9 @@ final class ShardState {
 
     private func add(_ chunk: ChunkInput, to document: DocumentID) {
         let row = delta.count
-        delta.append(vector: chunk.vector, chunkID: chunk.id, documentID: document, text: chunk.text, metadata: chunk.metadata?.encodedBytes())
+        delta.append(
+            vector: chunk.vector, chunkID: chunk.id, documentID: document, text: chunk.text, metadata: chunk.metadata?.encodedBytes(),
+            metadataValue: chunk.metadata)
         if row >= deltaLive.capacity {
             var grown = RowSet(capacity: max(1024, deltaLive.capacity * 2))
             for r in 0..<deltaLive.capacity where deltaLive.contains(RowOffset(r)) { grown.insert(RowOffset(r)) }

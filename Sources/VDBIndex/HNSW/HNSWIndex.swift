@@ -38,6 +38,15 @@ public final class HNSWIndex: VectorIndex {
     }
 
     public var kind: IndexKind { .hnsw }
+
+    /// A walk that may only return a share s of the nodes still has to pass through the others:
+    /// the beam grows by 1/s, so about as many matching candidates are kept as unfiltered.
+    public func filteredParameters(_ parameters: SearchParameters, k: Int, selectivity: Double) -> SearchParameters {
+        var widened = parameters
+        let ef = Double(max(parameters.ef ?? defaultEf, k)) / max(selectivity, 1e-3)
+        widened.ef = min(SearchParameters.efRange.upperBound, Int(ef.rounded(.up)))
+        return widened
+    }
     public var memoryFootprint: Int { graph.memoryFootprint + (segment.sq8Section?.count ?? 0) }
 
     public func search(

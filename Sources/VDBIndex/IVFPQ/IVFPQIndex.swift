@@ -187,6 +187,15 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
     func code(row: Int, _ j: Int) -> UInt8 { codes[(row / 64) * 64 * layout.m + j * 64 + row % 64] }
 
     public var kind: IndexKind { .ivfpq }
+
+    /// Probes 1/s times the lists, so the probed lists hold about as many matching rows as an
+    /// unfiltered search scans.
+    public func filteredParameters(_ parameters: SearchParameters, k: Int, selectivity: Double) -> SearchParameters {
+        var widened = parameters
+        let nprobe = Double(parameters.nprobe ?? defaults.nprobe) / max(selectivity, 1e-3)
+        widened.nprobe = min(layout.lists, Int(nprobe.rounded(.up)))
+        return widened
+    }
     /// Without re-ranking the distances are PQ estimates.
     public func reportsExactDistances(_ parameters: SearchParameters) -> Bool { rerank(parameters) > 0 }
 

@@ -31,6 +31,14 @@ public final class KDTreeIndex: VectorIndex {
     }
 
     public var kind: IndexKind { .kdtree }
+
+    /// A leaf budget (approximate search) grows by 1/s; exact search stays exact.
+    public func filteredParameters(_ parameters: SearchParameters, k: Int, selectivity: Double) -> SearchParameters {
+        guard let leaves = parameters.leafBudget else { return parameters }
+        var widened = parameters
+        widened.leafBudget = min(SearchParameters.leafBudgetRange.upperBound, Int((Double(leaves) / max(selectivity, 1e-3)).rounded(.up)))
+        return widened
+    }
     public var memoryFootprint: Int { segment.kdTreeSection?.count ?? 0 }
 
     public func search(

@@ -20,6 +20,8 @@ public final class DeltaStore: @unchecked Sendable {
     private var documentIDs: [DocumentID] = []
     private var texts: [String?] = []
     private var metadata: [[UInt8]?] = []
+    /// The same metadata decoded, for filters (kept as given on write, so never decoded again).
+    private var metadataValues: [JSONValue?] = []
     // Per-row fields that are Swift arrays are read by readers concurrently with appends, which
     // can reallocate them; those reads go through this lock (they are not on the scoring path).
     private let lock = Locked(())
@@ -40,7 +42,9 @@ public final class DeltaStore: @unchecked Sendable {
     package func hasRoom(for rows: Int) -> Bool { count + rows <= Self.maximumBlocks * Self.blockRows }
 
     /// Appends a row; only the shard's writer calls this.
-    package func append(vector: [Float], chunkID: ChunkID, documentID: DocumentID, text: String?, metadata: [UInt8]?) {
+    package func append(
+        vector: [Float], chunkID: ChunkID, documentID: DocumentID, text: String?, metadata: [UInt8]?, metadataValue: JSONValue?
+    ) {
         precondition(vector.count == dimension, "vector dimension differs from the store's")
         precondition(hasRoom(for: 1), "delta store is full; ShardState.prepare refuses transactions that would overflow it")
         let block = count / Self.blockRows
@@ -55,6 +59,7 @@ public final class DeltaStore: @unchecked Sendable {
             documentIDs.append(documentID)
             texts.append(text)
             self.metadata.append(metadata)
+            metadataValues.append(metadataValue)
         }
         count += 1
     }
@@ -79,5 +84,11 @@ public final class DeltaStore: @unchecked Sendable {
 
     package func row(_ row: Int) -> (chunkID: ChunkID, documentID: DocumentID, text: String?, metadata: [UInt8]?) {
         lock.withLock { _ in (chunkIDs[row], documentIDs[row], texts[row], metadata[row]) }
+    }
+
+    /// Runs `body` over rows `0..<limit`: each row's document and decoded metadata, under the
+    /// lock once (not per row).
+    package func withRowsForFiltering<R>(upTo limit: Int, _ body: (_ documents: ArraySlice<DocumentID>, _ metadata: ArraySlice<JSONValue?>) -> R) -> R {
+        lock.withLock { _ in body(documentIDs[..<limit], metadataValues[..<limit]) }
     }
 }

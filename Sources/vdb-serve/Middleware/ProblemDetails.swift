@@ -7,8 +7,10 @@ struct ProblemDetails: HTTPResponseError, Encodable {
     var status: HTTPResponse.Status
     var code: String
     var detail: String
+    /// A JSON Pointer (RFC 6901) into the request body at the offending part, when known.
+    var pointer: String?
 
-    enum CodingKeys: String, CodingKey { case type, title, status, code, detail }
+    enum CodingKeys: String, CodingKey { case type, title, status, code, detail, pointer }
 
     func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -17,6 +19,7 @@ struct ProblemDetails: HTTPResponseError, Encodable {
         try c.encode(status.code, forKey: .status)
         try c.encode(code, forKey: .code)
         try c.encode(detail, forKey: .detail)
+        try c.encodeIfPresent(pointer, forKey: .pointer)
     }
 
     func response(from request: Request, context: some RequestContext) throws -> Response {
@@ -44,9 +47,12 @@ struct ProblemDetails: HTTPResponseError, Encodable {
                 }
             if status == .internalServerError {
                 self.init(status: status, code: "internal", detail: "the server could not complete the request")
+            } else if let field = e.field, field.hasPrefix("/"), e.category == .invalidArgument {
+                // A part of a structured field (a filter): point at it.
+                self.init(status: status, code: "invalid-filter", detail: "\(field): \(e.message)", pointer: field)
             } else if let field = e.field, e.category == .invalidArgument {
                 // A request field out of range: the same code as a field that does not decode.
-                self.init(status: status, code: "invalid-field", detail: "field '\(field)': \(e.message)")
+                self.init(status: status, code: "invalid-field", detail: "field '\(field)': \(e.message)", pointer: "/" + field)
             } else {
                 self.init(status: status, code: e.codeName, detail: e.message)
             }
@@ -71,10 +77,11 @@ struct ProblemDetails: HTTPResponseError, Encodable {
         }
     }
 
-    init(status: HTTPResponse.Status, code: String, detail: String) {
+    init(status: HTTPResponse.Status, code: String, detail: String, pointer: String? = nil) {
         self.status = status
         self.code = code
         self.detail = detail
+        self.pointer = pointer
     }
 
     /// Names the field a decoding error is about.

@@ -58,6 +58,8 @@ struct ArrayRowSource: RowSource {
     let dimension: Int
     let vectors: [Float]
     var declaredMetric: Metric?
+    /// Each row's chunk metadata, when rows have some.
+    var metadataForRow: (@Sendable (Int) -> JSONValue)?
     private var next = 0
 
     init(dimension: Int, vectors: [Float], declaredMetric: Metric? = nil) {
@@ -77,7 +79,7 @@ struct ArrayRowSource: RowSource {
             batch.chunkIDs.append(ChunkID(row: UInt64(r)))
             batch.documentIDs.append(DocumentID(row: UInt64(r)))
             batch.texts.append(nil)
-            batch.metadata.append(nil)
+            batch.metadata.append(metadataForRow?(r).encodedBytes())
         }
         next += n
         return n
