@@ -76,6 +76,11 @@ public protocol VectorIndex: Sendable {
     /// met as an unfiltered search meets rows (the default keeps them).
     func filteredParameters(_ parameters: SearchParameters, k: Int, selectivity: Double) -> SearchParameters
 
+    /// What a search with (already widened) `parameters` costs over `rows` rows, in full-vector
+    /// distance computations: the filter planner scores the matching rows exactly instead
+    /// when there are fewer of them than this.
+    func filteredSearchCost(_ parameters: SearchParameters, k: Int, rows: Int) -> Double
+
     /// Bytes the index needs beyond the segment's vectors.
     var memoryFootprint: Int { get }
 
@@ -101,6 +106,9 @@ extension VectorIndex {
     public func reportsExactDistances(_ parameters: SearchParameters) -> Bool { true }
 
     public func filteredParameters(_ parameters: SearchParameters, k: Int, selectivity: Double) -> SearchParameters { parameters }
+
+    /// A scan: every row is scored whatever the filter.
+    public func filteredSearchCost(_ parameters: SearchParameters, k: Int, rows: Int) -> Double { Double(rows) }
 
     public func searchBatch(
         _ queries: UnsafeBufferPointer<Float>, k: Int, filter: RowSet?, parameters: SearchParameters,

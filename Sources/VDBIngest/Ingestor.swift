@@ -20,6 +20,9 @@ public struct IngestOptions: Sendable {
     public var batchRows: Int
     /// How segments store vectors and blobs, over the replaced version's settings (or the defaults).
     public var storage: StorageChange
+    /// Replaces every chunk's metadata with ``SyntheticMetadata`` of this seed (by input row),
+    /// for benchmarks of filtered search on datasets without metadata.
+    public var syntheticMetadataSeed: UInt64?
 
     public init(
         library: String, shardCount: Int = 1, metric: Metric? = nil, normalized: Bool? = nil, model: String? = nil,
@@ -96,6 +99,7 @@ public enum Ingestor {
                 epoch: 0, library: options.library, contract: contract, shardCount: options.shardCount,
                 shards: (0..<options.shardCount).map { ShardManifest(id: UInt32($0)) }, storage: storage,
                 metadata: previous?.metadata ?? [:]))
+        let syntheticMetadataSeed = options.syntheticMetadataSeed
         var writers = [SegmentWriter?](repeating: nil, count: options.shardCount)
         var writerSegments = [(id: UInt32, file: String)](repeating: (0, ""), count: options.shardCount)
         var lastDocument = [DocumentID?](repeating: nil, count: options.shardCount)
@@ -138,9 +142,10 @@ public enum Ingestor {
                             writers[shard] = try SegmentWriter(path: segment.path, dimension: contract.dimension, metric: contract.metric, storage: storage)
                         }
                         let writer = writers[shard]!
+                        let metadata = syntheticMetadataSeed.map { SyntheticMetadata.metadata(row: rowsDone + i, seed: $0).encodedBytes() }
                         try writer.append(
                             vector: UnsafeBufferPointer(vector), chunkID: batch.chunkIDs[i], documentID: document,
-                            text: batch.texts[i], metadata: batch.metadata[i])
+                            text: batch.texts[i], metadata: metadata ?? batch.metadata[i])
                         if documents.insert(document).inserted, let metadata = batch.documentMetadata[document] {
                             writer.setDocumentMetadata(metadata, for: document)
                         }

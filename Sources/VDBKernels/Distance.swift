@@ -50,3 +50,39 @@ public enum Distance {
         }
     }
 }
+
+extension Distance {
+    /// Rows scored ahead of the one being scored: their vectors are requested into L2 first.
+    static let gatherLookahead = 8
+
+    /// Scores the rows of `rows` (row-major vectors from `base`) against `query` into `top`,
+    /// with ids `idBase + row`. A filter's matching rows are scattered, so every row is a cold
+    /// read: each is requested into L2 (`prefetcht1`) eight rows before it is scored.
+    public static func scoreRows(
+        _ metric: Metric, query: UnsafePointer<Float>, base: UnsafePointer<Float>, dimension: Int, rows: RowSet, idBase: UInt64,
+        into top: inout TopK
+    ) {
+        let lines = (dimension * MemoryLayout<Float>.size + 63) / 64
+        let ahead = gatherLookahead
+        withUnsafeTemporaryAllocation(of: RowOffset.self, capacity: ahead) { ring in
+            var filled = 0
+            var head = 0
+            rows.forEach { row in
+                vdb_prefetch_lines_l2(base + Int(row) * dimension, lines)
+                guard filled == ahead else {
+                    ring[filled] = row
+                    filled += 1
+                    return
+                }
+                let due = ring[head]
+                top.insert(distance: distance(metric, query, base + Int(due) * dimension, dimension: dimension), id: idBase + UInt64(due))
+                ring[head] = row
+                head = (head + 1) % ahead
+            }
+            for i in 0..<filled {
+                let due = ring[(head + i) % ahead]
+                top.insert(distance: distance(metric, query, base + Int(due) * dimension, dimension: dimension), id: idBase + UInt64(due))
+            }
+        }
+    }
+}

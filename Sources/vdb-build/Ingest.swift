@@ -39,6 +39,9 @@ extension VDBBuild {
         @Flag(name: .long, help: "Replace the contents of an existing library (new version, same contract).")
         var replace = false
 
+        @Option(name: .long, help: "Give every chunk seeded synthetic metadata (bucket, category, year, tags; see SyntheticMetadata) instead of the input's, for filtered-search benchmarks.")
+        var syntheticMetadata: UInt64?
+
         @OptionGroup var storage: StorageOptions
 
         func validate() throws {
@@ -53,9 +56,10 @@ extension VDBBuild {
         func run() throws {
             let report = try reportingErrors("vdb-build") {
                 let path = FilePath(input)
-                let options = IngestOptions(
+                var options = IngestOptions(
                     library: library, shardCount: shards, metric: metric.flatMap(Metric.init(datasetName:)), model: model,
                     segmentVectorBytes: segmentMib << 20, replace: replace, storage: storage.change)
+                options.syntheticMetadataSeed = syntheticMetadata
                 let progress = TerminalProgress()
                 defer { progress.finish() }
                 let dataDirectory = FilePath(global.dataDir)

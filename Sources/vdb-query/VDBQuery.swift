@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import SystemPackage
 import VDBCommandLine
 import VDBKit
@@ -59,11 +60,31 @@ struct VDBQuery: ParsableCommand {
     @Option(name: .long, help: "With --sweep: write a recall-vs-QPS plot to this SVG file.")
     var plot: String?
 
+    @Option(name: .long, help: "A metadata filter every query carries, as JSON or @file.json (e.g. '{\"bucket\": {\"$lt\": 10}}'); recall is then measured against exact filtered search.")
+    var filter: String?
+
     @Option(name: .long, help: "Exit with status 1 when mean recall@k is below this.")
     var minRecall: Double?
 
     @OptionGroup var output: JSONOutputOption
     var json: Bool { output.json }
+
+    /// `--filter`, read (`@file`) and parsed.
+    func parsedFilter() throws -> Filter? {
+        guard var text = filter else { return nil }
+        if text.hasPrefix("@") {
+            let path = String(text.dropFirst())
+            guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("--filter: cannot read \(path)") }
+            text = String(decoding: data, as: UTF8.self)
+        }
+        let json: JSONValue
+        do { json = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) } catch {
+            throw ValidationError("--filter is not valid JSON")
+        }
+        do { return try Filter.parse(json, pointer: "") } catch {
+            throw ValidationError("--filter: at \(error.field.map { $0.isEmpty ? "the top" : $0 } ?? "the top"): \(error.message)")
+        }
+    }
 
     /// The search parameters the flags give (each swept value replaces one of them).
     var parameters: SearchParameters { SearchParameters(ef: ef, nprobe: nprobe, leafBudget: leaves, rerank: rerank) }
@@ -78,6 +99,7 @@ struct VDBQuery: ParsableCommand {
             throw ValidationError("--\(error.field ?? "parameter"): \(error.message)")
         }
         if let sweep { _ = try Sweep(parsing: sweep) }
+        if filter != nil { _ = try parsedFilter() }
         if plot != nil && sweep == nil { throw ValidationError("--plot needs --sweep") }
     }
 
@@ -104,6 +126,7 @@ struct VDBQuery: ParsableCommand {
                 var options = QueryRunOptions(k: k, parameters: parameters, threads: threads)
                 options.warmupQueries = min(100, inputs.vectors.count / searcher.contract.dimension)
                 options.batchSize = batch
+                options.filter = try parsedFilter()
                 return try QueryRunner.run(searcher: searcher, queries: inputs.vectors, groundTruth: inputs.groundTruth, options: options)
             }
         }
@@ -151,8 +174,20 @@ struct VDBQuery: ParsableCommand {
 
             \(Self.renderSections(reports.last!.memory.sections))
 
-            ground truth: \(first.groundTruth)\(Self.recallRule(first))
+            ground truth: \(first.groundTruth)\(Self.recallRule(first))\(Self.renderPlans(reports.last!))
             """
+    }
+
+    /// With a filter: the rows it matched and the plan of each part.
+    static func renderPlans(_ r: QueryReport) -> String {
+        guard let plans = r.plans, let matches = r.filterMatches else { return "" }
+        var table = TextTable(header: ["shard", "part", "index", "plan", "rows", "matches", "ef / nprobe"])
+        for p in plans {
+            let widened = p.parameters.map { [$0.ef.map { "ef \($0)" }, $0.nprobe.map { "nprobe \($0)" }].compactMap { $0 }.joined(separator: " ") } ?? ""
+            table.append([String(p.shard), p.part, p.index, p.strategy.rawValue, String(p.rows), String(p.matches), widened])
+        }
+        let share = Format.fixed(100 * Double(matches) / Double(max(1, r.rows)), 2)
+        return "\nfilter: \(matches) matching rows (\(share)%); \(r.fallbackQueries ?? 0) queries fell back to exact scoring\n\n\(table.render())"
     }
 
     /// Said when recall was counted by ids only (the index's distances are estimates).
@@ -215,7 +250,7 @@ struct VDBQuery: ParsableCommand {
         lines.append("")
         lines.append(Self.renderSections(r.memory.sections))
         lines.append("")
-        lines.append("ground truth: \(r.groundTruth)\(Self.recallRule(r))")
+        lines.append("ground truth: \(r.groundTruth)\(Self.recallRule(r))\(Self.renderPlans(r))")
         return lines.joined(separator: "\n")
     }
 }

@@ -114,6 +114,26 @@ struct CommandLineTests {
         #expect(leftovers > 0, "the kills left something to collect")
     }
 
+    /// `ingest --synthetic-metadata` gives rows seeded metadata; `vdb-query --filter` measures
+    /// filtered search against exact filtered search and reports the plans; a malformed filter
+    /// is a usage error naming the fault.
+    @Test func filteredQueriesFromTheCommandLine() throws {
+        let dir = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        #expect(try Self.run("vdb-build", ["generate", "--output", "s.hdf5", "--rows", "4000", "--queries", "50", "--dimension", "16"], in: dir).status == 0)
+        let ingest = try Self.run("vdb-build", ["ingest", "s.hdf5", "--library", "s", "--data-dir", "d", "--synthetic-metadata", "7"], in: dir)
+        #expect(ingest.status == 0, "\(ingest.stderr)")
+        let query = try Self.run("vdb-query", ["--library", "s", "--data-dir", "d", "--filter", #"{"bucket": {"$lt": 100}}"#, "--json", "--min-recall", "1.0"], in: dir)
+        #expect(query.status == 0, "\(query.stderr)")
+        let report = try JSONDecoder().decode(QueryReport.self, from: Data(query.stdout.utf8))
+        #expect((300...500).contains(report.filterMatches ?? 0), "about 10% of 4,000 rows")
+        #expect(report.groundTruth.contains("filtered") && report.plans?.first?.strategy == .exact)
+        let text = try Self.run("vdb-query", ["--library", "s", "--data-dir", "d", "--filter", #"{"category": "c0", "year": {"$gte": 2010}}"#, "--limit", "5"], in: dir)
+        #expect(text.status == 0 && text.stdout.contains("filter:") && text.stdout.contains("matching rows"), "\(text.stdout)\(text.stderr)")
+        let bad = try Self.run("vdb-query", ["--library", "s", "--data-dir", "d", "--filter", #"{"bucket": {"$lt": true}}"#], in: dir)
+        #expect(bad.status == 64 && bad.stderr.contains("/bucket/$lt"), "\(bad.stderr)")
+    }
+
     /// The README's main job in small: generate, ingest, query; exact search has recall 1.
     @Test func generateIngestQueryGivesPerfectRecall() throws {
         let dir = try Self.temporaryDirectory()

@@ -15,6 +15,10 @@ public struct QueryRunOptions: Sendable {
     /// Queries per call in the batched single-thread run (FAISS's `search(n, x)` way of
     /// measuring); 1 skips that run.
     public var batchSize: Int = 64
+    /// A metadata filter every query carries. It is evaluated once per run (as FAISS's and
+    /// hnswlib's filtered searches take a precomputed id set), and recall is then measured
+    /// against exact filtered search; the stored ground truth, unfiltered, does not apply.
+    public var filter: Filter?
 
     public init(k: Int = 10, parameters: SearchParameters = SearchParameters(), threads: Int = 0, warmupQueries: Int = 100) {
         self.k = k
@@ -67,6 +71,11 @@ public struct QueryReport: Sendable, Codable {
     public var scannedBytesPerSecond: Double?
     public var memory: Memory
     public var instructionSet: String
+    /// With a filter: rows it matched, and what ran per part (with the number of queries whose
+    /// index came back short and were scored exactly instead, as `exact-fallback`).
+    public var filterMatches: Int?
+    public var plans: [SearchPlan]?
+    public var fallbackQueries: Int?
 }
 
 /// Where a run's ground truth comes from.
@@ -102,13 +111,27 @@ public enum QueryRunner {
         let k = options.k
         let parameters = options.parameters
 
+        let filter = options.filter.map { searcher.prepare($0, k: k, parameters: parameters) }
+        var scratch = TopK(k: k)
+        var fallbacks = 0
+        /// One query, filtered or not.
+        func one(_ query: UnsafeBufferPointer<Float>, into top: inout TopK) {
+            if let filter {
+                let plans = searcher.searchPrepared(query, k: k, filter: filter, into: &top, scratch: &scratch)
+                if plans.contains(where: { $0.strategy == .exactFallback }) { fallbacks += 1 }
+            } else {
+                searcher.searchPrepared(query, k: k, parameters: parameters, into: &top)
+            }
+        }
+
         // Warm-up: fault the mapped pages in so the first timed queries do not pay for I/O.
         var top = TopK(k: k)
         prepared.withUnsafeBufferPointer { q in
             for i in 0..<min(options.warmupQueries, count) {
-                searcher.searchPrepared(UnsafeBufferPointer(rebasing: q[i * dimension..<(i + 1) * dimension]), k: k, parameters: parameters, into: &top)
+                one(UnsafeBufferPointer(rebasing: q[i * dimension..<(i + 1) * dimension]), into: &top)
             }
         }
+        fallbacks = 0
 
         // Single thread: latency of each query, and the results for recall.
         var durations = [UInt64](repeating: 0, count: count)
@@ -119,7 +142,7 @@ public enum QueryRunner {
         prepared.withUnsafeBufferPointer { q in
             for i in 0..<count {
                 let t0 = DispatchTime.now().uptimeNanoseconds
-                searcher.searchPrepared(UnsafeBufferPointer(rebasing: q[i * dimension..<(i + 1) * dimension]), k: k, parameters: parameters, into: &heaps[i])
+                one(UnsafeBufferPointer(rebasing: q[i * dimension..<(i + 1) * dimension]), into: &heaps[i])
                 durations[i] = DispatchTime.now().uptimeNanoseconds - t0
             }
         }
@@ -128,7 +151,7 @@ public enum QueryRunner {
 
         // Single thread, batched: throughput only (the results equal the run above).
         var batched: QueryReport.Throughput? = nil
-        if options.batchSize > 1 {
+        if options.batchSize > 1 && filter == nil {
             let batchStarted = DispatchTime.now().uptimeNanoseconds
             prepared.withUnsafeBufferPointer { q in
                 heaps.withUnsafeMutableBufferPointer { h in
@@ -148,10 +171,13 @@ public enum QueryRunner {
 
         // All threads: throughput only.
         let threads = max(1, options.threads)
-        let multiSeconds = parallelRun(searcher: searcher, prepared: prepared, dimension: dimension, k: k, parameters: parameters, threads: threads)
+        let multiSeconds = parallelRun(
+            searcher: searcher, prepared: prepared, dimension: dimension, k: k, parameters: parameters, filter: filter, threads: threads)
 
         var recall: Double? = nil
         var source = "none"
+        // Stored ground truth is unfiltered: a filtered run is measured against exact filtered search.
+        let groundTruth: GroundTruth = filter == nil ? groundTruth : .exact
         switch groundTruth {
         case .rows(let neighbors, let distances, let depth, let from):
             guard depth >= k, neighbors.count == depth * count else {
@@ -168,10 +194,10 @@ public enum QueryRunner {
             recall = sum / Double(count)
             source = from
         case .exact:
-            let exact = try searcher.exactBatch(queries: prepared, k: k)
+            let exact = try filter.map { try searcher.exactBatch(queries: prepared, k: k, filter: $0) } ?? searcher.exactBatch(queries: prepared, k: k)
             let byDistance = searcher.reportsExactDistances(parameters)
             recall = zip(results, exact).reduce(0.0) { $0 + Recall.recall(found: $1.0, exact: $1.1, k: k, distanceTies: byDistance) } / Double(count)
-            source = "exact search (BLAS)"
+            source = filter == nil ? "exact search (BLAS)" : "exact filtered search (BLAS)"
         case .none:
             break
         }
@@ -190,24 +216,31 @@ public enum QueryRunner {
             memory: .init(
                 mappedSegmentBytes: snapshot.mappedBytes, indexBytes: searcher.indexMemory,
                 residentBytes: memory.current, peakResidentBytes: memory.peak, sections: snapshot.sectionUsage),
-            instructionSet: Distance.activeInstructionSet)
+            instructionSet: Distance.activeInstructionSet, filterMatches: filter?.matches,
+            plans: filter?.plans, fallbackQueries: filter == nil ? nil : fallbacks)
     }
 
     /// Runs every query once over `threads` threads; returns the wall time in seconds.
     static func parallelRun(
-        searcher: Searcher, prepared: [Float], dimension: Int, k: Int, parameters: SearchParameters, threads: Int
+        searcher: Searcher, prepared: [Float], dimension: Int, k: Int, parameters: SearchParameters, filter: PreparedFilter?, threads: Int
     ) -> Double {
         let count = prepared.count / dimension
         let started = DispatchTime.now().uptimeNanoseconds
         prepared.withUnsafeBufferPointer { buffer in
             // Every thread only reads the query buffer, which outlives concurrentPerform, and
-            // writes its own heap; the searcher is immutable.
+            // writes its own heaps; the searcher and the prepared filter are immutable.
             nonisolated(unsafe) let q = buffer
             DispatchQueue.concurrentPerform(iterations: threads) { t in
                 var top = TopK(k: k)
+                var scratch = TopK(k: k)
                 var i = t
                 while i < count {
-                    searcher.searchPrepared(UnsafeBufferPointer(rebasing: q[i * dimension..<(i + 1) * dimension]), k: k, parameters: parameters, into: &top)
+                    let query = UnsafeBufferPointer(rebasing: q[i * dimension..<(i + 1) * dimension])
+                    if let filter {
+                        searcher.searchPrepared(query, k: k, filter: filter, into: &top, scratch: &scratch)
+                    } else {
+                        searcher.searchPrepared(query, k: k, parameters: parameters, into: &top)
+                    }
                     i += threads
                 }
             }
@@ -215,9 +248,3 @@ public enum QueryRunner {
         return Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif

@@ -37,15 +37,93 @@ public struct FilteredSearchResult: Sendable {
     public var plans: [SearchPlan]
 }
 
-extension Searcher {
-    /// Below this many matching rows (or this share of a part's rows), a part is searched by
-    /// scoring its matching rows exactly: as fast as a walk and never short of hits.
-    public static let exactFilterRows = 5_000
-    public static let exactFilterShare = 0.02
+/// A filter evaluated against one searcher's parts: each part's matching live rows and the
+/// plan for it. Made once per filter (per request in the server, once per run in
+/// `vdb-query`), then used by any number of searches with the same `k` and parameters.
+public struct PreparedFilter: Sendable {
+    public let filter: Filter
+    public let k: Int
+    public let plans: [SearchPlan]
+    /// Per part: the rows it may return, and the parameters its index runs with.
+    let matching: [RowSet]
+    let parameters: [SearchParameters]
 
-    /// Searches with a metadata filter: per part, a planner counts the matching live rows and
-    /// either scores them exactly (few matches) or runs the part's index restricted to them,
-    /// widened by the selectivity; never fewer than min(k, matches) hits per part.
+    /// Rows matched over all parts.
+    public var matches: Int { plans.reduce(0) { $0 + $1.matches } }
+}
+
+extension Searcher {
+    /// Up to this many matching rows a part is always scored exactly (microseconds).
+    public static let exactFilterRows = 1_000
+
+    /// Evaluates `filter` on every part and plans each: the matching live rows are counted and
+    /// the cheaper of two plans is chosen — scoring them exactly (cost: one distance each) or
+    /// the part's index restricted to them, widened by the selectivity (cost: the index's
+    /// estimate, ``VectorIndex/filteredSearchCost(_:k:rows:)``).
+    public func prepare(_ filter: Filter, k: Int, parameters: SearchParameters) -> PreparedFilter {
+        var plans: [SearchPlan] = []
+        var matching: [RowSet] = []
+        var widened: [SearchParameters] = []
+        for source in sources {
+            let rows = source.matchingRows(filter)
+            let matches = rows.count
+            let live = source.live?.count ?? source.rowCount
+            var plan = SearchPlan(
+                shard: source.shard, part: source.partName, index: source.index.kind.rawValue, strategy: .none, rows: live,
+                matches: matches, parameters: nil)
+            var partParameters = parameters
+            if matches > 0 {
+                let share = Double(matches) / Double(max(1, live))
+                let widened = source.index.filteredParameters(parameters, k: k, selectivity: share)
+                if matches <= Self.exactFilterRows
+                    || Double(matches) <= source.index.filteredSearchCost(widened, k: k, rows: source.rowCount)
+                {
+                    plan.strategy = .exact
+                } else {
+                    partParameters = widened
+                    plan.strategy = .index
+                    plan.parameters = partParameters
+                }
+            }
+            plans.append(plan)
+            matching.append(rows)
+            widened.append(partParameters)
+        }
+        return PreparedFilter(filter: filter, k: k, plans: plans, matching: matching, parameters: widened)
+    }
+
+    /// The filtered hot path: a prepared query into a reusable heap (reset here); `scratch` is
+    /// a second heap reused for the parts searched by their index. Returns the plans, with
+    /// `exactFallback` where an index came back short.
+    @discardableResult
+    public func searchPrepared(
+        _ query: UnsafeBufferPointer<Float>, k: Int, filter: PreparedFilter, into top: inout TopK, scratch: inout TopK
+    ) -> [SearchPlan] {
+        top.reset(k: k)
+        var plans = filter.plans
+        for (i, source) in sources.enumerated() {
+            let idBase = UInt64(i) << 32
+            switch plans[i].strategy {
+            case .none, .exactFallback:
+                continue
+            case .exact:
+                source.scoreExactly(query, rows: filter.matching[i], metric: contract.metric, idBase: idBase, into: &top)
+            case .index:
+                scratch.reset(k: k)
+                source.index.search(query, k: k, filter: filter.matching[i], parameters: filter.parameters[i], idBase: idBase, into: &scratch)
+                if scratch.count < min(k, plans[i].matches) {
+                    plans[i].strategy = .exactFallback
+                    source.scoreExactly(query, rows: filter.matching[i], metric: contract.metric, idBase: idBase, into: &top)
+                } else {
+                    scratch.forEachUnordered { distance, id in top.insert(distance: distance, id: id) }
+                }
+            }
+        }
+        return plans
+    }
+
+    /// Searches with a metadata filter (``prepare(_:k:parameters:)`` then the filtered hot
+    /// path): never fewer than min(k, matches) hits per part.
     public func search(_ query: [Float], k: Int, parameters: SearchParameters = SearchParameters(), filter: Filter?) throws
         -> FilteredSearchResult
     {
@@ -56,40 +134,17 @@ extension Searcher {
             return FilteredSearchResult(hits: hits, plans: [])
         }
         let prepared = try contract.prepared(query, what: "the query vector")
+        let plan = prepare(filter, k: k, parameters: parameters)
         var top = TopK(k: k)
-        var part = TopK(k: k)
-        var plans: [SearchPlan] = []
-        prepared.withUnsafeBufferPointer { q in
-            for (i, source) in sources.enumerated() {
-                let idBase = UInt64(i) << 32
-                let matching = source.matchingRows(filter)
-                let matches = matching.count
-                let rows = source.live?.count ?? source.rowCount
-                var plan = SearchPlan(
-                    shard: source.shard, part: source.partName, index: source.index.kind.rawValue, strategy: .none, rows: rows,
-                    matches: matches, parameters: nil)
-                defer { plans.append(plan) }
-                guard matches > 0 else { continue }
-                let share = Double(matches) / Double(max(1, rows))
-                if source.index.kind == .flat || matches <= Self.exactFilterRows || share <= Self.exactFilterShare {
-                    plan.strategy = .exact
-                    source.scoreExactly(q, rows: matching, metric: contract.metric, idBase: idBase, into: &top)
-                    continue
-                }
-                let widened = source.index.filteredParameters(parameters, k: k, selectivity: share)
-                plan.strategy = .index
-                plan.parameters = widened
-                part.reset(k: k)
-                source.index.search(q, k: k, filter: matching, parameters: widened, idBase: idBase, into: &part)
-                if part.count < min(k, matches) {
-                    plan.strategy = .exactFallback
-                    source.scoreExactly(q, rows: matching, metric: contract.metric, idBase: idBase, into: &top)
-                } else {
-                    part.forEachUnordered { distance, id in top.insert(distance: distance, id: id) }
-                }
-            }
-        }
+        var scratch = TopK(k: k)
+        let plans = prepared.withUnsafeBufferPointer { searchPrepared($0, k: k, filter: plan, into: &top, scratch: &scratch) }
         return FilteredSearchResult(hits: hitsWithPayload(from: top), plans: plans)
+    }
+
+    /// Exact filtered results for many prepared queries at once through BLAS: the ground truth
+    /// of a filtered run.
+    public func exactBatch(queries: [Float], k: Int, filter: PreparedFilter) throws -> [[SearchHit]] {
+        try exactBatch(queries: queries, k: k, rows: filter.matching)
     }
 }
 
@@ -134,9 +189,7 @@ extension Searcher.Source {
         switch rows {
         case .segment(let segment):
             guard let base = segment.vectors.baseAddress else { return }
-            set.forEach { row in
-                top.insert(distance: Distance.distance(metric, q, base + Int(row) * dimension, dimension: dimension), id: idBase + UInt64(row))
-            }
+            Distance.scoreRows(metric, query: q, base: base, dimension: dimension, rows: set, idBase: idBase, into: &top)
         case .delta(let store, _):
             set.forEach { row in
                 top.insert(distance: Distance.distance(metric, q, store.vector(Int(row)), dimension: dimension), id: idBase + UInt64(row))

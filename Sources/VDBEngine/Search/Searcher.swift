@@ -175,6 +175,11 @@ public final class Searcher: Sendable {
     ///
     /// - Parameter queries: `count × dimension` floats, each prepared by the contract.
     public func exactBatch(queries: [Float], k: Int) throws -> [[SearchHit]] {
+        try exactBatch(queries: queries, k: k, rows: sources.map(\.live))
+    }
+
+    /// ``exactBatch(queries:k:)`` over the given rows of each part (nil: all).
+    func exactBatch(queries: [Float], k: Int, rows allowed: [RowSet?]) throws -> [[SearchHit]] {
         try SearchParameters.validate(k: k)
         let dimension = contract.dimension
         precondition(queries.count % dimension == 0, "queries are not whole vectors")
@@ -185,13 +190,13 @@ public final class Searcher: Sendable {
                 case .segment(let segment):
                     BatchScoring.search(
                         queries: q, base: segment.vectors, dimension: dimension, metric: contract.metric,
-                        idBase: UInt64(i) << 32, live: source.live, into: &heaps)
+                        idBase: UInt64(i) << 32, live: allowed[i], into: &heaps)
                 case .delta(let store, let count):
                     for (rows, vectors) in store.blocks(upTo: count) {
                         BatchScoring.search(
                             queries: q, base: UnsafeBufferPointer(start: vectors, count: rows.count * dimension),
                             dimension: dimension, metric: contract.metric, idBase: UInt64(i) << 32 + UInt64(rows.lowerBound),
-                            live: source.live, liveOffset: rows.lowerBound, into: &heaps)
+                            live: allowed[i], liveOffset: rows.lowerBound, into: &heaps)
                     }
                 }
             }

@@ -196,6 +196,13 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         widened.nprobe = min(layout.lists, Int(nprobe.rounded(.up)))
         return widened
     }
+
+    /// The probed lists' codes (m lookups against d multiply-adds per row) and the re-ranked
+    /// candidates' vectors.
+    public func filteredSearchCost(_ parameters: SearchParameters, k: Int, rows: Int) -> Double {
+        let probed = Double(min(layout.lists, parameters.nprobe ?? defaults.nprobe)) / Double(layout.lists) * Double(layout.rows)
+        return probed * Double(layout.m) / Double(layout.dimension) + Double(k * rerank(parameters))
+    }
     /// Without re-ranking the distances are PQ estimates.
     public func reportsExactDistances(_ parameters: SearchParameters) -> Bool { rerank(parameters) > 0 }
 
