@@ -51,7 +51,9 @@ public final class LibraryService: Sendable {
         self.policy = policy
         self.logger = logger
         self.flushThreshold = flushThreshold
-        (flushRequests, requestFlush) = AsyncStream.makeStream(of: LiveLibrary.self, bufferingPolicy: .unbounded)
+        // A few pending requests are plenty: the loop re-checks each library's unflushed rows,
+        // and without a maintenance loop (tools, tests) requests must not pile up.
+        (flushRequests, requestFlush) = AsyncStream.makeStream(of: LiveLibrary.self, bufferingPolicy: .bufferingNewest(16))
         Self.removeDeletedLibraries(in: dataDirectory)
         var open: [String: LiveLibrary] = [:]
         for name in LibraryDirectory.libraryNames(in: dataDirectory) {
