@@ -62,6 +62,14 @@ struct CreateDocumentRequest: Decodable, Sendable {
     var chunks: [ChunkBody]
 }
 
+struct DeleteDocumentsRequest: Decodable, Sendable {
+    var filter: JSONValue
+}
+
+struct DeleteResponse: ResponseEncodable, Sendable {
+    var deleted: Int
+}
+
 struct PatchDocumentRequest: Decodable, Sendable {
     var metadata: JSONValue?
 }

@@ -71,3 +71,7 @@ extension SearchRequest: StrictBody {
         "vector": .any, "k": .any, "ef": .any, "nprobe": .any, "rerank": .any, "leaves": .any, "filter": .any,
     ])
 }
+
+extension DeleteDocumentsRequest: StrictBody {
+    static let schema = BodySchema.object(["filter": .any])
+}

@@ -117,6 +117,16 @@ struct RouterTests {
             #expect(none.status == .ok && (none.object["hits"] as? [Any])?.isEmpty == true)
             let unfiltered = try await Self.call(client, .post, "/v1/libraries/f/search", ["vector": [0, 0], "k": 2])
             #expect(unfiltered.object["plans"] == nil)
+            // Delete by filter: every document with a matching chunk, counted.
+            Self.expectProblem(try await Self.call(client, .post, "/v1/libraries/f/documents/delete", ["filter": ["n": ["$in": []]]]), .unprocessableContent, code: "invalid-filter")
+            Self.expectProblem(try await Self.call(client, .post, "/v1/libraries/f/documents/delete", [String: Any]()), .unprocessableContent, code: "invalid-field", mentions: "filter")
+            let deleted = try await Self.call(client, .post, "/v1/libraries/f/documents/delete", ["filter": ["parity": "odd", "n": ["$gte": 10]]])
+            #expect(deleted.status == .ok && deleted.object["deleted"] as? Int == 15, "\(deleted.object)")
+            #expect(try await Self.call(client, .get, "/v1/libraries/f/documents/11").status == .notFound)
+            #expect(try await Self.call(client, .get, "/v1/libraries/f/documents/9").status == .ok)
+            #expect((try await Self.call(client, .get, "/v1/libraries/f").object["documents"] as? Int) == 25)
+            let again = try await Self.call(client, .post, "/v1/libraries/f/documents/delete", ["filter": ["parity": "odd", "n": ["$gte": 10]]])
+            #expect(again.object["deleted"] as? Int == 0)
         }
     }
 

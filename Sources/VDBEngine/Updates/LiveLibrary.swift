@@ -106,6 +106,14 @@ public final class LiveLibrary: Sendable {
         return try await writers[shard].apply(mutations)
     }
 
+    /// Deletes every document with a chunk the filter matches: one transaction per shard
+    /// (documents live whole on one shard). Returns how many were deleted.
+    public func deleteDocuments(matching filter: Filter) async throws -> Int {
+        var deleted = 0
+        for writer in writers { deleted += try await writer.deleteDocuments(matching: filter) }
+        return deleted
+    }
+
     // MARK: Reading documents
 
     /// A document with its chunks as its shard holds them now.

@@ -297,6 +297,16 @@ final class ShardState {
         }
     }
 
+    /// The documents with at least one live chunk the filter matches, in id order.
+    func documents(matching filter: Filter) -> [DocumentID] {
+        documents.compactMap { id, entry in
+            entry.chunks.contains { chunk in
+                let metadata = self.chunk(chunk)?.metadata.flatMap { try? JSONValue.decode($0) }
+                return filter.matches(metadata: metadata, document: id)
+            } ? id : nil
+        }.sorted()
+    }
+
     /// Document ids in order, after `cursor`, at most `limit`.
     func documentIDs(after cursor: DocumentID?, limit: Int) -> [DocumentID] {
         var ids = Array(documents.keys)

@@ -143,6 +143,16 @@ public actor ShardWriter {
     /// Rows added since the last flush that are still live.
     public var unflushedRows: Int { state.deltaLive.count }
 
+    /// Deletes, as one transaction, every document with a chunk the filter matches. The
+    /// selection and the write's validation run without a suspension in between, so no write
+    /// can slip between them. Returns how many documents were deleted.
+    public func deleteDocuments(matching filter: Filter) async throws -> Int {
+        let doomed = state.documents(matching: filter)
+        guard !doomed.isEmpty else { return 0 }
+        try await apply(doomed.map { .deleteDocument(id: $0) })
+        return doomed.count
+    }
+
     /// Applies one transaction atomically and returns its sequence number once it is durable.
     /// - Throws: `UpdateError` for a transaction that does not fit the state (nothing changes),
     ///   `StorageError` when the WAL cannot be written (nothing is acknowledged).

@@ -7,6 +7,7 @@ struct DocumentsController {
 
     func addRoutes(to group: RouterGroup<VDBRequestContext>) {
         group.post(use: create)
+        group.post("delete", use: deleteMatching)
         group.get(use: list)
         group.get(":document", use: get)
         group.patch(":document", use: update)
@@ -46,6 +47,14 @@ struct DocumentsController {
         let body = try await request.json(PatchDocumentRequest.self, context: context)
         try await service.apply([.setDocumentMetadata(id: id, metadata: body.metadata)], to: library)
         return DocumentResponse(try await library.document(id))
+    }
+
+    /// `POST …/documents/delete` `{"filter": …}`: deletes every document with a chunk the filter
+    /// matches, one transaction per shard; answers how many.
+    @Sendable func deleteMatching(request: Request, context: VDBRequestContext) async throws -> DeleteResponse {
+        let library = try service.library(context.parameters.require("library"))
+        let body = try await request.json(DeleteDocumentsRequest.self, context: context)
+        return DeleteResponse(deleted: try await library.deleteDocuments(matching: try Filter.parse(body.filter, pointer: "/filter")))
     }
 
     @Sendable func delete(request: Request, context: VDBRequestContext) async throws -> Response {

@@ -198,6 +198,22 @@ import VDBKit
         }
     }
 
+    /// Delete by filter removes exactly the documents the model's predicate picks (one
+    /// transaction per shard), and the deletion survives a reopen (WAL replay).
+    @Test func deleteByFilterRemovesTheMatchingDocuments() async throws {
+        let dir = TemporaryDirectory()
+        let (library, model) = try await Self.library(dir, index: .flat, count: 300, seed: 21)
+        let filter = try Filter.parse(Self.json(#"{"$or": [{"category": "c"}, {"year": {"$lt": 2003}}]}"#))
+        let doomed = Set(model.values.filter { $0.0.category == "c" || ($0.0.year.map { $0 < 2003 } ?? false) }.map(\.1))
+        #expect(try await library.deleteDocuments(matching: filter) == doomed.count)
+        #expect(try await library.deleteDocuments(matching: filter) == 0)
+        let reopened = try LiveLibrary.open(dataDirectory: dir.path, library: "f", policy: .never)
+        for (_, entry) in model {
+            let exists = (try? await reopened.document(entry.1)) != nil
+            #expect(exists == !doomed.contains(entry.1))
+        }
+    }
+
     /// Large matching sets go through the index with the filter; hits still all match, there
     /// are k of them, and recall against exact filtered search stays high.
     @Test(arguments: [IndexSettings.hnsw(HNSWParameters(m: 8, efConstruction: 60)), .ivfpq(IVFPQParameters(lists: 32, subquantizers: 4, rerank: 20))])
