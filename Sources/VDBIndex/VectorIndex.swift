@@ -76,10 +76,11 @@ public protocol VectorIndex: Sendable {
     /// met as an unfiltered search meets rows (the default keeps them).
     func filteredParameters(_ parameters: SearchParameters, k: Int, selectivity: Double) -> SearchParameters
 
-    /// What a search with (already widened) `parameters` costs over `rows` rows, in full-vector
-    /// distance computations: the filter planner scores the matching rows exactly instead
-    /// when there are fewer of them than this.
-    func filteredSearchCost(_ parameters: SearchParameters, k: Int, rows: Int) -> Double
+    /// What a search with (already widened) `parameters` costs when a `selectivity` share of
+    /// the rows may be returned, in full-vector distance computations: the filter planner
+    /// scores the matching rows exactly instead when there are fewer of them than this. (A
+    /// scan, the default, always costs more than scoring only the matching rows.)
+    func filteredSearchCost(_ parameters: SearchParameters, k: Int, selectivity: Double) -> Double
 
     /// Bytes the index needs beyond the segment's vectors.
     var memoryFootprint: Int { get }
@@ -108,7 +109,7 @@ extension VectorIndex {
     public func filteredParameters(_ parameters: SearchParameters, k: Int, selectivity: Double) -> SearchParameters { parameters }
 
     /// A scan: every row is scored whatever the filter.
-    public func filteredSearchCost(_ parameters: SearchParameters, k: Int, rows: Int) -> Double { Double(rows) }
+    public func filteredSearchCost(_ parameters: SearchParameters, k: Int, selectivity: Double) -> Double { .infinity }
 
     public func searchBatch(
         _ queries: UnsafeBufferPointer<Float>, k: Int, filter: RowSet?, parameters: SearchParameters,

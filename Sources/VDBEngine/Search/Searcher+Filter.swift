@@ -59,7 +59,7 @@ extension Searcher {
     /// Evaluates `filter` on every part and plans each: the matching live rows are counted and
     /// the cheaper of two plans is chosen — scoring them exactly (cost: one distance each) or
     /// the part's index restricted to them, widened by the selectivity (cost: the index's
-    /// estimate, ``VectorIndex/filteredSearchCost(_:k:rows:)``).
+    /// estimate, ``VectorIndex/filteredSearchCost(_:k:selectivity:)``).
     public func prepare(_ filter: Filter, k: Int, parameters: SearchParameters) -> PreparedFilter {
         var plans: [SearchPlan] = []
         var matching: [RowSet] = []
@@ -76,7 +76,7 @@ extension Searcher {
                 let share = Double(matches) / Double(max(1, live))
                 let widened = source.index.filteredParameters(parameters, k: k, selectivity: share)
                 if matches <= Self.exactFilterRows
-                    || Double(matches) <= source.index.filteredSearchCost(widened, k: k, rows: source.rowCount)
+                    || Double(matches) <= source.index.filteredSearchCost(widened, k: k, selectivity: share)
                 {
                     plan.strategy = .exact
                 } else {

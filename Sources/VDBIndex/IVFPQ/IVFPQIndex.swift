@@ -199,7 +199,7 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
 
     /// The probed lists' codes (m lookups against d multiply-adds per row) and the re-ranked
     /// candidates' vectors.
-    public func filteredSearchCost(_ parameters: SearchParameters, k: Int, rows: Int) -> Double {
+    public func filteredSearchCost(_ parameters: SearchParameters, k: Int, selectivity: Double) -> Double {
         let probed = Double(min(layout.lists, parameters.nprobe ?? defaults.nprobe)) / Double(layout.lists) * Double(layout.rows)
         return probed * Double(layout.m) / Double(layout.dimension) + Double(k * rerank(parameters))
     }
