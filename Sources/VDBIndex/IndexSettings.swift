@@ -65,32 +65,29 @@ public enum IndexSettings: Sendable, Hashable {
         }
     }
 
+    /// The family whose index these settings put in segments (under `auto`, HNSW: segments
+    /// below the threshold carry none and are scanned).
+    var indexingFamily: any IndexFamily {
+        if case .auto(let p) = self { return HNSWFamily(parameters: p.hnsw) }
+        return family(forRows: .max)
+    }
+
     /// The index a segment is searched with: the settings' family when the segment carries its
     /// index (under `auto`, any segment with a graph), flat search otherwise.
     public func openIndex(for segment: Segment) throws -> any VectorIndex {
-        let family: any IndexFamily =
-            switch self {
-            case .auto(let p): HNSWFamily(parameters: p.hnsw)
-            default: self.family(forRows: segment.rowCount)
-            }
+        let family = indexingFamily
         return family.isPresent(in: segment) ? try family.open(segment) : try FlatFamily().open(segment)
     }
 
     /// Checks the parameters, and that the family can serve a library of this metric.
     public func validate(for metric: Metric) throws(IndexError) {
-        let families: [any IndexFamily] =
-            switch self {
-            case .auto(let p): [HNSWFamily(parameters: p.hnsw)]
-            default: [family(forRows: .max)]
-            }
         if case .auto(let p) = self, p.threshold < 0 {
             throw IndexError(.invalidParameter, "the auto threshold must not be negative, not \(p.threshold)")
         }
-        for family in families {
-            try family.validate()
-            guard family.supports(metric) else {
-                throw IndexError(.unsupported, "a \(family.kind.rawValue) index cannot serve metric \(metric.rawValue): \(family.unsupportedReason)")
-            }
+        let family = indexingFamily
+        try family.validate()
+        guard family.supports(metric) else {
+            throw IndexError(.unsupported, "a \(family.kind.rawValue) index cannot serve metric \(metric.rawValue): \(family.unsupportedReason)")
         }
     }
 }

@@ -37,7 +37,8 @@ public indirect enum Filter: Sendable, Hashable {
         case number(Double)
         case string(String)
         case bool(Bool)
-        /// An ISO-8601 date-time, compared in time with stored strings that are date-times.
+        /// An ISO-8601 date-time, the operand of an ordered comparison (`$gt` … `$lte`), compared
+        /// in time with stored strings that are date-times. Equality compares strings as given.
         case datetime(Date)
     }
 
@@ -114,7 +115,6 @@ extension Filter.Condition {
         case (.number(let a), .number(let b)): return a == b
         case (.string(let a), .string(let b)): return a == b
         case (.bool(let a), .bool(let b)): return a == b
-        case (.string(let a), .datetime(let b)): return Filter.parseDate(a) == b
         default: return false
         }
     }

@@ -99,7 +99,7 @@ struct FilterParser {
         switch value {
         case .number(let n): return .number(n)
         case .bool(let b): return .bool(b)
-        case .string(let s): return Filter.parseDate(s).map { _ in .string(s) } ?? .string(s)
+        case .string(let s): return .string(s)
         case .null: throw fail(pointer, "null is not a value to compare with; use {\"$exists\": false}")
         case .array: throw fail(pointer, "expected a number, string or boolean, not an array (use $in for a list)")
         case .object: throw fail(pointer, "expected a number, string or boolean, not an object")

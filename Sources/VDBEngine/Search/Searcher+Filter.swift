@@ -127,12 +127,11 @@ extension Searcher {
     public func search(_ query: [Float], k: Int, parameters: SearchParameters = SearchParameters(), filter: Filter?) throws
         -> FilteredSearchResult
     {
+        guard let filter else {
+            return FilteredSearchResult(hits: try searchWithPayload(query, k: k, parameters: parameters), plans: [])
+        }
         try SearchParameters.validate(k: k)
         try parameters.validate()
-        guard let filter else {
-            let hits = try searchWithPayload(query, k: k, parameters: parameters)
-            return FilteredSearchResult(hits: hits, plans: [])
-        }
         let prepared = try contract.prepared(query, what: "the query vector")
         let plan = prepare(filter, k: k, parameters: parameters)
         var top = TopK(k: k)

@@ -300,11 +300,17 @@ final class ShardState {
     /// The documents with at least one live chunk the filter matches, in id order.
     func documents(matching filter: Filter) -> [DocumentID] {
         documents.compactMap { id, entry in
-            entry.chunks.contains { chunk in
-                let metadata = self.chunk(chunk)?.metadata.flatMap { try? JSONValue.decode($0) }
-                return filter.matches(metadata: metadata, document: id)
-            } ? id : nil
+            entry.chunks.contains { filter.matches(metadata: metadataValue(of: $0), document: id) } ? id : nil
         }.sorted()
+    }
+
+    /// A chunk's metadata decoded: from the segment's cache, or decoded from the delta row.
+    private func metadataValue(of chunk: ChunkID) -> JSONValue? {
+        switch locations[chunk] {
+        case .segment(let s, let r)?: segments[s].decodedMetadata[Int(r)]
+        case .delta(let r)?: delta.row(r).metadata.flatMap { try? JSONValue.decode($0) }
+        case nil: nil
+        }
     }
 
     /// Document ids in order, after `cursor`, at most `limit`.

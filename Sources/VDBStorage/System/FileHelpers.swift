@@ -1,16 +1,22 @@
 public import SystemPackage
 public import VDBCore
 
+extension FileDescriptor {
+    /// Opens `path` read-only, with a missing file as `.notFound` and other failures as `.io`.
+    package static func openForReading(_ path: FilePath) throws(StorageError) -> FileDescriptor {
+        do {
+            return try FileDescriptor.open(path, .readOnly, options: [.closeOnExec])
+        } catch Errno.noSuchFileOrDirectory {
+            throw StorageError(.notFound, "\(path) does not exist")
+        } catch {
+            throw StorageError(.io, "cannot open \(path)", cause: error)
+        }
+    }
+}
+
 /// Reads a whole (small) file.
 package func readWholeFile(_ path: FilePath) throws(StorageError) -> [UInt8] {
-    let fd: FileDescriptor
-    do {
-        fd = try FileDescriptor.open(path, .readOnly, options: [.closeOnExec])
-    } catch Errno.noSuchFileOrDirectory {
-        throw StorageError(.notFound, "\(path) does not exist")
-    } catch {
-        throw StorageError(.io, "cannot open \(path)", cause: error)
-    }
+    let fd = try FileDescriptor.openForReading(path)
     defer { try? fd.close() }
     do {
         // Read to end of file rather than trusting the size: /proc files report 0.

@@ -18,14 +18,7 @@ public final class MappedFile: @unchecked Sendable {
     /// Opens and maps `path`.
     public init(path: FilePath) throws(StorageError) {
         self.path = path
-        let fd: FileDescriptor
-        do {
-            fd = try FileDescriptor.open(path, .readOnly, options: [.closeOnExec])
-        } catch Errno.noSuchFileOrDirectory {
-            throw StorageError(.notFound, "\(path) does not exist")
-        } catch {
-            throw StorageError(.io, "cannot open \(path)", cause: error)
-        }
+        let fd = try FileDescriptor.openForReading(path)
         defer { try? fd.close() }
         do {
             let size = try fd.fileSize()
