@@ -23,6 +23,9 @@ public struct Manifest: Codable, Sendable, Hashable {
     /// How segments store vectors and blobs; nil in manifests written before it existed, which
     /// means ``StorageSettings/init(vectors:compression:)``'s defaults for new segments.
     public var storage: StorageSettings?
+    /// The declared chunk-metadata fields, validated on write and indexed in segments; nil
+    /// when none are declared (every field is then filtered on the stored metadata).
+    public var schema: MetadataSchema?
     /// A query set kept with the library for `vdb-query`, when the input had one.
     public var querySet: QuerySetManifest?
     /// Free-form library metadata.
@@ -31,9 +34,10 @@ public struct Manifest: Codable, Sendable, Hashable {
 
     public init(
         epoch: Epoch, library: String, contract: EmbeddingContract, shardCount: Int, shards: [ShardManifest],
-        index: IndexSettings = .flat, storage: StorageSettings? = nil, querySet: QuerySetManifest? = nil,
+        index: IndexSettings = .flat, storage: StorageSettings? = nil, schema: MetadataSchema? = nil, querySet: QuerySetManifest? = nil,
         metadata: [String: JSONValue] = [:], createdAt: Date = Date()
     ) {
+        self.schema = schema.flatMap { $0.isEmpty ? nil : $0 }
         self.storage = storage
         self.epoch = epoch
         self.library = library
@@ -49,6 +53,9 @@ public struct Manifest: Codable, Sendable, Hashable {
     /// Rows over all shards and segments.
     /// The storage settings new segments of this library use.
     public var segmentStorage: StorageSettings { storage ?? StorageSettings() }
+
+    /// The declared metadata fields (empty when none are).
+    public var metadataSchema: MetadataSchema { schema ?? MetadataSchema() }
 
     public var rowCount: Int { shards.reduce(0) { $0 + $1.segments.reduce(0) { $0 + $1.rows } } }
 

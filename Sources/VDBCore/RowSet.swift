@@ -33,6 +33,33 @@ public struct RowSet: Sendable, Hashable {
         for i in words.indices { words[i] &= i < other.words.count ? other.words[i] : 0 }
     }
 
+    /// Adds every row of `other`.
+    public mutating func formUnion(_ other: RowSet) {
+        for i in 0..<min(words.count, other.words.count) { words[i] |= other.words[i] }
+    }
+
+    /// Removes every row of `other`.
+    public mutating func subtract(_ other: RowSet) {
+        for i in 0..<min(words.count, other.words.count) { words[i] &= ~other.words[i] }
+    }
+
+    /// Adds the rows of a stored bitmap: little-endian 64-bit words, row `r` at bit `r % 64` of
+    /// word `r / 64`, read unaligned (as segment sections hold them).
+    package mutating func formUnion(bitmapWords bytes: UnsafeRawBufferPointer) {
+        let count = min(words.count, bytes.count / 8)
+        for i in 0..<count { words[i] |= UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self)) }
+    }
+
+    public var isEmpty: Bool { words.allSatisfy { $0 == 0 } }
+
+    /// A set holding every row of `0..<capacity`.
+    public static func all(capacity: Int) -> RowSet {
+        var set = RowSet(capacity: capacity)
+        for i in set.words.indices { set.words[i] = ~0 }
+        if capacity % 64 != 0, !set.words.isEmpty { set.words[set.words.count - 1] = (1 << UInt64(capacity % 64)) - 1 }
+        return set
+    }
+
     /// Calls `body` with every row in the set, in order.
     public func forEach(_ body: (RowOffset) -> Void) {
         for (i, word) in words.enumerated() {

@@ -99,6 +99,12 @@ public final class HDF5Dataset {
         return String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
     }
 
+    /// The root attribute `vdb-build generate --metadata SEED` records its seed in.
+    public static let syntheticMetadataAttribute = "vdb_synthetic_metadata_seed"
+
+    /// The seed of the synthetic metadata the file's rows carry, when it was generated with some.
+    public var syntheticMetadataSeed: UInt64? { stringAttribute(Self.syntheticMetadataAttribute).flatMap { UInt64($0) } }
+
     /// The metric named by the `distance` attribute, if present and known.
     public var declaredMetric: Metric? { stringAttribute("distance").flatMap(Metric.init(datasetName:)) }
 

@@ -23,6 +23,9 @@ public struct IngestOptions: Sendable {
     /// Replaces every chunk's metadata with ``SyntheticMetadata`` of this seed (by input row),
     /// for benchmarks of filtered search on datasets without metadata.
     public var syntheticMetadataSeed: UInt64?
+    /// Declared chunk-metadata fields (validated per row and indexed); nil keeps the replaced
+    /// version's schema, or with synthetic metadata declares its fields.
+    public var schema: MetadataSchema?
 
     public init(
         library: String, shardCount: Int = 1, metric: Metric? = nil, normalized: Bool? = nil, model: String? = nil,
@@ -93,12 +96,14 @@ public enum Ingestor {
         }
 
         let storage = options.storage.applied(to: previous?.storage ?? StorageSettings())
+        let schema = options.schema ?? previous?.schema ?? (options.syntheticMetadataSeed != nil ? SyntheticMetadata.schema : MetadataSchema())
+        try schema.validate(pointer: "schema")
         let draft = try VersionDraft(
             directory: directory, base: previous,
             manifest: Manifest(
                 epoch: 0, library: options.library, contract: contract, shardCount: options.shardCount,
                 shards: (0..<options.shardCount).map { ShardManifest(id: UInt32($0)) }, storage: storage,
-                metadata: previous?.metadata ?? [:]))
+                schema: schema, metadata: previous?.metadata ?? [:]))
         let syntheticMetadataSeed = options.syntheticMetadataSeed
         var writers = [SegmentWriter?](repeating: nil, count: options.shardCount)
         var writerSegments = [(id: UInt32, file: String)](repeating: (0, ""), count: options.shardCount)
@@ -139,13 +144,22 @@ public enum Ingestor {
                         if writers[shard] == nil {
                             let segment = try draft.newSegment(shard: UInt32(shard))
                             writerSegments[shard] = (segment.id, segment.file)
-                            writers[shard] = try SegmentWriter(path: segment.path, dimension: contract.dimension, metric: contract.metric, storage: storage)
+                            writers[shard] = try SegmentWriter(
+                                path: segment.path, dimension: contract.dimension, metric: contract.metric, storage: storage, schema: schema)
                         }
                         let writer = writers[shard]!
-                        let metadata = syntheticMetadataSeed.map { SyntheticMetadata.metadata(row: rowsDone + i, seed: $0).encodedBytes() }
+                        let synthetic = syntheticMetadataSeed.map { SyntheticMetadata.metadata(row: rowsDone + i, seed: $0) }
+                        let metadata = synthetic?.encodedBytes() ?? batch.metadata[i]
+                        var value = synthetic
+                        if !schema.isEmpty, value == nil, let metadata {
+                            value = try? JSONValue.decode(metadata)
+                        }
+                        if let problem = schema.violation(in: value) {
+                            throw IngestError(.malformedInput, "input row \(rowsDone + i) (chunk \(batch.chunkIDs[i])): \(problem)")
+                        }
                         try writer.append(
                             vector: UnsafeBufferPointer(vector), chunkID: batch.chunkIDs[i], documentID: document,
-                            text: batch.texts[i], metadata: metadata ?? batch.metadata[i])
+                            text: batch.texts[i], metadata: metadata, metadataValue: value)
                         if documents.insert(document).inserted, let metadata = batch.documentMetadata[document] {
                             writer.setDocumentMetadata(metadata, for: document)
                         }

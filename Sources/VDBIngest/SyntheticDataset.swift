@@ -15,6 +15,9 @@ public struct SyntheticDatasetSpec: Sendable, Hashable {
     public var seed: UInt64
     /// Ground-truth neighbours kept per query.
     public var depth: Int
+    /// Seeded synthetic chunk metadata (``SyntheticMetadata``) to attach: recorded in the
+    /// file, so `vdb-build ingest` gives every row its metadata and declares the fields.
+    public var metadataSeed: UInt64? = nil
 
     public init(
         rows: Int = 20_000, queries: Int = 1_000, dimension: Int = 128, clusters: Int = 64, spread: Float = 0.5,
@@ -102,6 +105,7 @@ public struct SyntheticDataset: Sendable {
             to: path,
             floatMatrices: [("train", train, d), ("test", test, d)] + (spec.depth > 0 && spec.queries > 0 ? [("distances", distances, spec.depth)] : []),
             intMatrices: spec.depth > 0 && spec.queries > 0 ? [("neighbors", neighbors, spec.depth)] : [],
-            attributes: ["distance": spec.metric.datasetName, "point_type": "float", "dimension": String(d)])
+            attributes: ["distance": spec.metric.datasetName, "point_type": "float", "dimension": String(d)]
+                .merging(spec.metadataSeed.map { [HDF5Dataset.syntheticMetadataAttribute: String($0)] } ?? [:]) { a, _ in a })
     }
 }

@@ -1,4 +1,5 @@
 public import VDBCore
+public import VDBStorage
 
 /// Seeded synthetic chunk metadata for benchmarks of filtered search (`vdb-build ingest
 /// --synthetic-metadata SEED`), computed from the row number alone so another program (the
@@ -12,6 +13,9 @@ public import VDBCore
 ///
 /// where h₁, h₂, … are successive outputs of SplitMix64 seeded with `seed ^ (row · 0x9E3779B97F4A7C15)`.
 public enum SyntheticMetadata {
+    /// The schema that declares these fields, so they are validated and indexed.
+    public static let schema = MetadataSchema(fields: ["bucket": .integer, "category": .keyword, "year": .integer, "tags": .keywordArray])
+
     static let categoryCDF: [Double] = {
         let weights = (1...100).map { 1.0 / Double($0) }
         let total = weights.reduce(0, +)

@@ -43,6 +43,10 @@ public final class Segment: @unchecked Sendable {
     package let kdTreeSection: UnsafeRawBufferPointer?
     /// The IVF-PQ index, when the segment carries one.
     package let ivfpqSection: UnsafeRawBufferPointer?
+    /// The declared metadata fields' postings and columns, when the segment carries them.
+    public let metadataIndex: MetadataIndex?
+    /// The same section as stored (copied as is when the segment is rewritten).
+    package let metadataIndexSection: UnsafeRawBufferPointer?
     /// ``decodedMetadata``, once computed.
     private let decodedMetadataCache = Locked<[JSONValue?]?>(nil)
 
@@ -181,6 +185,16 @@ public final class Segment: @unchecked Sendable {
         sq8Section = sections[.sq8Codes]?.bytes
         kdTreeSection = sections[.kdTree]?.bytes
         ivfpqSection = sections[.ivfpq]?.bytes
+        metadataIndexSection = sections[.metadataIndex]?.bytes
+        if let section = metadataIndexSection {
+            do {
+                metadataIndex = try MetadataIndex(section, rowCount: rowCount)
+            } catch {
+                throw corrupt("section 'metadata index' at offset \(section.baseAddress! - base): \(error.message)")
+            }
+        } else {
+            metadataIndex = nil
+        }
     }
 
     deinit {

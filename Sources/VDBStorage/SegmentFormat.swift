@@ -42,6 +42,8 @@ public import VDBKernels
 /// - `sq8Codes` (optional): 8-bit codes the graph walk scores (layout in ``ScalarQuantizer``).
 /// - `kdTree` (optional): a k-d tree over the rows (layout in ``KDTree``).
 /// - `ivfpq` (optional): an IVF-PQ index (layout in ``IVFPQLayout``).
+/// - `metadataIndex` (optional): postings and sorted columns of the chunk-metadata fields the
+///   library's schema declares (layout in ``MetadataIndex``).
 ///
 /// A blob list is `count: u64`, then `count + 1` offsets (u64, relative to the first blob byte,
 /// non-decreasing, the last equal to the total), then the bytes. With encoding `zstdBlocks` the
@@ -82,6 +84,8 @@ public enum SegmentFormat {
         case kdTree = 18
         /// An IVF-PQ index over the rows (``IVFPQLayout`` documents the layout).
         case ivfpq = 19
+        /// Postings and sorted columns of the declared metadata fields (``MetadataIndex``).
+        case metadataIndex = 20
 
         public var description: String {
             switch self {
@@ -96,6 +100,7 @@ public enum SegmentFormat {
             case .sq8Codes: "sq8 codes"
             case .kdTree: "kd tree"
             case .ivfpq: "ivf-pq"
+            case .metadataIndex: "metadata index"
             }
         }
     }

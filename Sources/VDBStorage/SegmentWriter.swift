@@ -27,12 +27,20 @@ public final class SegmentWriter {
     private var documentMetadata: [[UInt8]] = []
     private var chunkIDSet: Set<ChunkID> = []
     private var extraSections: [(SegmentFormat.SectionKind, [UInt8])] = []
+    /// Indexes the schema's declared fields as rows arrive (nil without a schema).
+    private var metadataIndex: MetadataIndexBuilder?
     public private(set) var rowCount = 0
 
     private static let flushThreshold = 4 << 20
 
-    /// - Parameter storage: float32 or float16 vectors; zstd-compressed texts and metadata or not.
-    public init(path: FilePath, dimension: Int, metric: Metric, storage: StorageSettings = StorageSettings()) throws(StorageError) {
+    /// - Parameters:
+    ///   - storage: float32 or float16 vectors; zstd-compressed texts and metadata or not.
+    ///   - schema: the library's declared metadata fields, indexed in a `metadataIndex` section.
+    public init(
+        path: FilePath, dimension: Int, metric: Metric, storage: StorageSettings = StorageSettings(),
+        schema: MetadataSchema = MetadataSchema()
+    ) throws(StorageError) {
+        if !schema.isEmpty { metadataIndex = MetadataIndexBuilder(schema: schema) }
         self.path = path
         self.dimension = dimension
         self.metric = metric
@@ -58,10 +66,12 @@ public final class SegmentWriter {
     /// Appends one row. The vector must already satisfy the library's contract
     /// (``EmbeddingContract/prepare(_:what:)``).
     ///
+    /// - Parameter metadataValue: `metadata` decoded, when the caller has it (else the writer
+    ///   decodes it for the metadata index).
     /// - Precondition: `vector.count == dimension`.
     public func append(
         vector: UnsafeBufferPointer<Float>, chunkID: ChunkID, documentID: DocumentID,
-        text: String? = nil, metadata: [UInt8]? = nil
+        text: String? = nil, metadata: [UInt8]? = nil, metadataValue: JSONValue? = nil
     ) throws(StorageError) {
         precondition(vector.count == dimension, "vector dimension differs from the segment's")
         guard rowCount < SegmentFormat.maximumRows else {
@@ -84,6 +94,9 @@ public final class SegmentWriter {
         documentIDs.append((documentID.high, documentID.low))
         texts.append(text.map { Array($0.utf8) } ?? [])
         chunkMetadata.append(metadata ?? [])
+        if metadataIndex != nil {
+            metadataIndex!.add(metadataValue ?? metadata.flatMap { try? JSONValue.decode($0) })
+        }
         if documentIndex[documentID] == nil {
             documentIndex[documentID] = documentOrder.count
             documentOrder.append(documentID)
@@ -128,7 +141,7 @@ public final class SegmentWriter {
             (.chunkIDs, chunkIDs, .plain), (.documentIDs, documentIDs, .plain), (.texts, texts.encoded(), texts.encoding),
             (.chunkMetadata, chunkMetadata.encoded(), chunkMetadata.encoding), (.documents, documentIDBytes, .plain),
             (.documentMetadata, documentBlobs.encoded(), documentBlobs.encoding),
-        ] + extraSections.map { ($0.0, $0.1, .plain) }
+        ] + (extraSections + (metadataIndex.map { [(.metadataIndex, $0.encoded())] } ?? [])).map { ($0.0, $0.1, .plain) }
         do {
             for (kind, bytes, encoding) in tail {
                 let start = SegmentFormat.aligned(position)
@@ -223,6 +236,10 @@ extension SegmentWriter {
                     vector: vector, chunkID: segment.chunkID(at: row), documentID: segment.documentID(at: row),
                     text: segment.text(at: row), metadata: segment.metadata(at: row))
             }
+        }
+        // The rows are unchanged, so their metadata index is too.
+        if let index = segment.metadataIndexSection, !extraSections.contains(where: { $0.0 == .metadataIndex }) {
+            writer.addSection(.metadataIndex, bytes: Array(index))
         }
         for d in 0..<segment.documentCount {
             if let metadata = segment.documentMetadata(at: d) { writer.setDocumentMetadata(metadata, for: segment.document(at: d)) }

@@ -22,6 +22,8 @@ extension VDBBuild {
         @Option(name: .long) var seed: UInt64 = 42
         @Option(name: .long, help: "Ground-truth neighbours per query.")
         var depth = 100
+        @Option(name: .long, help: "Attach seeded synthetic chunk metadata (bucket, Zipf category, year, tags) with this seed; `ingest` then stores and indexes it, so filters from 50% down to 0.1% selectivity can be benchmarked.")
+        var metadata: UInt64?
 
         func validate() throws {
             guard Metric(datasetName: metric) != nil else { throw ValidationError("unknown metric '\(metric)'") }
@@ -32,12 +34,14 @@ extension VDBBuild {
 
         func run() throws {
             try reportingErrors("vdb-build") {
-                let spec = SyntheticDatasetSpec(
+                var spec = SyntheticDatasetSpec(
                     rows: rows, queries: queries, dimension: dimension, clusters: clusters, spread: spread,
                     metric: Metric(datasetName: metric)!, seed: seed, depth: depth)
+                spec.metadataSeed = metadata
                 let dataset = try SyntheticDataset(spec: spec)
                 try dataset.writeHDF5(to: FilePath(output))
-                print("wrote \(output): \(rows) x \(dimension) \(spec.metric.datasetName), \(queries) queries, top-\(dataset.spec.depth) ground truth")
+                print("wrote \(output): \(rows) x \(dimension) \(spec.metric.datasetName), \(queries) queries, top-\(dataset.spec.depth) ground truth"
+                    + (metadata.map { ", synthetic metadata seed \($0)" } ?? ""))
             }
         }
     }

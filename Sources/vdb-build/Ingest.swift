@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import SystemPackage
 import VDBCommandLine
 import VDBKit
@@ -42,7 +43,26 @@ extension VDBBuild {
         @Option(name: .long, help: "Give every chunk seeded synthetic metadata (bucket, category, year, tags; see SyntheticMetadata) instead of the input's, for filtered-search benchmarks.")
         var syntheticMetadata: UInt64?
 
+        @Option(name: .long, help: "Declared chunk-metadata fields, as JSON or @file.json: {\"field\": \"keyword|integer|float|bool|datetime|keyword[]\"}. Declared fields are checked on every row and indexed in the segments.")
+        var schema: String?
+
         @OptionGroup var storage: StorageOptions
+
+        /// `--schema`, read (`@file`) and parsed.
+        func parsedSchema() throws -> MetadataSchema? {
+            guard var text = schema else { return nil }
+            if text.hasPrefix("@") {
+                let path = String(text.dropFirst())
+                guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("--schema: cannot read \(path)") }
+                text = String(decoding: data, as: UTF8.self)
+            }
+            guard let json = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) else {
+                throw ValidationError("--schema is not valid JSON")
+            }
+            do { return try MetadataSchema.parse(json, pointer: "") } catch {
+                throw ValidationError("--schema: \(error.message)")
+            }
+        }
 
         func validate() throws {
             guard shards >= 1 && shards <= 1024 else { throw ValidationError("--shards must be in 1...1024") }
@@ -51,6 +71,7 @@ extension VDBBuild {
             if format == nil, InputFormat(path: input) == nil {
                 throw ValidationError("cannot tell the format of '\(input)' from its extension; pass --format")
             }
+            _ = try parsedSchema()
         }
 
         func run() throws {
@@ -60,12 +81,14 @@ extension VDBBuild {
                     library: library, shardCount: shards, metric: metric.flatMap(Metric.init(datasetName:)), model: model,
                     segmentVectorBytes: segmentMib << 20, replace: replace, storage: storage.change)
                 options.syntheticMetadataSeed = syntheticMetadata
+                options.schema = try parsedSchema()
                 let progress = TerminalProgress()
                 defer { progress.finish() }
                 let dataDirectory = FilePath(global.dataDir)
                 switch format ?? InputFormat(path: input)! {
                 case .hdf5:
                     let dataset = try HDF5Dataset(path: path)
+                    options.syntheticMetadataSeed = options.syntheticMetadataSeed ?? dataset.syntheticMetadataSeed
                     var source = try HDF5RowSource(dataset: dataset)
                     return try Ingestor.ingest(source: &source, querySet: try dataset.querySet(), dataDirectory: dataDirectory, options: options, progress: progress.handler)
                 case .fvecs, .bvecs:

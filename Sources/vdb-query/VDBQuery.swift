@@ -69,8 +69,8 @@ struct VDBQuery: ParsableCommand {
     @OptionGroup var output: JSONOutputOption
     var json: Bool { output.json }
 
-    /// `--filter`, read (`@file`) and parsed.
-    func parsedFilter() throws -> Filter? {
+    /// `--filter`, read (`@file`) and parsed (type-checked against `schema`, the library's).
+    func parsedFilter(schema: MetadataSchema = MetadataSchema()) throws -> Filter? {
         guard var text = filter else { return nil }
         if text.hasPrefix("@") {
             let path = String(text.dropFirst())
@@ -81,7 +81,7 @@ struct VDBQuery: ParsableCommand {
         do { json = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) } catch {
             throw ValidationError("--filter is not valid JSON")
         }
-        do { return try Filter.parse(json, pointer: "") } catch {
+        do { return try Filter.parse(json, pointer: "", schema: schema) } catch {
             throw ValidationError("--filter: at \(error.field.map { $0.isEmpty ? "the top" : $0 } ?? "the top"): \(error.message)")
         }
     }
@@ -126,7 +126,7 @@ struct VDBQuery: ParsableCommand {
                 var options = QueryRunOptions(k: k, parameters: parameters, threads: threads)
                 options.warmupQueries = min(100, inputs.vectors.count / searcher.contract.dimension)
                 options.batchSize = batch
-                options.filter = try parsedFilter()
+                options.filter = try parsedFilter(schema: searcher.snapshot.manifest.metadataSchema)
                 return try QueryRunner.run(searcher: searcher, queries: inputs.vectors, groundTruth: inputs.groundTruth, options: options)
             }
         }

@@ -36,6 +36,8 @@ struct CreateLibraryRequest: Decodable, Sendable {
     var shards: Int?
     var index: IndexBody?
     var storage: StorageBody?
+    /// Declared chunk-metadata fields: `{"field": "keyword|integer|float|bool|datetime|keyword[]"}`.
+    var schema: JSONValue?
     var metadata: [String: JSONValue]?
 }
 

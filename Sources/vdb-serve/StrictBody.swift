@@ -42,7 +42,7 @@ extension CreateLibraryRequest: StrictBody {
     static let schema = BodySchema.object([
         "name": .any, "dimension": .any, "metric": .any, "normalized": .any, "model": .any, "shards": .any,
         "index": .object(["type": .any, "m": .any, "efConstruction": .any, "ef": .any]),
-        "storage": .object(["vectors": .any, "compression": .any]), "metadata": .any,
+        "storage": .object(["vectors": .any, "compression": .any]), "schema": .any, "metadata": .any,
     ])
 }
 

@@ -102,11 +102,14 @@ struct ServerTests {
             let current = server
             let snapshot = known
             let outcomes = await withTaskGroup(of: ClientOutcome.self) { group in
+                let acknowledged = AcknowledgementCounter()
                 for t in 0..<tasks {
                     let mine = snapshot.filter { $0.key % tasks == t }
-                    group.addTask { await Self.runClient(current, task: t, tasks: tasks, cycle: cycle, documents: mine) }
+                    group.addTask { await Self.runClient(current, task: t, tasks: tasks, cycle: cycle, documents: mine, counter: acknowledged) }
                 }
                 try? await Task.sleep(nanoseconds: UInt64.random(in: 10...120, using: &rng) * 1_000_000)
+                // A loaded machine may not have acknowledged anything yet: a kill then tests nothing.
+                for _ in 0..<500 where acknowledged.value == 0 { try? await Task.sleep(nanoseconds: 10_000_000) }
                 _ = current.stop(signal: SIGKILL)
                 var all: [ClientOutcome] = []
                 for await outcome in group { all.append(outcome) }
@@ -145,6 +148,14 @@ struct ServerTests {
         _ = server.stop(signal: SIGTERM)
     }
 
+    /// Acknowledged writes of one cycle, over all client tasks.
+    final class AcknowledgementCounter: @unchecked Sendable {
+        private let lock = NSLock()
+        private var count = 0
+        var value: Int { lock.withLock { count } }
+        func increment() { lock.withLock { count += 1 } }
+    }
+
     struct ClientOutcome: Sendable {
         /// Documents whose last acknowledged state is given (nil: deleted).
         var documents: [Int: DocumentState?] = [:]
@@ -154,7 +165,9 @@ struct ServerTests {
     }
 
     /// One client: random transactions on its own documents until the server dies.
-    static func runClient(_ server: Server, task: Int, tasks: Int, cycle: Int, documents start: [Int: DocumentState]) async -> ClientOutcome {
+    static func runClient(
+        _ server: Server, task: Int, tasks: Int, cycle: Int, documents start: [Int: DocumentState], counter: AcknowledgementCounter
+    ) async -> ClientOutcome {
         var outcome = ClientOutcome()
         var documents = start
         var rng = SystemRandomNumberGenerator()
@@ -199,6 +212,7 @@ struct ServerTests {
                 return outcome
             }
             outcome.acknowledged += 1
+            counter.increment()
             documents[id] = after
             outcome.documents[id] = .some(after)
         }

@@ -140,7 +140,7 @@ struct RouterTests {
             let cases: [(Any, String)] = [
                 ([String: Any](), "/filter"), (["$and": []], "/filter/$and"), (["a": ["$in": []]], "/filter/a/$in"),
                 (["a": ["$gt": true]], "/filter/a/$gt"), (["$nor": [["a": 1]]], "/filter/$nor"), (["a": ["$regex": "x"]], "/filter/a/$regex"),
-                ([1, 2], "/filter"), (["document.x": 1], "/filter/document.x"),
+                ([1, 2], "/filter"), (["document..x": 1], "/filter/document..x"),
             ]
             for (filter, pointer) in cases {
                 let reply = try await Self.call(client, .post, "/v1/libraries/b/search", ["vector": [1, 0], "filter": filter])

@@ -9,8 +9,13 @@ public import Foundation
 ///           {"$not": {"tags": {"$contains": "draft"}}}]}
 /// ```
 ///
-/// Fields are paths into a chunk's metadata (`category`, nested `a.b`) or the built-in
-/// `documentId`. A chunk without the field matches only `$ne`, `$nin` and `$exists: false`.
+/// Fields are paths into a chunk's metadata (`category`, nested `a.b`), into its document's
+/// metadata (`document.author`), or the built-in `documentId`. A chunk without the field
+/// matches only `$ne`, `$nin` and `$exists: false`.
+///
+/// ``matches(metadata:document:documentMetadata:)`` is the plain evaluator, one row at a
+/// time; searches use ``FilterEvaluator``, which answers clauses on declared fields from a
+/// segment's postings and must agree with it row for row.
 public indirect enum Filter: Sendable, Hashable {
     case and([Filter])
     case or([Filter])
@@ -21,12 +26,15 @@ public indirect enum Filter: Sendable, Hashable {
     public enum FieldPath: Sendable, Hashable, CustomStringConvertible {
         /// Keys into the chunk's metadata object, outermost first.
         case chunk([String])
+        /// Keys into the metadata of the chunk's document (`document.<key>`).
+        case document([String])
         /// The chunk's document id.
         case documentID
 
         public var description: String {
             switch self {
             case .chunk(let keys): keys.joined(separator: ".")
+            case .document(let keys): "document." + keys.joined(separator: ".")
             case .documentID: "documentId"
             }
         }
@@ -52,19 +60,18 @@ public indirect enum Filter: Sendable, Hashable {
         case startsWith(String)
     }
 
-    /// Whether a chunk with this metadata and document matches.
-    public func matches(metadata: JSONValue?, document: DocumentID) -> Bool {
+    /// Whether a chunk with this metadata and document matches (the plain evaluator).
+    ///
+    /// - Parameter documentMetadata: the document's metadata, asked for only by
+    ///   `document.<key>` clauses.
+    public func matches(metadata: JSONValue?, document: DocumentID, documentMetadata: () -> JSONValue? = { nil }) -> Bool {
         switch self {
-        case .and(let parts): return parts.allSatisfy { $0.matches(metadata: metadata, document: document) }
-        case .or(let parts): return parts.contains { $0.matches(metadata: metadata, document: document) }
-        case .not(let inner): return !inner.matches(metadata: metadata, document: document)
-        case .field(let path, let condition):
-            let value: JSONValue?
-            switch path {
-            case .documentID: value = .string(document.description)
-            case .chunk(let keys): value = Self.lookup(keys, in: metadata)
-            }
-            return condition.holds(for: value)
+        case .and(let parts): return parts.allSatisfy { $0.matches(metadata: metadata, document: document, documentMetadata: documentMetadata) }
+        case .or(let parts): return parts.contains { $0.matches(metadata: metadata, document: document, documentMetadata: documentMetadata) }
+        case .not(let inner): return !inner.matches(metadata: metadata, document: document, documentMetadata: documentMetadata)
+        case .field(.documentID, let condition): return condition.holds(forDocument: document)
+        case .field(.chunk(let keys), let condition): return condition.holds(for: Self.lookup(keys, in: metadata))
+        case .field(.document(let keys), let condition): return condition.holds(for: Self.lookup(keys, in: documentMetadata()))
         }
     }
 
@@ -76,6 +83,16 @@ public indirect enum Filter: Sendable, Hashable {
         }
         if case .null? = current { return nil }
         return current
+    }
+
+    /// Whether some clause reads document metadata.
+    public var readsDocumentMetadata: Bool {
+        switch self {
+        case .and(let parts), .or(let parts): parts.contains(where: \.readsDocumentMetadata)
+        case .not(let inner): inner.readsDocumentMetadata
+        case .field(.document, _): true
+        case .field: false
+        }
     }
 
     /// How many comparisons the filter holds (its size, for limits).
@@ -110,11 +127,30 @@ extension Filter.Condition {
         }
     }
 
+    /// Whether the condition holds for a chunk of `document` (`documentId` clauses take
+    /// `$eq $ne $in $nin`; operands are compared as ids, so any spelling of one id matches).
+    func holds(forDocument document: DocumentID) -> Bool {
+        switch self {
+        case .eq(let s): return Self.names(document, s)
+        case .ne(let s): return !Self.names(document, s)
+        case .in(let list): return list.contains { Self.names(document, $0) }
+        case .nin(let list): return !list.contains { Self.names(document, $0) }
+        default: return false
+        }
+    }
+
+    static func names(_ document: DocumentID, _ scalar: Filter.Scalar) -> Bool {
+        guard case .string(let text) = scalar else { return false }
+        return DocumentID(text) == document
+    }
+
     static func equal(_ value: JSONValue, _ scalar: Filter.Scalar) -> Bool {
         switch (value, scalar) {
         case (.number(let a), .number(let b)): return a == b
         case (.string(let a), .string(let b)): return a == b
         case (.bool(let a), .bool(let b)): return a == b
+        // A datetime operand (a declared datetime field) compares instants.
+        case (.string(let a), .datetime(let b)): return DateTimeText.parse(a) == b
         default: return false
         }
     }
@@ -125,21 +161,9 @@ extension Filter.Condition {
         case (.number(let a)?, .number(let b)): return a < b ? -1 : (a > b ? 1 : 0)
         case (.string(let a)?, .string(let b)): return a < b ? -1 : (a > b ? 1 : 0)
         case (.string(let a)?, .datetime(let b)):
-            guard let date = Filter.parseDate(a) else { return nil }
+            guard let date = DateTimeText.parse(a) else { return nil }
             return date < b ? -1 : (date > b ? 1 : 0)
         default: return nil
         }
-    }
-}
-
-extension Filter {
-    /// Parses an ISO-8601 date-time (`2024-03-01T00:00:00Z`, with or without fractional
-    /// seconds) or a date (`2024-03-01`, midnight UTC); nil for anything else.
-    static func parseDate(_ text: String) -> Date? {
-        guard text.count >= 10, let first = text.utf8.first, (0x30...0x39).contains(first) else { return nil }
-        if let date = try? Date(text, strategy: .iso8601) { return date }
-        if let date = try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)) { return date }
-        if text.count == 10, let date = try? Date(text + "T00:00:00Z", strategy: .iso8601) { return date }
-        return nil
     }
 }

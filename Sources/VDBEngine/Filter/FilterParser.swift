@@ -1,4 +1,5 @@
 public import VDBCore
+public import VDBStorage
 
 extension Filter {
     /// The most comparisons and boolean operators one filter may hold.
@@ -10,12 +11,16 @@ extension Filter {
 
     /// Parses and type-checks a filter given as JSON.
     ///
-    /// - Parameter pointer: where the filter sits in the request (a JSON Pointer such as
-    ///   `/filter`); errors point below it at the offending part.
+    /// - Parameters:
+    ///   - pointer: where the filter sits in the request (a JSON Pointer such as `/filter`);
+    ///     errors point below it at the offending part.
+    ///   - schema: the library's declared fields: an operand of another type than its field's,
+    ///     or an operator the type does not have, is an error; datetime operands are compared
+    ///     as instants.
     /// - Throws: `QueryError.invalidArgument` whose `field` is the JSON Pointer of the
     ///   offending part and whose message says what was expected.
-    public static func parse(_ json: JSONValue, pointer: String = "/filter") throws(QueryError) -> Filter {
-        var parser = FilterParser()
+    public static func parse(_ json: JSONValue, pointer: String = "/filter", schema: MetadataSchema = MetadataSchema()) throws(QueryError) -> Filter {
+        var parser = FilterParser(schema: schema)
         let filter = try parser.node(json, pointer, depth: 1)
         guard filter.clauseCount <= maximumClauses else {
             throw QueryError(.invalidArgument, "the filter has \(filter.clauseCount) clauses; at most \(maximumClauses) are allowed", field: pointer)
@@ -26,6 +31,7 @@ extension Filter {
 
 /// The recursive descent behind ``Filter/parse(_:pointer:)``.
 struct FilterParser {
+    let schema: MetadataSchema
     static let comparisons: Set<String> = ["$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$contains", "$startsWith"]
 
     func fail(_ pointer: String, _ message: String) -> QueryError {
@@ -67,12 +73,10 @@ struct FilterParser {
 
     func path(_ key: String, _ pointer: String) throws(QueryError) -> Filter.FieldPath {
         if key == "documentId" { return .documentID }
-        if key.hasPrefix("document.") {
-            throw fail(pointer, "filters on document metadata ('\(key)') are not supported yet; filter on chunk metadata or documentId")
-        }
-        let keys = key.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        let isDocument = key.hasPrefix("document.")
+        let keys = key.dropFirst(isDocument ? "document.".count : 0).split(separator: ".", omittingEmptySubsequences: false).map(String.init)
         guard !keys.contains(where: \.isEmpty) else { throw fail(pointer, "'\(key)' is not a field path: keys separated by single dots") }
-        return .chunk(keys)
+        return isDocument ? .document(keys) : .chunk(keys)
     }
 
     func field(_ key: String, _ value: JSONValue, _ pointer: String) throws(QueryError) -> Filter {
@@ -110,30 +114,51 @@ struct FilterParser {
         if path == .documentID, !["$eq", "$ne", "$in", "$nin"].contains(op) {
             throw fail(pointer, "documentId takes $eq, $ne, $in or $nin, not \(op)")
         }
-        func documentIDValue(_ s: Filter.Scalar) throws(QueryError) -> Filter.Scalar {
-            guard path == .documentID else { return s }
-            switch s {
-            case .string: return s
-            case .number(let n) where n >= 0 && n == n.rounded() && n < 1e15: return .string(String(Int(n)))
-            default: throw fail(pointer, "a document id is a UUID string or a row number")
+        var declared: MetadataSchema.FieldType? = nil
+        if case .chunk(let keys) = path { declared = schema.fields[keys.joined(separator: ".")] }
+        func refuse(_ what: String, at here: String? = nil) -> QueryError {
+            fail(here ?? pointer, "'\(path)' is declared \(declared!.rawValue): \(what)")
+        }
+        /// A comparison operand, checked against the declared type.
+        func value(_ json: JSONValue, _ pointer: String, ordered: Bool) throws(QueryError) -> Filter.Scalar {
+            let s = try scalar(json, pointer)
+            if path == .documentID {
+                switch s {
+                case .string: return s
+                case .number(let n) where n >= 0 && n == n.rounded() && n < 1e15: return .string(String(Int(n)))
+                default: throw fail(pointer, "a document id is a UUID string or a row number")
+                }
+            }
+            guard let declared else {
+                if ordered, case .string(let text) = s, let date = DateTimeText.parse(text) { return .datetime(date) }
+                return s
+            }
+            switch (declared, s) {
+            case (.keyword, .string), (.integer, .number), (.float, .number): return s
+            case (.bool, .bool) where !ordered: return s
+            case (.datetime, .string(let text)):
+                guard let date = DateTimeText.parse(text) else { throw fail(pointer, "'\(path)' is declared datetime: \"\(text)\" is not an ISO-8601 date-time") }
+                return .datetime(date)
+            case (.bool, _): throw refuse(ordered ? "\(op) does not order booleans" : "compare it with true or false", at: pointer)
+            case (.keywordArray, _): throw refuse("use $contains for one of its strings, or $exists", at: pointer)
+            case (.keyword, _), (.datetime, _): throw refuse("expected a string", at: pointer)
+            case (.integer, _), (.float, _): throw refuse("expected a number", at: pointer)
             }
         }
         switch op {
         case "$eq", "$ne":
-            let value = try documentIDValue(try scalar(operand, pointer))
-            return op == "$eq" ? .eq(value) : .ne(value)
+            let s = try value(operand, pointer, ordered: false)
+            return op == "$eq" ? .eq(s) : .ne(s)
         case "$gt", "$gte", "$lt", "$lte":
-            var value = try scalar(operand, pointer)
-            switch value {
-            case .bool: throw fail(pointer, "\(op) compares numbers, strings or ISO-8601 date-times, not booleans")
-            case .string(let s): if let date = Filter.parseDate(s) { value = .datetime(date) }
-            default: break
+            if declared == nil, case .bool = try scalar(operand, pointer) {
+                throw fail(pointer, "\(op) compares numbers, strings or ISO-8601 date-times, not booleans")
             }
+            let s = try value(operand, pointer, ordered: true)
             switch op {
-            case "$gt": return .gt(value)
-            case "$gte": return .gte(value)
-            case "$lt": return .lt(value)
-            default: return .lte(value)
+            case "$gt": return .gt(s)
+            case "$gte": return .gte(s)
+            case "$lt": return .lt(s)
+            default: return .lte(s)
             }
         case "$in", "$nin":
             guard case .array(let items) = operand, !items.isEmpty else { throw fail(pointer, "\(op) takes a non-empty array of values") }
@@ -141,15 +166,21 @@ struct FilterParser {
                 throw fail(pointer, "\(op) lists \(items.count) values; at most \(Filter.maximumListLength) are allowed")
             }
             var values: [Filter.Scalar] = []
-            for (i, item) in items.enumerated() { values.append(try documentIDValue(try scalar(item, pointer + "/\(i)"))) }
+            for (i, item) in items.enumerated() { values.append(try value(item, pointer + "/\(i)", ordered: false)) }
             return op == "$in" ? .in(values) : .nin(values)
         case "$exists":
             guard case .bool(let wanted) = operand else { throw fail(pointer, "$exists takes true or false") }
             return .exists(wanted)
         case "$contains":
-            return .contains(try scalar(operand, pointer))
+            let s = try scalar(operand, pointer)
+            if let declared {
+                guard declared == .keywordArray else { throw refuse("$contains applies to arrays (keyword[]); use $eq") }
+                guard case .string = s else { throw refuse("expected a string") }
+            }
+            return .contains(s)
         case "$startsWith":
             guard case .string(let prefix) = operand else { throw fail(pointer, "$startsWith takes a string") }
+            if let declared, declared != .keyword { throw refuse("$startsWith applies to keywords") }
             return .startsWith(prefix)
         default:
             throw fail(pointer, "unknown operator '\(op)'; use $eq, $ne, $gt, $gte, $lt, $lte, $in, $nin, $exists, $contains or $startsWith")

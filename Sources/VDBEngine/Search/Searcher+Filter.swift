@@ -160,25 +160,32 @@ extension Searcher.Source {
         return "segment"
     }
 
-    /// The live rows the filter matches.
+    /// The live rows the filter matches: clauses on declared fields from the part's postings,
+    /// the rest on its stored metadata (``FilterEvaluator``).
     func matchingRows(_ filter: Filter) -> RowSet {
-        var matched = RowSet(capacity: rowCount)
+        let documentMetadata = filter.readsDocumentMetadata ? documents.lookup() : { _ in nil }
         switch rows {
         case .segment(let segment):
-            let metadata = segment.decodedMetadata
-            for r in 0..<segment.rowCount {
-                let row = RowOffset(r)
-                if live?.contains(row) == false { continue }
-                if filter.matches(metadata: metadata[r], document: segment.documentID(at: row)) { matched.insert(row) }
-            }
+            let decoded = LazyValue { segment.decodedMetadata }
+            let evaluator = FilterEvaluator(
+                indexed: segment.metadataIndex, metadata: { decoded.value[$0] }, document: { segment.documentID(at: RowOffset($0)) },
+                documentMetadata: documentMetadata)
+            return evaluator.rows(filter, within: live ?? RowSet.all(capacity: segment.rowCount))
         case .delta(let store, let count):
-            store.withRowsForFiltering(upTo: count) { documents, metadata in
-                for r in 0..<count where live?.contains(RowOffset(r)) != false {
-                    if filter.matches(metadata: metadata[r], document: documents[r]) { matched.insert(RowOffset(r)) }
+            return store.withRowsForFiltering(upTo: count) { documents, metadata, indexed in
+                let evaluator = FilterEvaluator(
+                    indexed: indexed, metadata: { metadata[$0] }, document: { documents[$0] }, documentMetadata: documentMetadata)
+                var candidates = live ?? RowSet.all(capacity: count)
+                if candidates.capacity > count {
+                    // The live set may be sized past the rows this snapshot saw.
+                    var seen = RowSet.all(capacity: count)
+                    seen.formIntersection(candidates)
+                    candidates = RowSet(capacity: candidates.capacity)
+                    candidates.formUnion(seen)
                 }
+                return evaluator.rows(filter, within: candidates)
             }
         }
-        return matched
     }
 
     /// Scores `rows` one by one against the prepared query.
@@ -194,5 +201,20 @@ extension Searcher.Source {
                 top.insert(distance: Distance.distance(metric, q, store.vector(Int(row)), dimension: dimension), id: idBase + UInt64(row))
             }
         }
+    }
+}
+
+/// A value computed on first use (one search's decoded metadata, only if a clause needs it).
+private final class LazyValue<Value> {
+    private var stored: Value?
+    private let make: () -> Value
+
+    init(_ make: @escaping () -> Value) { self.make = make }
+
+    var value: Value {
+        if let stored { return stored }
+        let made = make()
+        stored = made
+        return made
     }
 }

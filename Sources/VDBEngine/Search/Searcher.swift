@@ -39,6 +39,8 @@ public final class Searcher: Sendable {
         /// The rows that may be returned; nil when all are live.
         let live: RowSet?
         let shard: UInt32
+        /// The shard's document metadata as this snapshot sees it.
+        let documents: DocumentMetadataView
 
         func payload(of row: RowOffset) -> (text: String?, metadata: [UInt8]?) {
             switch rows {
@@ -71,17 +73,21 @@ public final class Searcher: Sendable {
                 for (i, segment) in state.segments.enumerated() {
                     var liveRows: RowSet? = state.live[i]
                     if liveRows?.count == segment.rowCount { liveRows = nil }
-                    sources.append(Source(rows: .segment(segment), index: state.indexes[i], live: liveRows, shard: UInt32(shard)))
+                    sources.append(Source(
+                        rows: .segment(segment), index: state.indexes[i], live: liveRows, shard: UInt32(shard), documents: state.documents))
                 }
                 if state.deltaCount > 0 {
                     let index = DeltaIndex(store: state.delta, count: state.deltaCount, metric: snapshot.contract.metric)
                     sources.append(Source(
-                        rows: .delta(state.delta, count: state.deltaCount), index: index, live: state.deltaLive, shard: UInt32(shard)))
+                        rows: .delta(state.delta, count: state.deltaCount), index: index, live: state.deltaLive, shard: UInt32(shard),
+                        documents: state.documents))
                 }
             } else {
+                let documents = DocumentMetadataView(
+                    published: PublishedDocumentMetadata(segments: snapshot.segments[shard]), delta: nil, changes: 0)
                 for segment in snapshot.segments[shard] {
                     let index = try snapshot.manifest.index.openIndex(for: segment)
-                    sources.append(Source(rows: .segment(segment), index: index, live: nil, shard: UInt32(shard)))
+                    sources.append(Source(rows: .segment(segment), index: index, live: nil, shard: UInt32(shard), documents: documents))
                 }
             }
         }

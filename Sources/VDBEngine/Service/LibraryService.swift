@@ -13,6 +13,8 @@ public struct LibraryInfo: Codable, Sendable, Hashable {
     public var shards: Int
     public var index: IndexSettings
     public var metadata: [String: JSONValue]
+    /// The declared chunk-metadata fields, when there are any.
+    public var schema: MetadataSchema?
     /// The published manifest version.
     public var version: Epoch
     public var documents: Int
@@ -77,9 +79,10 @@ public final class LibraryService: Sendable {
     /// Creates an empty library with a fixed contract.
     public func createLibrary(
         name: String, contract: EmbeddingContract, shards: Int = 1, index: IndexSettings = .flat,
-        storage: StorageSettings = StorageSettings(), metadata: [String: JSONValue] = [:]
+        storage: StorageSettings = StorageSettings(), schema: MetadataSchema = MetadataSchema(), metadata: [String: JSONValue] = [:]
     ) async throws -> LibraryInfo {
         try contract.validate()
+        try schema.validate()
         guard (1...1024).contains(shards) else { throw StorageError(.invalidArgument, "shards must be in 1...1024, not \(shards)", field: "shards") }
         try index.validate(for: contract.metric)
         let directory = try LibraryDirectory(dataDirectory: dataDirectory, name: name)
@@ -92,7 +95,8 @@ public final class LibraryService: Sendable {
                 directory: directory, base: nil,
                 manifest: Manifest(
                     epoch: 1, library: name, contract: contract, shardCount: shards,
-                    shards: (0..<shards).map { ShardManifest(id: UInt32($0)) }, index: index, storage: storage, metadata: metadata))
+                    shards: (0..<shards).map { ShardManifest(id: UInt32($0)) }, index: index, storage: storage, schema: schema,
+                    metadata: metadata))
             let manifest = try draft.commit()
             let live = try LiveLibrary(snapshot: LibrarySnapshot(directory: directory, manifest: manifest), policy: policy, logger: logger)
             open[name] = live
@@ -212,7 +216,7 @@ public final class LibraryService: Sendable {
         let manifest = snapshot.manifest
         return LibraryInfo(
             name: manifest.library, contract: manifest.contract, shards: manifest.shardCount, index: manifest.index,
-            metadata: manifest.metadata, version: manifest.epoch, documents: documents, chunks: chunks,
+            metadata: manifest.metadata, schema: manifest.schema, version: manifest.epoch, documents: documents, chunks: chunks,
             unflushedChunks: library.currentShards().reduce(0) { $0 + $1.deltaLive.count },
             mappedBytes: snapshot.mappedBytes, storage: manifest.segmentStorage, sections: sections ? snapshot.sectionUsage : nil)
     }

@@ -61,7 +61,7 @@ public final class LiveLibrary: Sendable {
         let tombstones = try manifest.tombstones.map { try ShardTombstones.read(snapshot.directory.root.appending($0)) }
         return ShardWriter.Published(
             segments: segments, segmentIDs: ids, indexes: indexes, tombstones: tombstones, coveredSequence: manifest.walSequence ?? 0,
-            epoch: snapshot.epoch)
+            epoch: snapshot.epoch, schema: snapshot.manifest.metadataSchema)
     }
 
     /// The published version the shards build on.

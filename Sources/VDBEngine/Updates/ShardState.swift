@@ -40,19 +40,25 @@ final class ShardState {
     private(set) var changed = false
     /// The published version the segments come from.
     let epoch: Epoch
+    /// The declared metadata fields: writes are checked against them.
+    let schema: MetadataSchema
+    /// Document metadata as the segments hold it (changes since go to the delta's log).
+    let publishedDocuments: PublishedDocumentMetadata
 
     /// The state the published segments and tombstones describe (before any WAL replay).
     init(
         contract: EmbeddingContract, epoch: Epoch, segments: [Segment], segmentIDs: [UInt32], indexes: [any VectorIndex],
-        tombstones: ShardTombstones?
+        tombstones: ShardTombstones?, schema: MetadataSchema = MetadataSchema()
     ) {
         self.epoch = epoch
+        self.schema = schema
+        publishedDocuments = PublishedDocumentMetadata(segments: segments)
         precondition(segments.count == segmentIDs.count && segments.count == indexes.count, "one id and index per segment")
         self.contract = contract
         self.segments = segments
         self.segmentIDs = segmentIDs
         self.indexes = indexes
-        delta = DeltaStore(dimension: contract.dimension)
+        delta = DeltaStore(dimension: contract.dimension, schema: schema)
         deltaLive = RowSet(capacity: 0)
         live = zip(segments, segmentIDs).map { segment, id in
             var set = RowSet(capacity: segment.rowCount)
@@ -101,6 +107,9 @@ final class ShardState {
         func checkChunk(_ chunk: ChunkInput, in documentID: DocumentID, what: String) throws(UpdateError) -> ChunkInput {
             if let current = owner(chunk.id), current != documentID {
                 throw UpdateError(.conflict, "chunk \(chunk.id) belongs to document \(current), not \(documentID)")
+            }
+            if let problem = schema.violation(in: chunk.metadata) {
+                throw UpdateError(.invalidArgument, "\(what): \(problem)")
             }
             var prepared = chunk
             do {
@@ -197,8 +206,10 @@ final class ShardState {
                 for old in documents[id]?.chunks ?? [] { kill(old) }
                 for chunk in chunks { add(chunk, to: id) }
                 documents[id] = DocumentEntry(chunks: chunks.map(\.id), metadata: metadata?.encodedBytes())
+                delta.appendDocumentMetadata(metadata, for: id)
             case .setDocumentMetadata(let id, let metadata):
                 documents[id]?.metadata = metadata?.encodedBytes()
+                delta.appendDocumentMetadata(metadata, for: id)
             case .deleteDocument(let id):
                 for chunk in documents[id]?.chunks ?? [] { kill(chunk) }
                 documents[id] = nil
@@ -245,7 +256,8 @@ final class ShardState {
     func snapshot(sequence: UInt64) -> ShardSnapshot {
         ShardSnapshot(
             segments: segments, indexes: indexes, live: live, delta: delta, deltaCount: delta.count, deltaLive: deltaLive,
-            sequence: sequence, epoch: epoch)
+            sequence: sequence, epoch: epoch,
+            documents: DocumentMetadataView(published: publishedDocuments, delta: delta, changes: delta.documentMetadataChangeCount))
     }
 
     // MARK: Flushing
@@ -266,12 +278,13 @@ final class ShardState {
             }
         }
         guard changed else { return (nil, tombstones) }
-        let writer = try SegmentWriter(path: segmentPath, dimension: contract.dimension, metric: contract.metric, storage: storage)
+        let writer = try SegmentWriter(
+            path: segmentPath, dimension: contract.dimension, metric: contract.metric, storage: storage, schema: schema)
         for r in 0..<delta.count where deltaLive.contains(RowOffset(r)) {
             let row = delta.row(r)
             try writer.append(
                 vector: UnsafeBufferPointer(start: delta.vector(r), count: contract.dimension), chunkID: row.chunkID,
-                documentID: row.documentID, text: row.text, metadata: row.metadata)
+                documentID: row.documentID, text: row.text, metadata: row.metadata, metadataValue: delta.metadataValue(r))
         }
         for id in documents.keys.sorted() { writer.setDocumentMetadata(documents[id]!.metadata ?? [], for: id) }
         return (try writer.finish(), tombstones)
@@ -300,7 +313,12 @@ final class ShardState {
     /// The documents with at least one live chunk the filter matches, in id order.
     func documents(matching filter: Filter) -> [DocumentID] {
         documents.compactMap { id, entry in
-            entry.chunks.contains { filter.matches(metadata: metadataValue(of: $0), document: id) } ? id : nil
+            var decoded: JSONValue?? = nil
+            func documentMetadata() -> JSONValue? {
+                if decoded == nil { decoded = .some(entry.metadata.flatMap { try? JSONValue.decode($0) }) }
+                return decoded!
+            }
+            return entry.chunks.contains { filter.matches(metadata: metadataValue(of: $0), document: id, documentMetadata: documentMetadata) } ? id : nil
         }.sorted()
     }
 
@@ -308,7 +326,7 @@ final class ShardState {
     private func metadataValue(of chunk: ChunkID) -> JSONValue? {
         switch locations[chunk] {
         case .segment(let s, let r)?: segments[s].decodedMetadata[Int(r)]
-        case .delta(let r)?: delta.row(r).metadata.flatMap { try? JSONValue.decode($0) }
+        case .delta(let r)?: delta.metadataValue(r)
         case nil: nil
         }
     }
@@ -347,6 +365,8 @@ public struct ShardSnapshot: Sendable {
     public let sequence: UInt64
     /// The published version its segments come from.
     public let epoch: Epoch
+    /// Its documents' metadata, for `document.<key>` filters.
+    let documents: DocumentMetadataView
 
     /// Rows readers can find: live segment rows plus live delta rows.
     public var liveRowCount: Int { live.reduce(0) { $0 + $1.count } + deltaLive.count }

@@ -34,11 +34,15 @@ public actor ShardWriter {
         public var coveredSequence: UInt64
         /// The version they were published in.
         public var epoch: Epoch
+        /// The library's declared metadata fields (checked on write, indexed in the delta and
+        /// in flushed segments).
+        public var schema: MetadataSchema
 
         public init(
             segments: [Segment], segmentIDs: [UInt32], indexes: [any VectorIndex], tombstones: ShardTombstones?, coveredSequence: UInt64,
-            epoch: Epoch
+            epoch: Epoch, schema: MetadataSchema = MetadataSchema()
         ) {
+            self.schema = schema
             self.epoch = epoch
             self.segments = segments
             self.segmentIDs = segmentIDs
@@ -72,7 +76,7 @@ public actor ShardWriter {
     ) throws -> (ShardState, UInt64) {
         let state = ShardState(
             contract: contract, epoch: published.epoch, segments: published.segments, segmentIDs: published.segmentIDs, indexes: published.indexes,
-            tombstones: published.tombstones)
+            tombstones: published.tombstones, schema: published.schema)
         let recovery = try WriteAheadLog.recover(directory: walDirectory, after: published.coveredSequence)
         for tail in recovery.droppedTails { logger.warning("dropped a torn WAL tail", metadata: ["shard": "\(shard)", "file": "\(tail)"]) }
         var last = published.coveredSequence

@@ -22,13 +22,21 @@ public final class DeltaStore: @unchecked Sendable {
     private var metadata: [[UInt8]?] = []
     /// The same metadata decoded, for filters (kept as given on write, so never decoded again).
     private var metadataValues: [JSONValue?] = []
+    /// Document metadata set since the last flush, in order (readers take the last per id).
+    private var documentMetadataLog: [(DocumentID, JSONValue?)] = []
+    /// How many entries `documentMetadataLog` holds (the writer's count, published with
+    /// snapshots as `count` is).
+    public private(set) var documentMetadataChangeCount = 0
+    /// The schema's declared fields of the rows, indexed as they arrive.
+    private var metadataIndex: DeltaMetadataIndex
     // Per-row fields that are Swift arrays are read by readers concurrently with appends, which
     // can reallocate them; those reads go through this lock (they are not on the scoring path).
     private let lock = Locked(())
     public private(set) var count = 0
 
-    public init(dimension: Int) {
+    public init(dimension: Int, schema: MetadataSchema = MetadataSchema()) {
         self.dimension = dimension
+        metadataIndex = DeltaMetadataIndex(schema: schema)
         blocks = .allocate(capacity: Self.maximumBlocks)
         blocks.initialize(repeating: nil, count: Self.maximumBlocks)
     }
@@ -60,6 +68,7 @@ public final class DeltaStore: @unchecked Sendable {
             texts.append(text)
             self.metadata.append(metadata)
             metadataValues.append(metadataValue)
+            metadataIndex.append(metadataValue)
         }
         count += 1
     }
@@ -86,9 +95,32 @@ public final class DeltaStore: @unchecked Sendable {
         lock.withLock { _ in (chunkIDs[row], documentIDs[row], texts[row], metadata[row]) }
     }
 
-    /// Runs `body` over rows `0..<limit`: each row's document and decoded metadata, under the
-    /// lock once (not per row).
-    package func withRowsForFiltering<R>(upTo limit: Int, _ body: (_ documents: ArraySlice<DocumentID>, _ metadata: ArraySlice<JSONValue?>) -> R) -> R {
-        lock.withLock { _ in body(documentIDs[..<limit], metadataValues[..<limit]) }
+    /// Records a document's new metadata; only the shard's writer calls this.
+    package func appendDocumentMetadata(_ metadata: JSONValue?, for document: DocumentID) {
+        lock.withLock { _ in documentMetadataLog.append((document, metadata)) }
+        documentMetadataChangeCount += 1
+    }
+
+    /// The documents whose metadata changed in the first `limit` changes, with the latest.
+    package func documentMetadataChanges(upTo limit: Int) -> [DocumentID: JSONValue?] {
+        lock.withLock { _ in
+            var latest: [DocumentID: JSONValue?] = [:]
+            for (id, metadata) in documentMetadataLog.prefix(limit) { latest[id] = .some(metadata) }
+            return latest
+        }
+    }
+
+    /// Row `row`'s metadata, decoded.
+    package func metadataValue(_ row: Int) -> JSONValue? {
+        lock.withLock { _ in metadataValues[row] }
+    }
+
+    /// Runs `body` over rows `0..<limit`: each row's document and decoded metadata, and the
+    /// declared fields' in-memory index, under the lock once (not per row).
+    package func withRowsForFiltering<R>(
+        upTo limit: Int,
+        _ body: (_ documents: ArraySlice<DocumentID>, _ metadata: ArraySlice<JSONValue?>, _ indexed: DeltaMetadataIndex.View) -> R
+    ) -> R {
+        lock.withLock { _ in body(documentIDs[..<limit], metadataValues[..<limit], metadataIndex.view(upTo: limit)) }
     }
 }

@@ -54,7 +54,8 @@ struct DocumentsController {
     @Sendable func deleteMatching(request: Request, context: VDBRequestContext) async throws -> DeleteResponse {
         let library = try service.library(context.parameters.require("library"))
         let body = try await request.json(DeleteDocumentsRequest.self, context: context)
-        return DeleteResponse(deleted: try await library.deleteDocuments(matching: try Filter.parse(body.filter, pointer: "/filter")))
+        let filter = try Filter.parse(body.filter, pointer: "/filter", schema: library.snapshot.manifest.metadataSchema)
+        return DeleteResponse(deleted: try await library.deleteDocuments(matching: filter))
     }
 
     @Sendable func delete(request: Request, context: VDBRequestContext) async throws -> Response {

@@ -41,10 +41,17 @@ struct LibrariesController {
             }
             storage.compression = choice
         }
+        var schema = MetadataSchema()
+        if let json = body.schema {
+            do {
+                schema = try MetadataSchema.parse(json, pointer: "/schema")
+            } catch {
+                throw ProblemDetails(status: .unprocessableContent, code: "invalid-field", detail: error.message, pointer: error.field)
+            }
+        }
         let info = try await service.createLibrary(
-            name: body.name, contract: contract, shards: body.shards ?? 1,
-            index: index,
-            storage: storage, metadata: body.metadata ?? [:])
+            name: body.name, contract: contract, shards: body.shards ?? 1, index: index, storage: storage, schema: schema,
+            metadata: body.metadata ?? [:])
         return EditedResponse(status: .created, headers: [.location: "/v1/libraries/\(info.name)"], response: JSONBody(info))
     }
 

@@ -12,8 +12,9 @@ struct SearchController {
     @Sendable func search(request: Request, context: VDBRequestContext) async throws -> SearchResponse {
         let library = try service.library(context.parameters.require("library"))
         let body = try await request.json(SearchRequest.self, context: context)
-        let filter = try body.filter.map { try Filter.parse($0, pointer: "/filter") }
         let searcher = try library.searcher()
+        let schema = searcher.snapshot.manifest.metadataSchema
+        let filter = try body.filter.map { try Filter.parse($0, pointer: "/filter", schema: schema) }
         let result = try searcher.search(body.vector, k: body.k ?? 10, parameters: body.parameters, filter: filter)
         return SearchResponse(
             hits: result.hits.map { found in
