@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs the Debian -dev packages VDBKit links against (HDF5, OpenBLAS, zstd) when missing.
+# Installs the Debian -dev packages VDBKit links against (HDF5, OpenBLAS, zstd) when missing,
+# and python3-numpy, which the end-to-end filter test computes its exact answers with.
 # Needs root (or sudo) only when something is missing.
 set -euo pipefail
-packages=(libhdf5-dev libopenblas-dev libzstd-dev)
+packages=(libhdf5-dev libopenblas-dev libzstd-dev python3-numpy)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 [ ${#missing[@]} -eq 0 ] && exit 0

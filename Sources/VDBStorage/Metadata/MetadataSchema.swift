@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 public import VDBCore
 
 /// The chunk-metadata fields a library declares, with their types: written as
