@@ -1,7 +1,8 @@
-"""Filtered k-NN search: vdb (HNSW and IVF-PQ, its planner choosing exact scoring or a
-widened, filtered index walk per segment) next to FAISS (IndexHNSWFlat and IVF-PQ with an
-IDSelectorBitmap in the search parameters) and hnswlib (a Python filter function), on the same
-vectors, the same metadata and the same filters, in one run.
+"""Filtered k-NN search: vdb (every index family: flat, HNSW, IVF-PQ and k-d tree, its planner
+choosing exact scoring or a widened, filtered index walk per segment) next to FAISS
+(IndexHNSWFlat and IVF-PQ with an IDSelectorBitmap in the search parameters), hnswlib (a
+Python filter function) and post-filtering (hnswlib asked for k·x neighbours, then filtered),
+on the same vectors, the same metadata and the same filters, in one run.
 
 Metadata is vdb's SyntheticMetadata (`vdb-build ingest --synthetic-metadata SEED`): its
 `bucket` is uniform in 0..999, recomputed here from the row number, so `bucket < N` matches
@@ -26,6 +27,9 @@ SEED = 1
 SELECTIVITIES = {"50%": 500, "10%": 100, "1%": 10, "0.1%": 1}
 EFS = [16, 32, 64, 128, 256]
 NPROBES = [4, 16, 64, 256]
+LEAVES = [64, 256, 1024, 4096]
+# Post-filtering asks for k·x neighbours and keeps the first k that pass.
+OVERFETCH = [2, 5, 10, 20, 50, 100, 200, 500, 1000]
 MASK = (1 << 64) - 1
 
 
@@ -65,19 +69,48 @@ def run_vdb(bin_dir, path, limit):
     data = os.path.join(OUT, "filter-data")
     subprocess.run(["rm", "-rf", data], check=True)
     results = {}
-    for library, index in (("h", ["--type", "hnsw", "--m", "16", "--ef-construction", "200"]), ("i", ["--type", "ivfpq"])):
+    families = (
+        ("vdb flat", None, None),
+        ("vdb hnsw", ["--type", "hnsw", "--m", "16", "--ef-construction", "200"], "ef=" + ",".join(map(str, EFS))),
+        ("vdb ivfpq", ["--type", "ivfpq"], "nprobe=" + ",".join(map(str, NPROBES))),
+        ("vdb kdtree", ["--type", "kdtree"], "leaves=" + ",".join(map(str, LEAVES))),
+    )
+    for i, (label, index, sweep) in enumerate(families):
+        library = f"l{i}"
         sh(f"{bin_dir}/vdb-build", "ingest", path, "--library", library, "--data-dir", data, "--synthetic-metadata", str(SEED))
-        sh(f"{bin_dir}/vdb-build", "index", "--library", library, "--data-dir", data, *index)
-        sweep = "ef=" + ",".join(map(str, EFS)) if library == "h" else "nprobe=" + ",".join(map(str, NPROBES))
+        if index:
+            sh(f"{bin_dir}/vdb-build", "index", "--library", library, "--data-dir", data, *index)
         for name, n in SELECTIVITIES.items():
             out = sh(f"{bin_dir}/vdb-query", "--library", library, "--data-dir", data, "--limit", str(limit), "--threads", "1",
-                     "--sweep", sweep, "--filter", json.dumps({"bucket": {"$lt": n}}), "--json")
+                     *(["--sweep", sweep] if sweep else []), "--filter", json.dumps({"bucket": {"$lt": n}}), "--json")
+            reports = json.loads(out)
             points = []
-            for r in json.loads(out):
+            for r in reports if isinstance(reports, list) else [reports]:
                 plans = sorted({p["strategy"] for p in r["plans"]})
-                points.append(dict(parameter=r["parameters"].get("ef") or r["parameters"].get("nprobe"), recall=r["recall"],
+                p = r["parameters"]
+                points.append(dict(parameter=p.get("ef") or p.get("nprobe") or p.get("leafBudget") or "-", recall=r["recall"],
                                    qps=r["singleThread"]["queriesPerSecond"], plan="+".join(plans)))
-            results[("vdb hnsw" if library == "h" else "vdb ivfpq", name)] = points
+            results[(label, name)] = points
+    return results
+
+
+def run_postfilter(index, test, truths, allowed):
+    """Post-filtering on hnswlib's graph: k·x unfiltered neighbours, the first k allowed kept."""
+    results = {}
+    for name, truth in truths.items():
+        mask = allowed[name]
+        points = []
+        for x in OVERFETCH:
+            k = min(K * x, index.get_current_count())
+            index.set_ef(k)
+            t0 = time.perf_counter()
+            found = []
+            for q in test:
+                labels = index.knn_query(q[None, :], k=k)[0][0]
+                found.append([l for l in labels if mask[l]][:K])
+            seconds = time.perf_counter() - t0
+            points.append(dict(parameter=f"k*{x}", recall=recall(found, truth), qps=len(test) / seconds, plan="post-filter"))
+        results[("post-filter", name)] = points
     return results
 
 
@@ -100,6 +133,7 @@ def run_hnswlib(train, test, angular, truths, allowed):
             seconds = time.perf_counter() - t0
             points.append(dict(parameter=ef, recall=recall(labels, truth), qps=len(test) / seconds, plan="filter function"))
         results[("hnswlib", name)] = points
+    results.update(run_postfilter(index, test, truths, allowed))
     return results
 
 
