@@ -16,6 +16,7 @@ import Glibc
 /// shards/<n>/seg-<id>.vdbseg    immutable segments
 /// shards/<n>/tombstones-<id>.bin dead rows and deleted documents of a shard's segments
 /// queries/<id>-*.{f,i}vecs      query set and ground truth, when the input had them
+/// shards/<n>/wal/               a serving process's write-ahead log of the shard
 /// LOCK                          publish lock (flock): one publisher at a time, any process
 /// DRAFTS                        drafts in progress hold it shared; orphan collection exclusive
 /// SEQUENCE                      the next file number (segment ids, tombstone and query files)
@@ -138,13 +139,14 @@ public struct LibraryDirectory: Sendable {
         FaultPoint.hit("publish-before-current")
         try DurableFile.write(Array((fileName + "\n").utf8), to: currentFile)
         // The new version is live whatever happens here: what is left behind is only disk.
-        removeSupersededVersions()
+        removeSupersededVersions(keeping: manifest.keptVersionCount)
     }
 
-    /// Published versions kept on disk, the live one included: the one before it stays whole
-    /// for readers in other processes that read `CURRENT` just before a publish and have not
-    /// opened its segments yet (in-process readers hold their segments mapped, and a mapping
-    /// outlives the file's removal).
+    /// Published versions kept on disk by default, the live one included: the one before it
+    /// stays whole for readers in other processes that read `CURRENT` just before a publish and
+    /// have not opened its segments yet (in-process readers hold their segments mapped, and a
+    /// mapping outlives the file's removal), and for a rollback. A library may keep more
+    /// (``Manifest/retainedVersions``).
     public static let retainedVersions = 2
 
     /// Removes the manifests older than the newest ``retainedVersions`` and the files that only
@@ -152,12 +154,12 @@ public struct LibraryDirectory: Sendable {
     /// its segments before it publishes them. Call under the publish lock. Returns how many
     /// manifests and files were removed.
     @discardableResult
-    func removeSupersededVersions() -> (manifests: Int, files: Int) {
+    func removeSupersededVersions(keeping retainedVersions: Int = LibraryDirectory.retainedVersions) -> (manifests: Int, files: Int) {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: root.string)) ?? []
         let versions = names.compactMap { name in Self.epoch(ofManifestFileName: name).map { (epoch: $0, name: name) } }
             .sorted { $0.epoch > $1.epoch }
-        guard versions.count > Self.retainedVersions else { return (0, 0) }
-        let retained = versions.prefix(Self.retainedVersions), superseded = versions.dropFirst(Self.retainedVersions)
+        guard versions.count > retainedVersions else { return (0, 0) }
+        let retained = versions.prefix(retainedVersions), superseded = versions.dropFirst(retainedVersions)
         var needed = Set<String>()
         for version in retained {
             // A retained manifest that does not read protects nothing it names: keep every file.

@@ -28,6 +28,9 @@ public struct Manifest: Codable, Sendable, Hashable {
     public var schema: MetadataSchema?
     /// A query set kept with the library for `vdb-query`, when the input had one.
     public var querySet: QuerySetManifest?
+    /// How many published versions stay on disk (the live one included), for readers and
+    /// rollbacks; nil means ``LibraryDirectory/retainedVersions``.
+    public var retainedVersions: Int?
     /// Free-form library metadata.
     public var metadata: [String: JSONValue]
     public var createdAt: Date
@@ -54,6 +57,12 @@ public struct Manifest: Codable, Sendable, Hashable {
     /// The storage settings new segments of this library use.
     public var segmentStorage: StorageSettings { storage ?? StorageSettings() }
 
+    /// The most versions a library may keep.
+    public static let retainedVersionRange = 2...100
+
+    /// How many versions this library keeps.
+    public var keptVersionCount: Int { retainedVersions ?? LibraryDirectory.retainedVersions }
+
     /// The declared metadata fields (empty when none are).
     public var metadataSchema: MetadataSchema { schema ?? MetadataSchema() }
 
@@ -72,6 +81,9 @@ public struct Manifest: Codable, Sendable, Hashable {
         }
         guard shardCount >= 1, shards.count == shardCount else { throw bad("shard count \(shardCount) but \(shards.count) shards listed") }
         for (i, shard) in shards.enumerated() where shard.id != UInt32(i) { throw bad("shard \(i) is listed with id \(shard.id)") }
+        if let retainedVersions, !Self.retainedVersionRange.contains(retainedVersions) {
+            throw bad("retainedVersions \(retainedVersions) is outside \(Self.retainedVersionRange)")
+        }
         for file in files where file.hasPrefix("/") || file.split(separator: "/").contains("..") {
             throw bad("file path '\(file)' leaves the library directory")
         }

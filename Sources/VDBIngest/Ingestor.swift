@@ -16,6 +16,9 @@ public struct IngestOptions: Sendable {
     public var segmentVectorBytes: Int
     /// Publish a new version that replaces the library's contents, keeping its contract.
     public var replace: Bool
+    /// Publish a new version that adds the input's rows (as new segments) to the library's:
+    /// same contract, shards, schema and settings; ids must not collide with stored ones.
+    public var append = false
     /// Rows read from the input per batch.
     public var batchRows: Int
     /// How segments store vectors and blobs, over the replaced version's settings (or the defaults).
@@ -72,13 +75,25 @@ public enum Ingestor {
         guard (1...1024).contains(options.shardCount) else {
             throw StorageError(.invalidArgument, "shard count must be in 1...1024, not \(options.shardCount)")
         }
+        guard !(options.replace && options.append) else {
+            throw StorageError(.invalidArgument, "--replace and --append exclude each other")
+        }
         var previous: Manifest? = nil
         if directory.exists {
-            guard options.replace else {
-                throw StorageError(.alreadyExists, "library '\(options.library)' already exists in \(dataDirectory); pass --replace to publish a new version replacing its contents")
+            guard options.replace || options.append else {
+                throw StorageError(.alreadyExists, "library '\(options.library)' already exists in \(dataDirectory); pass --replace to publish a new version replacing its contents, or --append to add rows")
             }
             previous = try directory.currentManifest()
+            // A running server's unflushed writes were made against the live rows: replayed
+            // onto replaced (or id-checked) contents they could be lost or collide.
+            try directory.requireNoUnflushedWrites(of: previous!, doing: options.replace ? "replacing its contents" : "appending")
+        } else if options.append {
+            throw StorageError(.notFound, "library '\(options.library)' does not exist in \(dataDirectory); --append adds to an existing library")
         }
+        if options.append, let previous, options.shardCount != previous.shardCount, options.shardCount != 1 {
+            throw StorageError(.invalidArgument, "library '\(options.library)' has \(previous.shardCount) shard(s); --append keeps them (leave --shards out)")
+        }
+        let shardCount = options.append ? previous!.shardCount : options.shardCount
         guard source.dimension > 0 else { throw IngestError(.malformedInput, "the input holds no vectors") }
         guard let metric = options.metric ?? source.declaredMetric ?? previous?.contract.metric else {
             throw IngestError(.invalidContract, "the input does not declare a metric; pass --metric l2, cosine or dot")
@@ -96,18 +111,48 @@ public enum Ingestor {
         }
 
         let storage = options.storage.applied(to: previous?.storage ?? StorageSettings())
-        let schema = options.schema ?? previous?.schema ?? (options.syntheticMetadataSeed != nil ? SyntheticMetadata.schema : MetadataSchema())
+        let schema = options.append
+            ? previous!.metadataSchema
+            : options.schema ?? previous?.schema ?? (options.syntheticMetadataSeed != nil ? SyntheticMetadata.schema : MetadataSchema())
+        if options.append, let asked = options.schema, asked != schema {
+            throw IngestError(.invalidContract, "library '\(options.library)' declares schema \(schema.fields); --append keeps it")
+        }
         try schema.validate(pointer: "schema")
-        let draft = try VersionDraft(
-            directory: directory, base: previous,
-            manifest: Manifest(
-                epoch: 0, library: options.library, contract: contract, shardCount: options.shardCount,
-                shards: (0..<options.shardCount).map { ShardManifest(id: UInt32($0)) }, storage: storage,
-                schema: schema, metadata: previous?.metadata ?? [:]))
+        let draft: VersionDraft
+        if options.append, let previous {
+            draft = try VersionDraft(editing: previous, in: directory)
+        } else {
+            var manifest = Manifest(
+                epoch: 0, library: options.library, contract: contract, shardCount: shardCount,
+                shards: (0..<shardCount).map { ShardManifest(id: UInt32($0)) }, storage: storage,
+                schema: schema, metadata: previous?.metadata ?? [:])
+            manifest.retainedVersions = previous?.retainedVersions
+            // WAL positions only move forward: a server resumes its logs after them.
+            for shard in manifest.shards.indices where shard < previous?.shards.count ?? 0 {
+                manifest.shards[shard].walSequence = previous!.shards[shard].walSequence
+            }
+            draft = try VersionDraft(directory: directory, base: previous, manifest: manifest)
+        }
+        // Appended rows must not reuse a stored chunk id or add chunks to a stored document.
+        var storedChunks = Set<ChunkID>(), storedDocuments = Set<DocumentID>()
+        if options.append {
+            let snapshot = try LibrarySnapshot(directory: directory, manifest: previous!, verifyChecksums: false)
+            for (s, shard) in previous!.shards.enumerated() {
+                let tombstones = try shard.tombstones.map { try ShardTombstones.read(directory.root.appending($0)) }
+                for (i, segment) in snapshot.segments[s].enumerated() {
+                    let dead = tombstones?.deadRows[shard.segments[i].id]
+                    for r in 0..<segment.rowCount where dead?.contains(RowOffset(r)) != true {
+                        storedChunks.insert(segment.chunkID(at: RowOffset(r)))
+                        let document = segment.documentID(at: RowOffset(r))
+                        if tombstones?.deletedDocuments.contains(document) != true { storedDocuments.insert(document) }
+                    }
+                }
+            }
+        }
         let syntheticMetadataSeed = options.syntheticMetadataSeed
-        var writers = [SegmentWriter?](repeating: nil, count: options.shardCount)
-        var writerSegments = [(id: UInt32, file: String)](repeating: (0, ""), count: options.shardCount)
-        var lastDocument = [DocumentID?](repeating: nil, count: options.shardCount)
+        var writers = [SegmentWriter?](repeating: nil, count: shardCount)
+        var writerSegments = [(id: UInt32, file: String)](repeating: (0, ""), count: shardCount)
+        var lastDocument = [DocumentID?](repeating: nil, count: shardCount)
         let segmentRows = max(1, options.segmentVectorBytes / (contract.dimension * 4))
         var chunkIDs = Set<ChunkID>()
         var documents = Set<DocumentID>()
@@ -136,7 +181,11 @@ public enum Ingestor {
                             throw IngestError(.duplicateID, "input row \(rowsDone + i): chunk id \(batch.chunkIDs[i]) appears twice")
                         }
                         let document = batch.documentIDs[i]
-                        let shard = Int(document.stableHash % UInt64(options.shardCount))
+                        if options.append, storedChunks.contains(batch.chunkIDs[i]) || storedDocuments.contains(document) {
+                            let what = storedChunks.contains(batch.chunkIDs[i]) ? "chunk id \(batch.chunkIDs[i])" : "document \(document)"
+                            throw StorageError(.conflict, "input row \(rowsDone + i): \(what) is already stored in library '\(options.library)'; --append only adds new ids")
+                        }
+                        let shard = Int(document.stableHash % UInt64(shardCount))
                         // Segments close only between documents, so a document never straddles two.
                         if let writer = writers[shard], writer.rowCount >= segmentRows, lastDocument[shard] != document {
                             try finish(shard)
@@ -170,16 +219,17 @@ public enum Ingestor {
                 let p = source.progress
                 progress?(ProgressEvent(phase: "ingest", completed: p.completed, total: p.total, unit: source is JSONLinesSource ? "bytes" : "rows"))
             }
-            for shard in 0..<options.shardCount { try finish(shard) }
+            for shard in 0..<shardCount { try finish(shard) }
             guard rowsDone > 0 else { throw IngestError(.malformedInput, "the input holds no vectors") }
 
-            if let querySet, querySet.count > 0 {
+            // An appended library keeps its query set: the input's ground truth covers only the input.
+            if let querySet, querySet.count > 0, !options.append {
                 draft.manifest.querySet = try store(querySet, in: draft)
             }
             let manifest = try draft.commit()
             return IngestReport(
                 library: options.library, epoch: manifest.epoch, contract: contract, rows: rowsDone, documents: documents.count,
-                shards: options.shardCount, segments: manifest.shards.reduce(0) { $0 + $1.segments.count },
+                shards: shardCount, segments: manifest.shards.reduce(0) { $0 + $1.segments.count },
                 bytes: manifest.shards.reduce(0) { $0 + $1.segments.reduce(0) { $0 + $1.bytes } },
                 queries: querySet?.count ?? 0, seconds: Date().timeIntervalSince(started))
         } catch {

@@ -140,6 +140,23 @@ public final class WriteAheadLog {
         return Recovery(records: records, droppedTails: dropped)
     }
 
+    /// How many valid records with a sequence number above `after` the log holds, read
+    /// without repairing anything (another process may be appending): what offline tools ask
+    /// before replacing a version a server still has unflushed writes for. A torn tail counts
+    /// as the end.
+    public static func countRecords(directory: FilePath, after: UInt64) -> Int {
+        var count = 0
+        for file in files(in: directory) {
+            guard let bytes = try? readWholeFile(file.path), bytes.count >= headerSize, Array(bytes[0..<8]) == magic else { continue }
+            var offset = headerSize
+            while offset < bytes.count, case .record(let record, let end) = parseRecord(bytes, at: offset, expectedSequence: nil) {
+                if record.sequence > after { count += 1 }
+                offset = end
+            }
+        }
+        return count
+    }
+
     private enum Parsed {
         case record(Record, end: Int)
         case bad(String)
