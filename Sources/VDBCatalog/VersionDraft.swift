@@ -18,7 +18,7 @@ import Foundation
 public final class VersionDraft {
     public let directory: LibraryDirectory
     /// The version the draft was made from; nil when it creates the library.
-    public let base: Manifest?
+    public private(set) var base: Manifest?
     /// The version to publish: the base's contents at the next epoch until the caller edits it.
     public var manifest: Manifest
     /// Files written for this draft, relative to the library directory.
@@ -101,6 +101,28 @@ public final class VersionDraft {
         try directory.ensureDirectory(path.removingLastComponent())
         writtenFiles.append(file)
         return path
+    }
+
+    /// Removes a file the draft wrote and no longer needs (an intermediate).
+    public func discard(_ file: String) throws(StorageError) {
+        precondition(open, "the draft was already committed or abandoned")
+        do {
+            try removeFileIfPresent(directory.root.appending(file))
+        } catch {
+            throw StorageError(.io, "cannot remove \(file)", cause: error)
+        }
+        writtenFiles.removeAll { $0 == file }
+    }
+
+    /// Makes the draft a successor of `live`, a version published since the draft was made
+    /// (work that can be re-applied to it, such as a compaction): the manifest becomes `live`'s
+    /// contents at the next epoch, the files written so far stay the draft's.
+    public func rebaseOnto(_ live: Manifest) throws(StorageError) {
+        precondition(open, "the draft was already committed or abandoned")
+        base = live
+        manifest = live
+        manifest.epoch = live.epoch + 1
+        manifest.createdAt = Date()
     }
 
     /// Publishes the draft's manifest as the live version (compare-and-swap on ``base``).

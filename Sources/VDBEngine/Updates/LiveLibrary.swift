@@ -46,7 +46,7 @@ public final class LiveLibrary: Sendable {
     }
 
     static func walDirectory(_ directory: LibraryDirectory, shard: Int) -> FilePath {
-        directory.root.appending("shards/\(shard)/wal")
+        directory.walDirectory(shard: shard)
     }
 
     /// What a shard's writer starts from in `snapshot`; indexes of segments in `reusing` (by
