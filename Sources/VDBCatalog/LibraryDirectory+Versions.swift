@@ -44,8 +44,10 @@ extension LibraryDirectory {
     ///
     /// - Throws: `.notFound` when the version is not kept (naming the kept ones), `.invalidArgument`
     ///   for the live version itself.
+    /// - Parameter check: called with the version to restore before anything is published
+    ///   (a server refuses one whose shape it cannot switch to).
     @discardableResult
-    public func rollback(to target: Epoch? = nil) throws(StorageError) -> Manifest {
+    public func rollback(to target: Epoch? = nil, check: (Manifest) throws(StorageError) -> Void = { _ in }) throws(StorageError) -> Manifest {
         let current = try currentManifest()
         let kept = keptVersions()
         guard let version = target ?? kept.first(where: { $0 < current.epoch }) else {
@@ -63,6 +65,7 @@ extension LibraryDirectory {
         guard old.contract == current.contract else {
             throw StorageError(.conflict, "version \(version) of library '\(name)' has another contract (\(old.contract))")
         }
+        try check(old)
         for file in old.files where !fileExists(root.appending(file)) {
             throw StorageError(.notFound, "version \(version) of library '\(name)' is missing \(file); it cannot be restored")
         }

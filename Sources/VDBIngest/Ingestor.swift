@@ -19,6 +19,9 @@ public struct IngestOptions: Sendable {
     /// Publish a new version that adds the input's rows (as new segments) to the library's:
     /// same contract, shards, schema and settings; ids must not collide with stored ones.
     public var append = false
+    /// Versions the library keeps on disk (``Manifest/retainedVersions``); nil keeps the
+    /// replaced version's setting, or the default.
+    public var retainedVersions: Int?
     /// Rows read from the input per batch.
     public var batchRows: Int
     /// How segments store vectors and blobs, over the replaced version's settings (or the defaults).
@@ -121,12 +124,13 @@ public enum Ingestor {
         let draft: VersionDraft
         if options.append, let previous {
             draft = try VersionDraft(editing: previous, in: directory)
+            if let kept = options.retainedVersions { draft.manifest.retainedVersions = kept }
         } else {
             var manifest = Manifest(
                 epoch: 0, library: options.library, contract: contract, shardCount: shardCount,
                 shards: (0..<shardCount).map { ShardManifest(id: UInt32($0)) }, storage: storage,
                 schema: schema, metadata: previous?.metadata ?? [:])
-            manifest.retainedVersions = previous?.retainedVersions
+            manifest.retainedVersions = options.retainedVersions ?? previous?.retainedVersions
             // WAL positions only move forward: a server resumes its logs after them.
             for shard in manifest.shards.indices where shard < previous?.shards.count ?? 0 {
                 manifest.shards[shard].walSequence = previous!.shards[shard].walSequence

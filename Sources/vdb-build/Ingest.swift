@@ -40,6 +40,12 @@ extension VDBBuild {
         @Flag(name: .long, help: "Replace the contents of an existing library (new version, same contract).")
         var replace = false
 
+        @Flag(name: .long, help: "Add the input's rows to an existing library as new segments (new version; its ids must be new). Segments get the library's index.")
+        var append = false
+
+        @Option(name: .long, help: "How many published versions the library keeps on disk (rollback targets), 2-100.")
+        var keepVersions: Int?
+
         @Option(name: .long, help: "Give every chunk seeded synthetic metadata (bucket, category, year, tags; see SyntheticMetadata) instead of the input's, for filtered-search benchmarks.")
         var syntheticMetadata: UInt64?
 
@@ -67,6 +73,10 @@ extension VDBBuild {
         func validate() throws {
             guard shards >= 1 && shards <= 1024 else { throw ValidationError("--shards must be in 1...1024") }
             guard segmentMib >= 1 else { throw ValidationError("--segment-mib must be at least 1") }
+            guard !(replace && append) else { throw ValidationError("pass --replace or --append, not both") }
+            if let keepVersions, !Manifest.retainedVersionRange.contains(keepVersions) {
+                throw ValidationError("--keep-versions must be in \(Manifest.retainedVersionRange)")
+            }
             if let metric, Metric(datasetName: metric) == nil { throw ValidationError("unknown metric '\(metric)'; use l2, cosine or dot") }
             if format == nil, InputFormat(path: input) == nil {
                 throw ValidationError("cannot tell the format of '\(input)' from its extension; pass --format")
@@ -82,22 +92,36 @@ extension VDBBuild {
                     segmentVectorBytes: segmentMib << 20, replace: replace, storage: storage.change)
                 options.syntheticMetadataSeed = syntheticMetadata
                 options.schema = try parsedSchema()
+                options.append = append
+                options.retainedVersions = keepVersions
                 let progress = TerminalProgress()
                 defer { progress.finish() }
                 let dataDirectory = FilePath(global.dataDir)
+                var report: IngestReport
                 switch format ?? InputFormat(path: input)! {
                 case .hdf5:
                     let dataset = try HDF5Dataset(path: path)
                     options.syntheticMetadataSeed = options.syntheticMetadataSeed ?? dataset.syntheticMetadataSeed
                     var source = try HDF5RowSource(dataset: dataset)
-                    return try Ingestor.ingest(source: &source, querySet: try dataset.querySet(), dataDirectory: dataDirectory, options: options, progress: progress.handler)
+                    report = try Ingestor.ingest(source: &source, querySet: try dataset.querySet(), dataDirectory: dataDirectory, options: options, progress: progress.handler)
                 case .fvecs, .bvecs:
                     var source = try VecsRowSource(path: path)
-                    return try Ingestor.ingest(source: &source, dataDirectory: dataDirectory, options: options, progress: progress.handler)
+                    report = try Ingestor.ingest(source: &source, dataDirectory: dataDirectory, options: options, progress: progress.handler)
                 case .jsonl:
                     var source = try JSONLinesSource(path: path)
-                    return try Ingestor.ingest(source: &source, dataDirectory: dataDirectory, options: options, progress: progress.handler)
+                    report = try Ingestor.ingest(source: &source, dataDirectory: dataDirectory, options: options, progress: progress.handler)
                 }
+                if append {
+                    // The appended segments get the index the library's settings ask for.
+                    let snapshot = try LibrarySnapshot.openCurrent(dataDirectory: dataDirectory, library: library, verifyChecksums: false)
+                    if IndexBuilder.needsBuild(snapshot) {
+                        let built = try IndexBuilder.build(
+                            dataDirectory: dataDirectory, library: library, options: IndexBuildOptions(settings: snapshot.manifest.index),
+                            progress: progress.handler)
+                        report.epoch = built.epoch
+                    }
+                }
+                return report
             }
             if global.json {
                 print(try encodeJSON(report))

@@ -8,7 +8,7 @@ struct VDBBuild: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vdb-build",
         abstract: "Ingest datasets into vdb libraries and build their indexes, offline.",
-        subcommands: [Ingest.self, Index.self, Generate.self, Verify.self])
+        subcommands: [Ingest.self, Index.self, Compact.self, Rollback.self, Generate.self, Verify.self])
 }
 
 /// Options every subcommand shares.

@@ -29,6 +29,8 @@ func buildRouter(service: LibraryService) -> Router<VDBRequestContext> {
     DocumentsController(service: service).addRoutes(to: libraries.group(":library/documents"))
     ChunksController(service: service).addRoutes(to: libraries.group(":library/documents/:document/chunks"))
     SearchController(service: service).addRoutes(to: libraries.group(":library/search"))
+    LifecycleController(service: service).addRoutes(to: libraries)
+    JobsController(service: service).addRoutes(to: router.group("v1/jobs"))
     return router
 }
 

@@ -38,6 +38,8 @@ struct CreateLibraryRequest: Decodable, Sendable {
     var storage: StorageBody?
     /// Declared chunk-metadata fields: `{"field": "keyword|integer|float|bool|datetime|keyword[]"}`.
     var schema: JSONValue?
+    /// Published versions kept on disk (rollback targets), 2-100; default 2.
+    var retainedVersions: Int?
     var metadata: [String: JSONValue]?
 }
 
@@ -157,4 +159,96 @@ struct JSONBody<Value: Encodable & Sendable>: ResponseEncodable, Sendable {
     var value: Value
     init(_ value: Value) { self.value = value }
     func encode(to encoder: any Encoder) throws { try value.encode(to: encoder) }
+}
+
+/// A body that must be empty or `{}`.
+struct EmptyRequest: Decodable, Sendable {}
+
+/// `POST …/compact`: optional overrides of the server's compaction policy.
+struct CompactRequest: Decodable, Sendable {
+    var fanIn: Int?
+    var minimumRows: Int?
+    var deletedShare: Double?
+
+    func policy(over base: CompactionPolicy) throws -> CompactionPolicy {
+        var policy = base
+        if let fanIn {
+            guard (2...64).contains(fanIn) else { throw Self.invalid("fanIn", "must be in 2...64") }
+            policy.fanIn = fanIn
+        }
+        if let minimumRows {
+            guard (1...100_000_000).contains(minimumRows) else { throw Self.invalid("minimumRows", "must be in 1...100000000") }
+            policy.minimumRows = minimumRows
+        }
+        if let deletedShare {
+            guard deletedShare > 0, deletedShare <= 1 else { throw Self.invalid("deletedShare", "must be in (0, 1]") }
+            policy.deletedShare = deletedShare
+        }
+        return policy
+    }
+
+    static func invalid(_ field: String, _ what: String) -> ProblemDetails {
+        ProblemDetails(status: .unprocessableContent, code: "invalid-field", detail: "field '\(field)': \(what)", pointer: "/" + field)
+    }
+}
+
+/// `POST …/index`: the index to build, as `{"type": "hnsw", "m": 16, "efConstruction": 200}`.
+struct IndexJobRequest: Decodable, Sendable {
+    var type: String
+    var m: Int?
+    var efConstruction: Int?
+    var ef: Int?
+    var lists: Int?
+    var subquantizers: Int?
+    var nprobe: Int?
+    var rerank: Int?
+    var leafSize: Int?
+
+    func settings() throws -> IndexSettings {
+        func check(_ value: Int?, _ field: String, _ range: ClosedRange<Int>) throws {
+            if let value, !range.contains(value) { throw CompactRequest.invalid(field, "must be in \(range.lowerBound)...\(range.upperBound)") }
+        }
+        func only(_ allowed: [String]) throws {
+            let given: [(String, Int?)] = [("m", m), ("efConstruction", efConstruction), ("ef", ef), ("lists", lists),
+                                            ("subquantizers", subquantizers), ("nprobe", nprobe), ("rerank", rerank), ("leafSize", leafSize)]
+            if let stray = given.first(where: { $0.1 != nil && !allowed.contains($0.0) }) {
+                throw CompactRequest.invalid(stray.0, "does not apply to a \(type) index")
+            }
+        }
+        try check(m, "m", 2...128)
+        try check(efConstruction, "efConstruction", 8...4_096)
+        try check(ef, "ef", SearchParameters.efRange)
+        try check(lists, "lists", 1...65_536)
+        try check(subquantizers, "subquantizers", 1...4_096)
+        try check(nprobe, "nprobe", 1...65_536)
+        try check(rerank, "rerank", 0...1_000)
+        try check(leafSize, "leafSize", 1...65_536)
+        switch type {
+        case "flat":
+            try only([])
+            return .flat
+        case "hnsw", "auto":
+            try only(["m", "efConstruction", "ef"])
+            let hnsw = HNSWParameters(m: m ?? 16, efConstruction: efConstruction ?? 200, efSearch: ef ?? 64)
+            return type == "hnsw" ? .hnsw(hnsw) : .auto(AutoIndexParameters(hnsw: hnsw))
+        case "kdtree":
+            try only(["leafSize"])
+            return .kdtree(KDTreeParameters(leafSize: leafSize ?? KDTreeParameters().leafSize))
+        case "ivfpq":
+            try only(["lists", "subquantizers", "nprobe", "rerank"])
+            var parameters = IVFPQParameters()
+            parameters.lists = lists
+            parameters.subquantizers = subquantizers
+            if let nprobe { parameters.nprobe = nprobe }
+            if let rerank { parameters.rerank = rerank }
+            return .ivfpq(parameters)
+        default:
+            throw CompactRequest.invalid("type", "must be \(IndexSettings.typeNames.joined(separator: ", ")), not '\(type)'")
+        }
+    }
+}
+
+/// `POST …/rollback`: the kept version to return to (default: the one before the live one).
+struct RollbackRequest: Decodable, Sendable {
+    var version: Int?
 }

@@ -42,7 +42,7 @@ extension CreateLibraryRequest: StrictBody {
     static let schema = BodySchema.object([
         "name": .any, "dimension": .any, "metric": .any, "normalized": .any, "model": .any, "shards": .any,
         "index": .object(["type": .any, "m": .any, "efConstruction": .any, "ef": .any]),
-        "storage": .object(["vectors": .any, "compression": .any]), "schema": .any, "metadata": .any,
+        "storage": .object(["vectors": .any, "compression": .any]), "schema": .any, "retainedVersions": .any, "metadata": .any,
     ])
 }
 
@@ -74,4 +74,23 @@ extension SearchRequest: StrictBody {
 
 extension DeleteDocumentsRequest: StrictBody {
     static let schema = BodySchema.object(["filter": .any])
+}
+
+extension EmptyRequest: StrictBody {
+    static let schema = BodySchema.object([:])
+}
+
+extension CompactRequest: StrictBody {
+    static let schema = BodySchema.object(["fanIn": .any, "minimumRows": .any, "deletedShare": .any])
+}
+
+extension IndexJobRequest: StrictBody {
+    static let schema = BodySchema.object([
+        "type": .any, "m": .any, "efConstruction": .any, "ef": .any, "lists": .any, "subquantizers": .any, "nprobe": .any,
+        "rerank": .any, "leafSize": .any,
+    ])
+}
+
+extension RollbackRequest: StrictBody {
+    static let schema = BodySchema.object(["version": .any])
 }

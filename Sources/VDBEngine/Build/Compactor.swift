@@ -64,7 +64,7 @@ public struct CompactionReport: Sendable, Codable, Hashable {
 /// segment through the row map, and the live version's WAL positions are kept, so writes made
 /// during the compaction are replayed on top of the result by chunk id. Nothing written
 /// meanwhile is lost, nothing deleted comes back.
-public struct Compactor {
+public struct Compactor: Sendable {
     public let directory: LibraryDirectory
     public let policy: CompactionPolicy
     public var threads: Int

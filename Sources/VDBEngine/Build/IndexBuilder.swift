@@ -21,6 +21,8 @@ public struct IndexBuildOptions: Sendable {
     /// empty keeps each segment's own. Segments stored otherwise are rewritten even when their
     /// index is already in shape.
     public var storage = StorageChange()
+    /// Checked between segments: when it answers true the build stops, publishing nothing.
+    public var shouldStop: @Sendable () -> Bool = { false }
 
     public init(settings: IndexSettings = .auto(AutoIndexParameters()), threads: Int = 0, memoryBudget: Int? = nil) {
         self.settings = settings
@@ -100,6 +102,7 @@ public enum IndexBuilder {
                     indexBytes += Self.indexBytes(of: segment)
                     continue
                 }
+                if options.shouldStop() { throw CancellationError() }
                 let offset = rowsDone
                 let t0 = Date()
                 let sections = try wanted.build(for: segment, threads: options.threads) { event in
@@ -130,6 +133,7 @@ public enum IndexBuilder {
             try tombstones.write(to: newFile.path)
             draft.manifest.shards[s].tombstones = newFile.file
         }
+        if options.shouldStop() { throw CancellationError() }
         let published = try draft.commit()
         return IndexBuildReport(
             library: library, epoch: published.epoch, type: settings.typeName, segments: old.shards.reduce(0) { $0 + $1.segments.count },

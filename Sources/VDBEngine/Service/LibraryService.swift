@@ -21,6 +21,12 @@ public struct LibraryInfo: Codable, Sendable, Hashable {
     public var chunks: Int
     /// Rows added since the last flush, searched exactly.
     public var unflushedChunks: Int
+    /// Segments over all shards, and rows they still store that are deleted or replaced
+    /// (compaction drops them).
+    public var segments: Int
+    public var deletedChunks: Int
+    /// Published versions kept on disk (rollback targets among them), newest first.
+    public var keptVersions: [Epoch]
     public var mappedBytes: Int
     /// How new segments store vectors and blobs.
     public var storage: StorageSettings
@@ -42,13 +48,21 @@ public final class LibraryService: Sendable {
     private let logger: Logger
     /// A library whose unflushed rows reach this many is flushed in the background.
     public let flushThreshold: Int
+    /// When the maintenance loop compacts a library's shards after a flush.
+    public let compaction: CompactionPolicy
+    /// Index builds and compactions, over REST and automatic.
+    public let jobs = JobRegistry()
     /// Libraries that passed the flush threshold, for the maintenance loop.
     private let flushRequests: AsyncStream<LiveLibrary>
     private let requestFlush: AsyncStream<LiveLibrary>.Continuation
 
     /// Opens every library in the data directory, replaying their WALs. Files crashed writers
     /// left behind (in libraries and deleted libraries) are removed first.
-    public init(dataDirectory: FilePath, policy: FsyncPolicy, flushThreshold: Int = 50_000, logger: Logger = .disabled) throws {
+    public init(
+        dataDirectory: FilePath, policy: FsyncPolicy, flushThreshold: Int = 50_000, compaction: CompactionPolicy = CompactionPolicy(),
+        logger: Logger = .disabled
+    ) throws {
+        self.compaction = compaction
         self.dataDirectory = dataDirectory
         self.policy = policy
         self.logger = logger
@@ -79,10 +93,14 @@ public final class LibraryService: Sendable {
     /// Creates an empty library with a fixed contract.
     public func createLibrary(
         name: String, contract: EmbeddingContract, shards: Int = 1, index: IndexSettings = .flat,
-        storage: StorageSettings = StorageSettings(), schema: MetadataSchema = MetadataSchema(), metadata: [String: JSONValue] = [:]
+        storage: StorageSettings = StorageSettings(), schema: MetadataSchema = MetadataSchema(), retainedVersions: Int? = nil,
+        metadata: [String: JSONValue] = [:]
     ) async throws -> LibraryInfo {
         try contract.validate()
         try schema.validate()
+        if let retainedVersions, !Manifest.retainedVersionRange.contains(retainedVersions) {
+            throw StorageError(.invalidArgument, "must be in \(Manifest.retainedVersionRange)", field: "retainedVersions")
+        }
         guard (1...1024).contains(shards) else { throw StorageError(.invalidArgument, "shards must be in 1...1024, not \(shards)", field: "shards") }
         try index.validate(for: contract.metric)
         let directory = try LibraryDirectory(dataDirectory: dataDirectory, name: name)
@@ -91,12 +109,11 @@ public final class LibraryService: Sendable {
             guard open[name] == nil, !directory.exists else {
                 throw StorageError(.alreadyExists, "library '\(name)' already exists")
             }
-            let draft = try VersionDraft(
-                directory: directory, base: nil,
-                manifest: Manifest(
-                    epoch: 1, library: name, contract: contract, shardCount: shards,
-                    shards: (0..<shards).map { ShardManifest(id: UInt32($0)) }, index: index, storage: storage, schema: schema,
-                    metadata: metadata))
+            var first = Manifest(
+                epoch: 1, library: name, contract: contract, shardCount: shards, shards: (0..<shards).map { ShardManifest(id: UInt32($0)) },
+                index: index, storage: storage, schema: schema, metadata: metadata)
+            first.retainedVersions = retainedVersions
+            let draft = try VersionDraft(directory: directory, base: nil, manifest: first)
             let manifest = try draft.commit()
             let live = try LiveLibrary(snapshot: LibrarySnapshot(directory: directory, manifest: manifest), policy: policy, logger: logger)
             open[name] = live
@@ -140,7 +157,10 @@ public final class LibraryService: Sendable {
                 for await library in self.flushRequests {
                     guard await library.unflushedRows() >= self.flushThreshold else { continue }  // flushed meanwhile
                     do {
-                        if try await library.flush() != nil { try await self.buildIndexes(of: library) }
+                        if try await library.flush() != nil {
+                            try await self.buildIndexes(of: library)
+                            self.compactIfDue(library)
+                        }
                     } catch {
                         self.logger.error("background flush or index build failed", metadata: ["library": "\(library.name)", "error": "\(error)"])
                     }
@@ -170,18 +190,95 @@ public final class LibraryService: Sendable {
         try await library.adopt(LibrarySnapshot(directory: snapshot.directory, manifest: try snapshot.directory.currentManifest()))
     }
 
-    /// Picks up versions other processes published (`vdb-build index`, `ingest --replace` of
-    /// the same shape) for every open library.
+    /// Follows the data directory: libraries other processes created (`vdb-build ingest`)
+    /// are opened, libraries removed from disk are dropped, and versions published elsewhere
+    /// (`vdb-build index`, `ingest --replace` or `--append`, `rollback`, `compact`) are adopted;
+    /// a version of another shape (shard count) is served by reopening the library.
     public func refresh() async {
-        for library in libraries.withLock({ Array($0.values) }) {
+        let onDisk = Set(LibraryDirectory.libraryNames(in: dataDirectory))
+        let open = libraries.withLock { $0 }
+        for (name, _) in open where !onDisk.contains(name) {
+            libraries.withLock { $0[name] = nil }
+            logger.notice("library removed from disk; no longer served", metadata: ["library": "\(name)"])
+        }
+        for name in onDisk.subtracting(open.keys).sorted() {
+            do {
+                let library = try LiveLibrary.open(dataDirectory: dataDirectory, library: name, policy: policy, logger: logger)
+                let added = libraries.withLock { libraries -> Bool in
+                    guard libraries[name] == nil else { return false }
+                    libraries[name] = library
+                    return true
+                }
+                if added { logger.notice("serving a library created on disk", metadata: ["library": "\(name)", "version": "\(library.snapshot.epoch)"]) }
+            } catch {
+                // Not finished (no CURRENT yet) or unreadable: tried again next time.
+                logger.debug("cannot open a library found on disk yet", metadata: ["library": "\(name)", "error": "\(error)"])
+            }
+        }
+        for (name, library) in open where onDisk.contains(name) {
             let directory = library.snapshot.directory
             guard let manifest = try? directory.currentManifest(), manifest.epoch > library.snapshot.epoch else { continue }
             do {
-                try await library.adopt(LibrarySnapshot(directory: directory, manifest: manifest, verifyChecksums: true))
+                if manifest.shardCount != library.snapshot.manifest.shardCount {
+                    // Offline tools refuse to replace a version over unflushed writes, so the
+                    // WAL holds nothing this reopening could drop.
+                    let reopened = try LiveLibrary.open(dataDirectory: dataDirectory, library: name, policy: policy, logger: logger)
+                    libraries.withLock { $0[name] = reopened }
+                } else {
+                    try await library.adopt(LibrarySnapshot(directory: directory, manifest: manifest, verifyChecksums: true))
+                }
             } catch {
-                logger.warning("cannot adopt a version", metadata: ["library": "\(directory.name)", "version": "\(manifest.epoch)", "error": "\(error)"])
+                logger.warning("cannot adopt a version", metadata: ["library": "\(name)", "version": "\(manifest.epoch)", "error": "\(error)"])
             }
         }
+    }
+
+    // MARK: Jobs
+
+    /// Starts an automatic compaction when the policy finds a shard to merge and no job runs.
+    func compactIfDue(_ library: LiveLibrary) {
+        let due = library.currentShards().contains { shard in
+            compaction.plan(liveRows: shard.live.map(\.count), totalRows: shard.segments.map(\.rowCount)) != nil
+        }
+        guard due, jobs.active(for: library.name) == nil else { return }
+        _ = try? startCompactionJob(library.name, automatic: true)
+    }
+
+    /// Starts an index build with `settings` as a job: every segment gets the index, the
+    /// library's settings change, and the version is served once published.
+    public func startIndexJob(_ name: String, settings: IndexSettings) throws -> JobInfo {
+        let library = try library(name)
+        try settings.validate(for: library.contract.metric)
+        let dataDirectory = self.dataDirectory
+        return try jobs.start(.index, library: name) { context in
+            var options = IndexBuildOptions(settings: settings)
+            options.shouldStop = { context.isCancelled }
+            let built = options
+            let report = try await runOnDedicatedThread {
+                try IndexBuilder.build(dataDirectory: dataDirectory, library: name, options: built, progress: context.report)
+            }
+            try await library.adopt(LibrarySnapshot(directory: library.snapshot.directory, manifest: try library.snapshot.directory.currentManifest()))
+            return report.epoch
+        }
+    }
+
+    /// Starts a compaction of `name` as a job (``LiveLibrary/compact(policy:threads:progress:shouldStop:)``).
+    public func startCompactionJob(_ name: String, policy: CompactionPolicy? = nil, automatic: Bool = false) throws -> JobInfo {
+        let library = try library(name)
+        let policy = policy ?? compaction
+        return try jobs.start(.compact, library: name, automatic: automatic) { context in
+            try await library.compact(policy: policy, threads: 1, progress: context.report, shouldStop: { context.isCancelled })?.epoch
+        }
+    }
+
+    /// Rolls a library back to a kept version (default: the one before the live one).
+    public func rollback(_ name: String, to version: Epoch?) async throws -> LibraryInfo {
+        let library = try library(name)
+        if let running = jobs.active(for: name) {
+            throw StorageError(.conflict, "library '\(name)' has a running job: \(running.kind.rawValue) job \(running.id); wait for it or cancel it")
+        }
+        _ = try await library.rollback(to: version)
+        return await info(of: library)
     }
 
     /// Flushes every library (on shutdown, so a restart replays little).
@@ -214,10 +311,12 @@ public final class LibraryService: Sendable {
         let (documents, chunks) = await library.counts()
         let snapshot = library.snapshot
         let manifest = snapshot.manifest
+        let stored = library.storedRows()
         return LibraryInfo(
             name: manifest.library, contract: manifest.contract, shards: manifest.shardCount, index: manifest.index,
             metadata: manifest.metadata, schema: manifest.schema, version: manifest.epoch, documents: documents, chunks: chunks,
-            unflushedChunks: library.currentShards().reduce(0) { $0 + $1.deltaLive.count },
+            unflushedChunks: library.currentShards().reduce(0) { $0 + $1.deltaLive.count }, segments: stored.segments,
+            deletedChunks: stored.deadRows, keptVersions: snapshot.directory.keptVersions(),
             mappedBytes: snapshot.mappedBytes, storage: manifest.segmentStorage, sections: sections ? snapshot.sectionUsage : nil)
     }
 

@@ -18,8 +18,8 @@ public final class LiveLibrary: Sendable {
     private let shards: PublishedShards
     private let published: Locked<LibrarySnapshot>
     /// Held while a flush, an adoption or a metadata change publishes: they queue, never overlap.
-    private let publishing = AsyncLock()
-    private let logger: Logger
+    let publishing = AsyncLock()
+    let logger: Logger
 
     /// Opens the live version of a library and recovers each shard from its WAL.
     public static func open(dataDirectory: FilePath, library: String, policy: FsyncPolicy, logger: Logger = .disabled) throws -> LiveLibrary {
@@ -219,7 +219,7 @@ public final class LiveLibrary: Sendable {
 
     /// Serves `new`: every shard's state is rebuilt from it plus the WAL written since, reusing
     /// the opened indexes of segments both versions share (when the index settings agree).
-    private func switchTo(_ new: LibrarySnapshot, reusingIndexesOf old: LibrarySnapshot) async throws {
+    func switchTo(_ new: LibrarySnapshot, reusingIndexesOf old: LibrarySnapshot) async throws {
         var reusable: [UInt32: any VectorIndex] = [:]
         if old.manifest.index == new.manifest.index {
             for (shard, state) in currentShards().enumerated() {

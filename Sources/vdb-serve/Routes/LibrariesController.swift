@@ -51,7 +51,7 @@ struct LibrariesController {
         }
         let info = try await service.createLibrary(
             name: body.name, contract: contract, shards: body.shards ?? 1, index: index, storage: storage, schema: schema,
-            metadata: body.metadata ?? [:])
+            retainedVersions: body.retainedVersions, metadata: body.metadata ?? [:])
         return EditedResponse(status: .created, headers: [.location: "/v1/libraries/\(info.name)"], response: JSONBody(info))
     }
 
