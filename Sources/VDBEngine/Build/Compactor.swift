@@ -25,9 +25,6 @@ public struct CompactionPolicy: Sendable, Hashable, Codable {
     /// The segments (indexes into the shard's list) one compaction of the shard merges, or
     /// nil when the shard is in shape. Takes the fullest tier first, the smallest segments in it.
     public func plan(liveRows: [Int], totalRows: [Int]) -> [Int]? {
-        for (i, live) in liveRows.enumerated() where totalRows[i] > 0 && Double(totalRows[i] - live) >= deletedShare * Double(totalRows[i]) {
-            return [i]
-        }
         var tiers: [Int: [Int]] = [:]
         for (i, live) in liveRows.enumerated() {
             var tier = 0
@@ -38,8 +35,12 @@ public struct CompactionPolicy: Sendable, Hashable, Codable {
             }
             tiers[tier, default: []].append(i)
         }
-        guard let (_, members) = tiers.filter({ $0.value.count >= fanIn }).min(by: { $0.key < $1.key }) else { return nil }
-        return Array(members.sorted { liveRows[$0] < liveRows[$1] }.prefix(fanIn)).sorted()
+        if let (_, members) = tiers.filter({ $0.value.count >= fanIn }).min(by: { $0.key < $1.key }) {
+            return Array(members.sorted { liveRows[$0] < liveRows[$1] }.prefix(fanIn)).sorted()
+        }
+        // No tier is full: rewrite the deadest segment past the threshold, if any.
+        let dead = liveRows.indices.filter { totalRows[$0] > 0 && Double(totalRows[$0] - liveRows[$0]) >= deletedShare * Double(totalRows[$0]) }
+        return dead.max { Double(liveRows[$0]) / Double(totalRows[$0]) > Double(liveRows[$1]) / Double(totalRows[$1]) }.map { [$0] }
     }
 }
 
@@ -215,7 +216,17 @@ public struct Compactor: Sendable {
 
     /// Compacts the live version offline (`vdb-build compact`): merge, then rebase onto the
     /// version live at the end and publish; nil when every shard is in shape.
-    public func run() throws -> CompactionReport? {
+    public func run(maximumRounds: Int = 16) throws -> CompactionReport? {
+        var total: CompactionReport? = nil
+        for _ in 0..<maximumRounds {
+            guard let round = try runOnce() else { break }
+            total = total.map { $0.adding(round) } ?? round
+        }
+        return total
+    }
+
+    /// One round: each shard's first planned merge.
+    func runOnce() throws -> CompactionReport? {
         let started = Date()
         let base = try directory.currentManifest()
         let draft = try VersionDraft(editing: base, in: directory)
@@ -231,5 +242,14 @@ public struct Compactor: Sendable {
         return CompactionReport(
             library: directory.name, epoch: published.epoch, mergedSegments: merges.reduce(0) { $0 + $1.replaced.count },
             writtenSegments: merges.count, droppedRows: merges.reduce(0) { $0 + $1.droppedRows }, seconds: Date().timeIntervalSince(started))
+    }
+}
+
+extension CompactionReport {
+    /// Two rounds as one report (the later version).
+    func adding(_ next: CompactionReport) -> CompactionReport {
+        CompactionReport(
+            library: library, epoch: next.epoch, mergedSegments: mergedSegments + next.mergedSegments,
+            writtenSegments: writtenSegments + next.writtenSegments, droppedRows: droppedRows + next.droppedRows, seconds: seconds + next.seconds)
     }
 }

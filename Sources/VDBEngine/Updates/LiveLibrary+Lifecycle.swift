@@ -9,10 +9,23 @@ extension LiveLibrary {
     /// publishes the result under the publish lock, rebased onto the version live by then
     /// (``Compactor``): searches keep their snapshot throughout, and writes made meanwhile are
     /// replayed on top from the WAL. The merge runs on its own thread with `threads` threads.
-    /// Returns nil when every shard is in shape.
+    /// Rounds repeat until every shard is in shape (at most `maximumRounds`); returns nil
+    /// when it already was.
     public func compact(
-        policy: CompactionPolicy = CompactionPolicy(), threads: Int = 1, progress: ProgressHandler? = nil,
+        policy: CompactionPolicy = CompactionPolicy(), threads: Int = 1, maximumRounds: Int = 16, progress: ProgressHandler? = nil,
         shouldStop: @escaping @Sendable () -> Bool = { false }
+    ) async throws -> CompactionReport? {
+        var total: CompactionReport? = nil
+        for _ in 0..<maximumRounds {
+            guard let round = try await compactOnce(policy: policy, threads: threads, progress: progress, shouldStop: shouldStop) else { break }
+            total = total.map { $0.adding(round) } ?? round
+        }
+        return total
+    }
+
+    /// One round of ``compact(policy:threads:maximumRounds:progress:shouldStop:)``.
+    func compactOnce(
+        policy: CompactionPolicy, threads: Int, progress: ProgressHandler?, shouldStop: @escaping @Sendable () -> Bool
     ) async throws -> CompactionReport? {
         let started = Date()
         let base = snapshot

@@ -60,6 +60,8 @@ struct ArrayRowSource: RowSource {
     var declaredMetric: Metric?
     /// Each row's chunk metadata, when rows have some.
     var metadataForRow: (@Sendable (Int) -> JSONValue)?
+    /// The id (chunk and document) of the first row; rows count up from it.
+    var firstRow = 0
     private var next = 0
 
     init(dimension: Int, vectors: [Float], declaredMetric: Metric? = nil) {
@@ -76,8 +78,8 @@ struct ArrayRowSource: RowSource {
         guard n > 0 else { return 0 }
         batch.vectors.append(contentsOf: vectors[next * dimension..<(next + n) * dimension])
         for r in next..<next + n {
-            batch.chunkIDs.append(ChunkID(row: UInt64(r)))
-            batch.documentIDs.append(DocumentID(row: UInt64(r)))
+            batch.chunkIDs.append(ChunkID(row: UInt64(firstRow + r)))
+            batch.documentIDs.append(DocumentID(row: UInt64(firstRow + r)))
             batch.texts.append(nil)
             batch.metadata.append(metadataForRow?(r).encodedBytes())
         }
