@@ -89,6 +89,17 @@ struct ServerTests {
     /// VDB_LONG_TESTS=1.
     @Test(arguments: ["always", "group:2", "never"])
     func acknowledgedWritesSurviveKill(fsync: String) async throws {
+        try await killCycles(fsync: fsync, compacting: false)
+    }
+
+    /// The same while flushes and compactions run back to back (merging every two segments),
+    /// so kills land inside merges, rebases and publishes; after each restart the library
+    /// holds only files some version names and `vdb-build verify` passes.
+    @Test func acknowledgedWritesSurviveKillDuringCompaction() async throws {
+        try await killCycles(fsync: "group:2", compacting: true)
+    }
+
+    func killCycles(fsync: String, compacting: Bool) async throws {
         let dir = try CommandLineTests.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         var server = try Server(dataDirectory: dir, fsync: fsync)
@@ -98,16 +109,35 @@ struct ServerTests {
         let tasks = 4
         let cycles = ProcessInfo.processInfo.environment["VDB_LONG_TESTS"] == nil ? 3 : 30
         var acknowledgedCount = 0
+        let compactions = AcknowledgementCounter()
         for cycle in 0..<cycles {
             let current = server
             let snapshot = known
             let outcomes = await withTaskGroup(of: ClientOutcome.self) { group in
                 let acknowledged = AcknowledgementCounter()
+                if compacting {
+                    group.addTask {
+                        // Until the kill: flush (a segment per shard), then merge.
+                        while (try? await current.request("POST", "/v1/libraries/c/flush")) != nil {
+                            guard let job = try? await current.request("POST", "/v1/libraries/c/compact", ["fanIn": 2, "minimumRows": 1]),
+                                let id = job.json["id"] as? String
+                            else { continue }
+                            compactions.increment()
+                            while let state = try? await current.request("GET", "/v1/jobs/\(id)").json["state"] as? String,
+                                state == "queued" || state == "running"
+                            {
+                                try? await Task.sleep(nanoseconds: 5_000_000)
+                            }
+                        }
+                        return ClientOutcome()
+                    }
+                }
                 for t in 0..<tasks {
                     let mine = snapshot.filter { $0.key % tasks == t }
                     group.addTask { await Self.runClient(current, task: t, tasks: tasks, cycle: cycle, documents: mine, counter: acknowledged) }
                 }
-                try? await Task.sleep(nanoseconds: UInt64.random(in: 10...120, using: &rng) * 1_000_000)
+                // Compaction cycles run longer, so the kill lands inside merges as well as between them.
+                try? await Task.sleep(nanoseconds: UInt64.random(in: compacting ? 100...1_500 : 10...120, using: &rng) * 1_000_000)
                 // A loaded machine may not have acknowledged anything yet: a kill then tests nothing.
                 for _ in 0..<500 where acknowledged.value == 0 { try? await Task.sleep(nanoseconds: 10_000_000) }
                 _ = current.stop(signal: SIGKILL)
@@ -133,6 +163,12 @@ struct ServerTests {
                 let actual = try await Self.fetch(server, id)
                 #expect(actual == state, "acknowledged document \(id) differs after restart (\(fsync), cycle \(cycle))")
             }
+            if compacting {
+                let library = dir.appendingPathComponent("data/libraries/c")
+                #expect(try CommandLineTests.unnamedFiles(library: library) == [], "files no version names after a kill (cycle \(cycle))")
+                let verify = try CommandLineTests.run("vdb-build", ["verify", "--library", "c", "--data-dir", "data"], in: dir)
+                #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+            }
             // Searches equal brute force over the acknowledged history.
             let all = known.values.flatMap { $0.values }
             for _ in 0..<5 {
@@ -145,6 +181,7 @@ struct ServerTests {
             }
         }
         #expect(acknowledgedCount > 0, "some writes were acknowledged before the kills")
+        if compacting { #expect(compactions.value > 0, "compactions ran before the kills") }
         _ = server.stop(signal: SIGTERM)
     }
 
