@@ -144,7 +144,7 @@ public final class LibraryService: Sendable {
     /// libraries that passed the flush threshold and builds the indexes their settings ask for
     /// on the new segments, and every `pollInterval` adopts versions other processes published.
     /// Work under way when cancelled is finished, not torn.
-    public func runMaintenance(pollInterval: Duration = .seconds(1)) async {
+    public func runMaintenance(pollInterval: Duration = .milliseconds(500)) async {
         await withDiscardingTaskGroup { group in
             group.addTask {
                 while !Task.isCancelled {

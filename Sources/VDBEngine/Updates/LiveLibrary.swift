@@ -19,6 +19,8 @@ public final class LiveLibrary: Sendable {
     private let published: Locked<LibrarySnapshot>
     /// Held while a flush, an adoption or a metadata change publishes: they queue, never overlap.
     let publishing = AsyncLock()
+    /// Chunk ids in writes under way, with the shard writing them (``apply(_:)``).
+    private let writing = Locked<[ChunkID: (shard: Int, count: Int)]>([:])
     let logger: Logger
 
     /// Opens the live version of a library and recovers each shard from its WAL.
@@ -85,25 +87,49 @@ public final class LiveLibrary: Sendable {
         guard mutations.allSatisfy({ self.shard(of: $0.document) == shard }) else {
             throw UpdateError(.invalidArgument, "a transaction's documents must share a shard; send changes to documents on different shards separately")
         }
-        // Chunk ids are unique in the library; a chunk put on this shard must not exist on another.
-        // (Checked before the write, so two concurrent puts of one new id on two shards can race;
-        // ids made by the server are random UUIDs.)
+        // Chunk ids are unique in the library: a chunk put on this shard must not exist on
+        // another, nor be in a write to another right now. The ids are reserved for the shard
+        // first (so of two concurrent puts of one new id on two shards, one sees the other's
+        // reservation), then looked up on the other shards, then written.
+        var ids: [ChunkID] = []
         for mutation in mutations {
-            let ids: [ChunkID]
             switch mutation {
-            case .putDocument(_, _, let chunks), .createDocument(_, _, let chunks): ids = chunks.map(\.id)
-            case .putChunk(_, let chunk), .createChunk(_, let chunk): ids = [chunk.id]
-            default: ids = []
+            case .putDocument(_, _, let chunks), .createDocument(_, _, let chunks): ids += chunks.map(\.id)
+            case .putChunk(_, let chunk), .createChunk(_, let chunk): ids.append(chunk.id)
+            default: break
             }
-            for id in ids {
-                for (other, writer) in writers.enumerated() where other != shard {
-                    if let existing = await writer.chunk(id) {
-                        throw UpdateError(.conflict, "chunk \(id) already exists in document \(existing.document)")
-                    }
+        }
+        try reserve(ids, for: shard)
+        defer { release(ids) }
+        for id in ids {
+            for (other, writer) in writers.enumerated() where other != shard {
+                if let existing = await writer.owner(of: id) {
+                    throw UpdateError(.conflict, "chunk \(id) already exists in document \(existing)")
                 }
             }
         }
         return try await writers[shard].apply(mutations)
+    }
+
+    /// Claims chunk ids for a write on `shard`; refused when a write on another shard holds one.
+    private func reserve(_ ids: [ChunkID], for shard: Int) throws(UpdateError) {
+        guard !ids.isEmpty else { return }
+        let taken = writing.withLock { claims -> ChunkID? in
+            if let taken = ids.first(where: { claims[$0].map { $0.shard != shard } ?? false }) { return taken }
+            for id in ids { claims[id, default: (shard, 0)].count += 1 }
+            return nil
+        }
+        if let taken { throw UpdateError(.conflict, "chunk \(taken) is being written to another document right now") }
+    }
+
+    private func release(_ ids: [ChunkID]) {
+        guard !ids.isEmpty else { return }
+        writing.withLock { claims in
+            for id in ids {
+                claims[id]?.count -= 1
+                if claims[id]?.count == 0 { claims[id] = nil }
+            }
+        }
     }
 
     /// Deletes every document with a chunk the filter matches: one transaction per shard

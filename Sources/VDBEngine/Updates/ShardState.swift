@@ -290,6 +290,15 @@ final class ShardState {
         return (try writer.finish(), tombstones)
     }
 
+    /// The document holding chunk `id`, if it exists.
+    func owner(of id: ChunkID) -> DocumentID? {
+        switch locations[id] {
+        case .segment(let s, let r)?: segments[s].documentID(at: r)
+        case .delta(let r)?: delta.row(r).documentID
+        case nil: nil
+        }
+    }
+
     /// A document's entry (chunk ids in order, metadata).
     func document(_ id: DocumentID) -> DocumentEntry? { documents[id] }
 

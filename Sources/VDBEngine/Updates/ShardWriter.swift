@@ -223,6 +223,9 @@ public actor ShardWriter {
     /// A chunk as stored; nil when it does not exist.
     public func chunk(_ id: ChunkID) -> ChunkRecord? { state.chunk(id) }
 
+    /// The document holding chunk `id`, when the shard has it (no copy of the row).
+    public func owner(of id: ChunkID) -> DocumentID? { state.owner(of: id) }
+
     /// Document ids in order after `cursor`, at most `limit`.
     public func documentIDs(after cursor: DocumentID?, limit: Int) -> [DocumentID] {
         state.documentIDs(after: cursor, limit: limit)

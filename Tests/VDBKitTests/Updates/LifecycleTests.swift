@@ -42,6 +42,34 @@ struct LifecycleTests {
         #expect(Set(hits.map(\.chunkID)) == Set(model.values.map(\.0)), "\(what): search", sourceLocation: sourceLocation)
     }
 
+    /// Two documents on two shards racing to create one chunk id: exactly one gets it.
+    @Test func chunkIDsAreUniqueAcrossShards() async throws {
+        let dir = TemporaryDirectory()
+        let service = try LibraryService(dataDirectory: dir.path, policy: .never, flushThreshold: .max)
+        _ = try await service.createLibrary(name: "u", contract: EmbeddingContract(dimension: 2, metric: .l2), shards: 4)
+        let library = try service.library("u")
+        let documents = (0..<64).map { DocumentID(row: UInt64($0)) }
+        for round in 0..<40 {
+            let a = documents[round % 64]
+            let b = try #require(documents.first { library.shard(of: $0) != library.shard(of: a) })
+            let chunk = ChunkID(row: UInt64(10_000 + round))
+            let outcomes = await withTaskGroup(of: Bool.self) { group in
+                for document in Array(repeating: [a, b], count: 8).flatMap({ $0 }) {
+                    group.addTask {
+                        let put = try? await library.apply([.putDocument(id: document, metadata: nil, chunks: [ChunkInput(id: chunk, vector: [1, 2])])])
+                        return put != nil
+                    }
+                }
+                var all: [Bool] = []
+                for await outcome in group { all.append(outcome) }
+                return all
+            }
+            #expect(outcomes.contains(true), "round \(round)")
+            let holders = await [a, b].asyncCompactMap { try? await library.document($0) }.filter { $0.chunks.contains { $0.id == chunk } }
+            #expect(holders.count == 1, "round \(round): chunk \(chunk) is in \(holders.count) documents")
+        }
+    }
+
     @Test func policyMergesFullTiersAndMostlyDeadSegments() {
         let policy = CompactionPolicy(fanIn: 4, minimumRows: 100, deletedShare: 0.25)
         #expect(policy.plan(liveRows: [50, 60, 70], totalRows: [50, 60, 70]) == nil)
@@ -239,5 +267,13 @@ struct LifecycleTests {
         #expect(cancelled.state == .failed && cancelled.error == "cancelled", "\(cancelled)")
         #expect(try service.library("j").snapshot.epoch == version)
         #expect(throws: StorageError.self) { try service.startIndexJob("nope", settings: .flat) }
+    }
+}
+
+extension Array {
+    func asyncCompactMap<T>(_ transform: (Element) async -> T?) async -> [T] {
+        var out: [T] = []
+        for element in self { if let value = await transform(element) { out.append(value) } }
+        return out
     }
 }
