@@ -28,7 +28,19 @@ struct VDBServe: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
+    @Option(name: .long, help: "Flush a library once this many rows are unflushed (they are searched exactly until then).")
+    var flushRows = 10_000
+
+    @Option(name: .long, help: "Compaction: merge a shard's segments once this many fall in one size tier.")
+    var compactFanIn = CompactionPolicy().fanIn
+
+    @Option(name: .long, help: "Compaction: live rows of the smallest tier's segments.")
+    var compactMinimumRows = CompactionPolicy().minimumRows
+
     func validate() throws {
+        guard (1...10_000_000).contains(flushRows) else { throw ValidationError("--flush-rows must be in 1...10000000") }
+        guard (2...64).contains(compactFanIn) else { throw ValidationError("--compact-fan-in must be in 2...64") }
+        guard compactMinimumRows >= 1 else { throw ValidationError("--compact-minimum-rows must be at least 1") }
         _ = try policy()
         guard (0...65_535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
@@ -55,7 +67,9 @@ struct VDBServe: AsyncParsableCommand {
         }
         let logger = Logger(label: "vdb-serve")
         let service = try reportingErrors("vdb-serve") {
-            try LibraryService(dataDirectory: dataDirectory.path, policy: policy(), logger: logger)
+            try LibraryService(
+                dataDirectory: dataDirectory.path, policy: policy(), flushThreshold: flushRows,
+                compaction: CompactionPolicy(fanIn: compactFanIn, minimumRows: compactMinimumRows), logger: logger)
         }
         let configuration = ServeConfiguration(dataDirectory: dataDir, host: host, port: port, policy: try policy(), portFile: portFile)
         let app = buildApplication(configuration, service: service, logger: logger)
