@@ -17,6 +17,7 @@ struct ServeConfiguration: Sendable {
 /// The routes, over a library service. Tests call this without a process or a socket.
 func buildRouter(service: LibraryService) -> Router<VDBRequestContext> {
     let router = Router(context: VDBRequestContext.self)
+    router.add(middleware: NoStoreMiddleware())
     router.add(middleware: ProblemDetailsMiddleware())
     router.get("healthz") { _, _ in Health(status: "ok", libraries: service.libraryCount) }
     router.get("openapi.json") { _, _ -> Response in

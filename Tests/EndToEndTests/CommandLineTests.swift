@@ -132,6 +132,25 @@ struct CommandLineTests {
         #expect(text.status == 0 && text.stdout.contains("filter:") && text.stdout.contains("matching rows"), "\(text.stdout)\(text.stderr)")
         let bad = try Self.run("vdb-query", ["--library", "s", "--data-dir", "d", "--filter", #"{"bucket": {"$lt": true}}"#], in: dir)
         #expect(bad.status == 64 && bad.stderr.contains("/bucket/$lt"), "\(bad.stderr)")
+        // The synthetic fields are declared, so a filter of another type is refused by the schema.
+        let typed = try Self.run("vdb-query", ["--library", "s", "--data-dir", "d", "--filter", #"{"year": "2010"}"#], in: dir)
+        #expect(typed.status == 64 && typed.stderr.contains("declared integer"), "\(typed.stderr)")
+
+        // generate --metadata records a seed that ingest turns into the same metadata, declared.
+        #expect(try Self.run("vdb-build", ["generate", "--output", "m.hdf5", "--rows", "4000", "--queries", "50", "--dimension", "16", "--metadata", "7"], in: dir).status == 0)
+        #expect(try Self.run("vdb-build", ["ingest", "m.hdf5", "--library", "m", "--data-dir", "d"], in: dir).status == 0)
+        let same = try Self.run("vdb-query", ["--library", "m", "--data-dir", "d", "--filter", #"{"bucket": {"$lt": 100}}"#, "--json"], in: dir)
+        #expect(try JSONDecoder().decode(QueryReport.self, from: Data(same.stdout.utf8)).filterMatches == report.filterMatches)
+        let current = try String(contentsOf: dir.appendingPathComponent("d/libraries/m/CURRENT"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let manifest = try String(contentsOf: dir.appendingPathComponent("d/libraries/m/\(current)"), encoding: .utf8)
+        #expect(manifest.contains("\"bucket\" : \"integer\""), "\(manifest)")
+
+        // A row whose metadata does not fit a declared schema stops the ingest; nothing is published.
+        let lines = [#"{"id": 1, "chunks": [{"vector": [1, 0], "metadata": {"year": 2020}}]}"#, #"{"id": 2, "chunks": [{"vector": [0, 1], "metadata": {"year": "soon"}}]}"#]
+        try lines.joined(separator: "\n").write(to: dir.appendingPathComponent("bad.jsonl"), atomically: true, encoding: .utf8)
+        let refused = try Self.run("vdb-build", ["ingest", "bad.jsonl", "--library", "b", "--data-dir", "d", "--metric", "l2", "--schema", #"{"year": "integer"}"#], in: dir)
+        #expect(refused.status == 65 && refused.stderr.contains("declared integer"), "\(refused.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("d/libraries/b/CURRENT").path))
     }
 
     /// The README's main job in small: generate, ingest, query; exact search has recall 1.

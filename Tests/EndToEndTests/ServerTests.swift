@@ -13,13 +13,23 @@ struct ServerTests {
         let port: Int
         let dataDirectory: URL
 
-        init(dataDirectory: URL, fsync: String = "group:2") throws {
+        /// Where the server's log goes, when a test wants to show it on failure.
+        var logFile: URL? { logURL }
+        private var logURL: URL?
+
+        init(dataDirectory: URL, fsync: String = "group:2", extraArguments: [String] = [], keepLog: Bool = false) throws {
             self.dataDirectory = dataDirectory
             let portFile = dataDirectory.appendingPathComponent("port-\(UUID().uuidString.prefix(6))")
             process.executableURL = CommandLineTests.productsDirectory.appendingPathComponent("vdb-serve")
-            process.arguments = ["--data-dir", dataDirectory.appendingPathComponent("data").path, "--port", "0", "--port-file", portFile.path, "--fsync", fsync, "--log-level", "warning"]
+            process.arguments = ["--data-dir", dataDirectory.appendingPathComponent("data").path, "--port", "0", "--port-file", portFile.path, "--fsync", fsync, "--log-level", "warning"] + extraArguments
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
+            if keepLog {
+                let log = dataDirectory.appendingPathComponent("serve-\(UUID().uuidString.prefix(6)).log")
+                FileManager.default.createFile(atPath: log.path, contents: nil)
+                process.standardError = try FileHandle(forWritingTo: log)
+                logURL = log
+            }
             try process.run()
             var port: Int? = nil
             for _ in 0..<600 {
@@ -39,6 +49,8 @@ struct ServerTests {
 
         func request(_ method: String, _ path: String, _ body: Any? = nil) async throws -> (status: Int, json: [String: Any]) {
             var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+            // Never a cached answer: a 404 before a library exists must not outlive it.
+            request.cachePolicy = .reloadIgnoringLocalCacheData
             request.httpMethod = method
             if let body {
                 request.httpBody = try JSONSerialization.data(withJSONObject: body)

@@ -19,6 +19,7 @@ struct RouterTests {
         // @unchecked Sendable: `json` is a parsed JSON tree, never mutated after parsing.
         var status: HTTPResponse.Status
         var contentType: String?
+        var cacheControl: String? = nil
         var json: Any?
         var object: [String: Any] { json as? [String: Any] ?? [:] }
     }
@@ -33,7 +34,9 @@ struct RouterTests {
         func send(_ method: HTTPRequest.Method, _ uri: String, _ body: Data?) async throws -> Reply {
             try await client.execute(uri: uri, method: method, headers: [.contentType: "application/json"], body: body.map { ByteBuffer(bytes: $0) }) { response in
                 let data = Data(buffer: response.body)
-                return Reply(status: response.status, contentType: response.headers[.contentType], json: data.isEmpty ? nil : try? JSONSerialization.jsonObject(with: data))
+                return Reply(
+                    status: response.status, contentType: response.headers[.contentType], cacheControl: response.headers[.cacheControl],
+                    json: data.isEmpty ? nil : try? JSONSerialization.jsonObject(with: data))
             }
         }
     }
@@ -42,6 +45,8 @@ struct RouterTests {
         let port: Int
         func send(_ method: HTTPRequest.Method, _ uri: String, _ body: Data?) async throws -> Reply {
             var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(uri)")!)
+            // Never a cached answer: a 404 before a library exists must not outlive it.
+            request.cachePolicy = .reloadIgnoringLocalCacheData
             request.httpMethod = method.rawValue
             request.httpBody = body
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
@@ -49,6 +54,7 @@ struct RouterTests {
             let http = response as! HTTPURLResponse
             return Reply(
                 status: HTTPResponse.Status(code: http.statusCode), contentType: http.value(forHTTPHeaderField: "Content-Type"),
+                cacheControl: http.value(forHTTPHeaderField: "Cache-Control"),
                 json: data.isEmpty ? nil : try? JSONSerialization.jsonObject(with: data))
         }
     }
@@ -169,6 +175,8 @@ struct RouterTests {
     func jobsAndLifecycleOverREST(backend: Backend) async throws {
         try await Self.run(backend) { client in
             #expect(try await Self.call(client, .post, "/v1/libraries", ["name": "l", "dimension": 2, "metric": "l2", "retainedVersions": 5]).status == .created)
+            #expect(try await Self.call(client, .get, "/v1/libraries/l").cacheControl == "no-store")
+            #expect(try await Self.call(client, .get, "/v1/libraries/none").cacheControl == "no-store")
             for round in 0..<3 {
                 for i in 0..<20 {
                     let id = round * 100 + i

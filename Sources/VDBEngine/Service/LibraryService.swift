@@ -203,13 +203,15 @@ public final class LibraryService: Sendable {
         }
         for name in onDisk.subtracting(open.keys).sorted() {
             do {
-                let library = try LiveLibrary.open(dataDirectory: dataDirectory, library: name, policy: policy, logger: logger)
-                let added = libraries.withLock { libraries -> Bool in
-                    guard libraries[name] == nil else { return false }
+                // Opened under the map's lock, as `createLibrary` does: a library created over
+                // REST meanwhile is never opened twice (two writers would share its WAL).
+                let library = try libraries.withLock { libraries -> LiveLibrary? in
+                    guard libraries[name] == nil else { return nil }
+                    let library = try LiveLibrary.open(dataDirectory: dataDirectory, library: name, policy: policy, logger: logger)
                     libraries[name] = library
-                    return true
+                    return library
                 }
-                if added { logger.notice("serving a library created on disk", metadata: ["library": "\(name)", "version": "\(library.snapshot.epoch)"]) }
+                if let library { logger.notice("serving a library created on disk", metadata: ["library": "\(name)", "version": "\(library.snapshot.epoch)"]) }
             } catch {
                 // Not finished (no CURRENT yet) or unreadable: tried again next time.
                 logger.debug("cannot open a library found on disk yet", metadata: ["library": "\(name)", "error": "\(error)"])

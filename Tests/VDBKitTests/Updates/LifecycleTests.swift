@@ -207,6 +207,10 @@ struct LifecycleTests {
         #expect { try Ingestor.ingest(source: &more, dataDirectory: dir.path, options: options) } throws: {
             ($0 as? StorageError)?.code == .conflict && "\($0)".contains("flush")
         }
+        var replacement = ArrayRowSource(dimension: Self.dimension, vectors: [0, 0, 1, 0], declaredMetric: .l2)
+        #expect { try Ingestor.ingest(source: &replacement, dataDirectory: dir.path, options: IngestOptions(library: "a", shardCount: 2, replace: true)) } throws: {
+            ($0 as? StorageError)?.code == .conflict
+        }
         try await library.flush()
         _ = try Ingestor.ingest(source: &more, dataDirectory: dir.path, options: options)
         await service.refresh()
