@@ -33,9 +33,10 @@ struct LifecycleEndToEndTests {
         let log = server.logFile.flatMap { try? String(contentsOf: $0, encoding: .utf8) } ?? ""
         // The target is 2 s (a 0.5 s poll, then opening the library; 0.35 s measured with the
         // cores busy, and within 2 s when this test runs alone). CI runs every suite at once on
-        // two cores, where one HTTP round trip of this client can take seconds, so the bound
-        // here only catches a server that does not pick the library up at all.
-        #expect(described.status == 200 && pickup <= 30, "picked up after \(pickup) s; server log:\n\(log.suffix(3_000))")
+        // two cores, where the whole machine crawls (this test's 20,000 x 32 ingest took 18 s
+        // and the server's 0.5 s poll woke 30 s late there), so the bound here only catches a
+        // server that does not pick the library up at all.
+        #expect(described.status == 200 && pickup <= 120, "picked up after \(pickup) s; server log:\n\(log.suffix(3_000))")
         #expect(described.json["chunks"] as? Int == 20_000)
         let flatVersion = try #require(described.json["version"] as? Int)
         let query = (0..<32).map { _ in Double.random(in: -1...1) }
