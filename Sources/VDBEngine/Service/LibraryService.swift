@@ -197,7 +197,8 @@ public final class LibraryService: Sendable {
     public func refresh() async {
         let onDisk = Set(LibraryDirectory.libraryNames(in: dataDirectory))
         let open = libraries.withLock { $0 }
-        for (name, _) in open where !onDisk.contains(name) {
+        // Dropped only when its directory is gone, not on a failed look at CURRENT.
+        for (name, library) in open where !onDisk.contains(name) && !fileExists(library.snapshot.directory.root) {
             libraries.withLock { $0[name] = nil }
             logger.notice("library removed from disk; no longer served", metadata: ["library": "\(name)"])
         }
