@@ -1,4 +1,5 @@
 public import VDBCore
+import VDBStorage
 public import Foundation
 
 /// A metadata filter of a search, parsed and type-checked once per query
@@ -76,13 +77,7 @@ public indirect enum Filter: Sendable, Hashable {
     }
 
     static func lookup(_ keys: [String], in metadata: JSONValue?) -> JSONValue? {
-        var current = metadata
-        for key in keys {
-            guard case .object(let object)? = current, let next = object[key] else { return nil }
-            current = next
-        }
-        if case .null? = current { return nil }
-        return current
+        MetadataSchema.value(at: keys.lazy.map { Substring($0) }, in: metadata)
     }
 
     /// Whether some clause reads document metadata.

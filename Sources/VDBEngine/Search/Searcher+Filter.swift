@@ -175,15 +175,8 @@ extension Searcher.Source {
             return store.withRowsForFiltering(upTo: count) { documents, metadata, indexed in
                 let evaluator = FilterEvaluator(
                     indexed: indexed, metadata: { metadata[$0] }, document: { documents[$0] }, documentMetadata: documentMetadata)
-                var candidates = live ?? RowSet.all(capacity: count)
-                if candidates.capacity > count {
-                    // The live set may be sized past the rows this snapshot saw.
-                    var seen = RowSet.all(capacity: count)
-                    seen.formIntersection(candidates)
-                    candidates = RowSet(capacity: candidates.capacity)
-                    candidates.formUnion(seen)
-                }
-                return evaluator.rows(filter, within: candidates)
+                // The snapshot's live set holds no row past `count`: it was taken with it.
+                return evaluator.rows(filter, within: live ?? RowSet.all(capacity: count))
             }
         }
     }
