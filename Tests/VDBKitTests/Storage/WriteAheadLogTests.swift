@@ -1,3 +1,4 @@
+import Foundation
 import PropertyBased
 import SystemPackage
 import Testing
@@ -113,5 +114,45 @@ struct WriteAheadLogTests {
         #expect(throws: StorageError.self) { try log.append([UInt8](repeating: 0, count: WriteAheadLog.maximumPayload + 1)) }
         writeBytes(Array("not a wal file at all".utf8), to: dir.path.appending("00000000000000000001.log"))
         #expect(throws: StorageError.self) { try WriteAheadLog.recover(directory: dir.path, after: 0) }
+    }
+}
+
+@Suite("WAL transaction records")
+struct TransactionRecordTests {
+    /// Any float bit pattern (NaN payloads, -0, subnormals, infinities) survives a record
+    /// bit for bit, and the vector travels as base64, not as decimal text.
+    @Test func vectorsRoundTripBitForBit() async throws {
+        await propertyCheck(count: 50, input: Gen.int(in: 0...64), Gen.uint64(in: 0...UInt64.max)) { dimension, seed in
+            var rng = SeededGenerator(seed: seed)
+            let vector = (0..<dimension).map { _ in Float(bitPattern: UInt32(truncatingIfNeeded: rng.next())) }
+            let transaction = PreparedTransaction(mutations: [
+                .putDocument(id: DocumentID(high: 0, low: seed), metadata: .object(["a": .number(1)]), chunks: [
+                    ChunkInput(id: ChunkID(high: 1, low: 2), text: "t", vector: vector, metadata: nil)
+                ])
+            ])
+            let bytes = try! JSONEncoder().encode(transaction)
+            let back = try! JSONDecoder().decode(PreparedTransaction.self, from: bytes)
+            guard case .putDocument(_, _, let chunks) = back.mutations[0] else { Issue.record("wrong case"); return }
+            #expect(chunks[0].vector.map(\.bitPattern) == vector.map(\.bitPattern), "seed \(seed)")
+            #expect(String(decoding: bytes, as: UTF8.self).contains("\"vector64\""))
+        }
+    }
+
+    /// Records written before vectors were base64 (a JSON array) still replay.
+    @Test func recordsWithVectorArraysStillDecode() throws {
+        let old = #"{"mutations":[{"putChunk":{"document":7,"chunk":{"id":9,"vector":[0.5,-1,3.25]}}}]}"#
+        let decoded = try JSONDecoder().decode(PreparedTransaction.self, from: Data(old.utf8))
+        guard case .putChunk(_, let chunk) = decoded.mutations[0] else { Issue.record("wrong case"); return }
+        #expect(chunk.vector == [0.5, -1, 3.25])
+        let bad = old.replacingOccurrences(of: #""vector":[0.5,-1,3.25]"#, with: #""vector64":"AAA""#)
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(PreparedTransaction.self, from: Data(bad.utf8)) }
+    }
+
+    @Test func aRecordIsAboutAThirdOfTheJSONArraySize() throws {
+        var rng = SeededGenerator(seed: 1)
+        let vector = (0..<384).map { _ in Float(Double(rng.next() % 2_000_000) / 1_000_000 - 1) / 20 }
+        let record = try JSONEncoder().encode(ChunkInput(id: ChunkID(high: 0, low: 1), vector: vector))
+        let asArray = try JSONEncoder().encode(vector)
+        #expect(record.count < asArray.count / 2, "\(record.count) bytes against \(asArray.count) for the array alone")
     }
 }
