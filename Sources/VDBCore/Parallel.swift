@@ -14,6 +14,17 @@ package enum Parallel {
         guard count > 0 else { return }
         let blockSize = max(1, blockSize)
         let blocks = (count + blockSize - 1) / blockSize
+        // One worker is the caller itself, at the caller's priority (a niced background job).
+        if threads <= 1 || blocks == 1 {
+            var done = 0
+            for block in 0..<blocks {
+                let range = block * blockSize..<min(count, (block + 1) * blockSize)
+                body(range)
+                done += range.count
+                finished?(done)
+            }
+            return
+        }
         let next = Atomic<Int>(0)
         let done = Atomic<Int>(0)
         withoutActuallyEscaping(body) { body in

@@ -30,17 +30,22 @@ public final class SegmentWriter {
     /// Indexes the schema's declared fields as rows arrive (nil without a schema).
     private var metadataIndex: MetadataIndexBuilder?
     public private(set) var rowCount = 0
+    /// Paces the writes (background work in the server); nil writes as fast as the disk takes.
+    private let throttle: WriteThrottle?
+    private var bytesSinceWriteback = 0
 
     private static let flushThreshold = 4 << 20
 
     /// - Parameters:
     ///   - storage: float32 or float16 vectors; zstd-compressed texts and metadata or not.
     ///   - schema: the library's declared metadata fields, indexed in a `metadataIndex` section.
+    ///   - throttle: paces the writes and their writeback (compaction and index builds in the server).
     public init(
         path: FilePath, dimension: Int, metric: Metric, storage: StorageSettings = StorageSettings(),
-        schema: MetadataSchema = MetadataSchema()
+        schema: MetadataSchema = MetadataSchema(), throttle: WriteThrottle? = nil
     ) throws(StorageError) {
         if !schema.isEmpty { metadataIndex = MetadataIndexBuilder(schema: schema) }
+        self.throttle = throttle
         self.path = path
         self.dimension = dimension
         self.metric = metric
@@ -146,7 +151,7 @@ public final class SegmentWriter {
             for (kind, bytes, encoding) in tail {
                 let start = SegmentFormat.aligned(position)
                 if start > position { _ = try fd.writeAll([UInt8](repeating: 0, count: start - position)) }
-                _ = try fd.writeAll(bytes)
+                try paced(bytes, to: fd)
                 entries.append((kind, CRC32C.checksum(bytes), start, bytes.count, encoding))
                 position = start + bytes.count
             }
@@ -197,10 +202,32 @@ public final class SegmentWriter {
         try? removeFileIfPresent(DurableFile.temporaryPath(for: path))
     }
 
+    /// Writes `bytes` at the file's position, in pieces the throttle admits one by one, pushing
+    /// the dirty pages out every `writebackInterval` bytes when throttled.
+    private func paced(_ bytes: [UInt8], to fd: FileDescriptor) throws {
+        guard let throttle else {
+            _ = try fd.writeAll(bytes)
+            return
+        }
+        let piece = 1 << 20
+        var start = 0
+        while start < bytes.count {
+            let end = min(bytes.count, start + piece)
+            throttle.admit(end - start)
+            _ = try fd.writeAll(bytes[start..<end])
+            bytesSinceWriteback += end - start
+            if bytesSinceWriteback >= throttle.writebackInterval {
+                try fd.synchronizeData()
+                bytesSinceWriteback = 0
+            }
+            start = end
+        }
+    }
+
     private func flushVectors() throws(StorageError) {
         guard let fd, !vectorBuffer.isEmpty else { return }
         do {
-            _ = try fd.writeAll(vectorBuffer)
+            try paced(vectorBuffer, to: fd)
         } catch {
             throw StorageError(.io, "cannot write segment \(DurableFile.temporaryPath(for: path))", cause: error)
         }
@@ -225,10 +252,11 @@ extension SegmentWriter {
     /// `extraSections` (an index) added, stored as `storage` says (by default as `segment` is).
     /// Used to attach an index to an immutable segment or to change how it is stored.
     public static func rewrite(
-        _ segment: Segment, to path: FilePath, extraSections: [(SegmentFormat.SectionKind, [UInt8])], storage: StorageSettings? = nil
+        _ segment: Segment, to path: FilePath, extraSections: [(SegmentFormat.SectionKind, [UInt8])], storage: StorageSettings? = nil,
+        throttle: WriteThrottle? = nil
     ) throws(StorageError) -> SegmentSummary {
         let storage = storage ?? segment.storageSettings
-        let writer = try SegmentWriter(path: path, dimension: segment.dimension, metric: segment.metric, storage: storage)
+        let writer = try SegmentWriter(path: path, dimension: segment.dimension, metric: segment.metric, storage: storage, throttle: throttle)
         for r in 0..<segment.rowCount {
             let row = RowOffset(r)
             try segment.vectorCopy(at: row).withUnsafeBufferPointer { (vector) throws(StorageError) in

@@ -37,7 +37,19 @@ struct VDBServe: AsyncParsableCommand {
     @Option(name: .long, help: "Compaction: live rows of the smallest tier's segments.")
     var compactMinimumRows = CompactionPolicy().minimumRows
 
+    @Option(name: .long, help: "Background work (compaction, index builds): threads per job (more than 1 runs the extra ones at normal priority).")
+    var backgroundThreads = 1
+
+    @Option(name: .long, help: "Background work: nice increment of its threads, 0...19, so searches get the cores first.")
+    var backgroundNice: Int32 = 10
+
+    @Option(name: .long, help: "Background work: segment writes in MiB/s over all jobs (0: unpaced).")
+    var backgroundWriteMiBps = 64
+
     func validate() throws {
+        guard (1...256).contains(backgroundThreads) else { throw ValidationError("--background-threads must be in 1...256") }
+        guard (0...19).contains(backgroundNice) else { throw ValidationError("--background-nice must be in 0...19") }
+        guard (0...100_000).contains(backgroundWriteMiBps) else { throw ValidationError("--background-write-mibps must be in 0...100000") }
         guard (1...10_000_000).contains(flushRows) else { throw ValidationError("--flush-rows must be in 1...10000000") }
         guard (2...64).contains(compactFanIn) else { throw ValidationError("--compact-fan-in must be in 2...64") }
         guard compactMinimumRows >= 1 else { throw ValidationError("--compact-minimum-rows must be at least 1") }
@@ -69,7 +81,11 @@ struct VDBServe: AsyncParsableCommand {
         let service = try reportingErrors("vdb-serve") {
             try LibraryService(
                 dataDirectory: dataDirectory.path, policy: policy(), flushThreshold: flushRows,
-                compaction: CompactionPolicy(fanIn: compactFanIn, minimumRows: compactMinimumRows), logger: logger)
+                compaction: CompactionPolicy(fanIn: compactFanIn, minimumRows: compactMinimumRows),
+                background: BackgroundLimits(
+                    threads: backgroundThreads, niceness: backgroundNice,
+                    writeBytesPerSecond: backgroundWriteMiBps > 0 ? backgroundWriteMiBps << 20 : nil),
+                logger: logger)
         }
         let configuration = ServeConfiguration(dataDirectory: dataDir, host: host, port: port, policy: try policy(), portFile: portFile)
         let app = buildApplication(configuration, service: service, logger: logger)

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "vdb_concurrency.h"
+#include "vdb_thread.h"
 
 #ifdef __cplusplus
 extern "C" {

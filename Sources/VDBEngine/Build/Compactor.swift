@@ -72,6 +72,8 @@ public struct Compactor: Sendable {
     /// Called with rows merged so far; throwing from `shouldStop` cancels (the draft is abandoned).
     public var progress: ProgressHandler?
     public var shouldStop: @Sendable () -> Bool = { false }
+    /// Paces the merged segments' writes; nil writes unpaced (offline).
+    public var throttle: WriteThrottle?
 
     public init(directory: LibraryDirectory, policy: CompactionPolicy = CompactionPolicy(), threads: Int = ProcessorCount.active) {
         self.directory = directory
@@ -110,7 +112,7 @@ public struct Compactor: Sendable {
             let plain = try draft.newSegment(shard: UInt32(plan.shard))
             let writer = try SegmentWriter(
                 path: plain.path, dimension: base.contract.dimension, metric: base.contract.metric, storage: base.segmentStorage,
-                schema: base.metadataSchema)
+                schema: base.metadataSchema, throttle: throttle)
             var rowMaps: [[Int32]] = []
             var written: Int32 = 0
             var dropped = 0

@@ -23,6 +23,8 @@ public struct IndexBuildOptions: Sendable {
     public var storage = StorageChange()
     /// Checked between segments: when it answers true the build stops, publishing nothing.
     public var shouldStop: @Sendable () -> Bool = { false }
+    /// Paces the segment writes (the server's background builds); nil writes unpaced.
+    public var throttle: WriteThrottle?
 
     public init(settings: IndexSettings = .auto(AutoIndexParameters()), threads: Int = 0, memoryBudget: Int? = nil) {
         self.settings = settings
@@ -114,7 +116,8 @@ public enum IndexBuilder {
                 if wanted.kind != .flat { indexedSegments += 1 }
                 indexBytes += sections.reduce(0) { $0 + $1.1.count }
                 let file = try draft.newSegment(shard: UInt32(s))
-                let summary = try SegmentWriter.rewrite(segment, to: file.path, extraSections: sections, storage: storage)
+                let summary = try SegmentWriter.rewrite(
+                    segment, to: file.path, extraSections: sections, storage: storage, throttle: options.throttle)
                 renamed[s][draft.manifest.shards[s].segments[i].id] = file.id
                 draft.manifest.shards[s].segments[i] = SegmentManifest(
                     id: file.id, file: file.file, rows: summary.rows, documents: summary.documents,

@@ -52,6 +52,8 @@ public final class LibraryService: Sendable {
     public let compaction: CompactionPolicy
     /// Index builds and compactions, over REST and automatic.
     public let jobs = JobRegistry()
+    /// What those jobs may take from requests: threads, priority, write rate.
+    public let background: BackgroundLimits
     /// Libraries that passed the flush threshold, for the maintenance loop.
     private let flushRequests: AsyncStream<LiveLibrary>
     private let requestFlush: AsyncStream<LiveLibrary>.Continuation
@@ -60,9 +62,10 @@ public final class LibraryService: Sendable {
     /// left behind (in libraries and deleted libraries) are removed first.
     public init(
         dataDirectory: FilePath, policy: FsyncPolicy, flushThreshold: Int = 50_000, compaction: CompactionPolicy = CompactionPolicy(),
-        logger: Logger = .disabled
+        background: BackgroundLimits = BackgroundLimits(), logger: Logger = .disabled
     ) throws {
         self.compaction = compaction
+        self.background = background
         self.dataDirectory = dataDirectory
         self.policy = policy
         self.logger = logger
@@ -175,14 +178,14 @@ public final class LibraryService: Sendable {
     public func buildIndexes(of library: LiveLibrary) async throws {
         let snapshot = library.snapshot
         guard IndexBuilder.needsBuild(snapshot) else { return }
-        let options = IndexBuildOptions(settings: snapshot.manifest.index)
+        var options = IndexBuildOptions(settings: snapshot.manifest.index, threads: background.threads)
+        options.throttle = background.throttle
+        let built = options
         let dataDirectory = self.dataDirectory
         let name = library.name
         logger.info("building indexes", metadata: ["library": "\(name)", "index": "\(options.settings.typeName)"])
-        // The build keeps every core busy for a while: on its own thread, not on the
-        // cooperative pool that serves requests.
-        let report = try await runOnDedicatedThread {
-            try IndexBuilder.build(dataDirectory: dataDirectory, library: name, options: options)
+        let report = try await background.run {
+            try IndexBuilder.build(dataDirectory: dataDirectory, library: name, options: built)
         }
         logger.info(
             "built indexes", metadata: ["library": "\(name)", "segments": "\(report.graphSegments)", "version": "\(report.epoch)",
@@ -254,10 +257,11 @@ public final class LibraryService: Sendable {
         try settings.validate(for: library.contract.metric)
         let dataDirectory = self.dataDirectory
         return try jobs.start(.index, library: name) { context in
-            var options = IndexBuildOptions(settings: settings)
+            var options = IndexBuildOptions(settings: settings, threads: self.background.threads)
+            options.throttle = self.background.throttle
             options.shouldStop = { context.isCancelled }
             let built = options
-            let report = try await runOnDedicatedThread {
+            let report = try await self.background.run {
                 try IndexBuilder.build(dataDirectory: dataDirectory, library: name, options: built, progress: context.report)
             }
             try await library.adopt(LibrarySnapshot(directory: library.snapshot.directory, manifest: try library.snapshot.directory.currentManifest()))
@@ -265,12 +269,12 @@ public final class LibraryService: Sendable {
         }
     }
 
-    /// Starts a compaction of `name` as a job (``LiveLibrary/compact(policy:threads:progress:shouldStop:)``).
+    /// Starts a compaction of `name` as a job (``LiveLibrary/compact(policy:limits:maximumRounds:progress:shouldStop:)``).
     public func startCompactionJob(_ name: String, policy: CompactionPolicy? = nil, automatic: Bool = false) throws -> JobInfo {
         let library = try library(name)
         let policy = policy ?? compaction
         return try jobs.start(.compact, library: name, automatic: automatic) { context in
-            try await library.compact(policy: policy, threads: 1, progress: context.report, shouldStop: { context.isCancelled })?.epoch
+            try await library.compact(policy: policy, limits: self.background, progress: context.report, shouldStop: { context.isCancelled })?.epoch
         }
     }
 
@@ -344,15 +348,5 @@ public final class LibraryService: Sendable {
             }
             try? FileManager.default.removeItem(atPath: graveyard.string)
         }
-    }
-}
-
-/// Runs CPU-heavy synchronous work (an index build) on a thread of its own and awaits it, so
-/// it neither blocks nor starves the cooperative pool that serves requests.
-func runOnDedicatedThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        let thread = Thread { continuation.resume(with: Result { try work() }) }
-        thread.stackSize = 8 << 20
-        thread.start()
     }
 }

@@ -8,33 +8,35 @@ extension LiveLibrary {
     /// Merges segments as `policy` says while the library serves reads and writes, then
     /// publishes the result under the publish lock, rebased onto the version live by then
     /// (``Compactor``): searches keep their snapshot throughout, and writes made meanwhile are
-    /// replayed on top from the WAL. The merge runs on its own thread with `threads` threads.
+    /// replayed on top from the WAL. The merge runs on its own thread within `limits`.
     /// Rounds repeat until every shard is in shape (at most `maximumRounds`); returns nil
     /// when it already was.
     public func compact(
-        policy: CompactionPolicy = CompactionPolicy(), threads: Int = 1, maximumRounds: Int = 16, progress: ProgressHandler? = nil,
+        policy: CompactionPolicy = CompactionPolicy(), limits: BackgroundLimits = BackgroundLimits(), maximumRounds: Int = 16,
+        progress: ProgressHandler? = nil,
         shouldStop: @escaping @Sendable () -> Bool = { false }
     ) async throws -> CompactionReport? {
         var total: CompactionReport? = nil
         for _ in 0..<maximumRounds {
-            guard let round = try await compactOnce(policy: policy, threads: threads, progress: progress, shouldStop: shouldStop) else { break }
+            guard let round = try await compactOnce(policy: policy, limits: limits, progress: progress, shouldStop: shouldStop) else { break }
             total = total.map { $0.adding(round) } ?? round
         }
         return total
     }
 
-    /// One round of ``compact(policy:threads:maximumRounds:progress:shouldStop:)``.
+    /// One round of ``compact(policy:limits:maximumRounds:progress:shouldStop:)``.
     func compactOnce(
-        policy: CompactionPolicy, threads: Int, progress: ProgressHandler?, shouldStop: @escaping @Sendable () -> Bool
+        policy: CompactionPolicy, limits: BackgroundLimits, progress: ProgressHandler?, shouldStop: @escaping @Sendable () -> Bool
     ) async throws -> CompactionReport? {
         let started = Date()
         let base = snapshot
-        var compactor = Compactor(directory: base.directory, policy: policy, threads: threads)
+        var compactor = Compactor(directory: base.directory, policy: policy, threads: limits.threads)
+        compactor.throttle = limits.throttle
         compactor.progress = progress
         compactor.shouldStop = shouldStop
         let work = compactor
         // The draft is made, filled and handed back by one thread at a time.
-        let merged = try await runOnDedicatedThread { () throws -> DraftHandoff<[Compactor.Merge]> in
+        let merged = try await limits.run { () throws -> DraftHandoff<[Compactor.Merge]> in
             let draft = try VersionDraft(editing: base.manifest, in: base.directory)
             let merges = try work.merge(base: base.manifest, draft: draft)
             return DraftHandoff(draft: draft, value: merges)

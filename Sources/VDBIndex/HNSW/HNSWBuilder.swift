@@ -83,7 +83,7 @@ enum HNSWBuilder {
         let next = Atomic<Int>(1)
         let done = Atomic<Int>(1)
         let context = BuildContext(graph: graph, vectors: base, dimension: dimension, locks: locks, parameters: parameters)
-        DispatchQueue.concurrentPerform(iterations: max(1, threads)) { _ in
+        let worker: @Sendable (Int) -> Void = { _ in
             let scratch = SearchScratch(nodeCount: count, maxDegree: graph.maxDegree0)
             let buffer = scratch.linkBuffer
             while true {
@@ -96,6 +96,8 @@ enum HNSWBuilder {
                 }
             }
         }
+        // One thread is the caller's own, at its priority (a niced background job).
+        if threads <= 1 { worker(0) } else { DispatchQueue.concurrentPerform(iterations: threads, execute: worker) }
         let final = entry.withLock { $0 }
         graph.entryPoint = final.node
         graph.topLevel = final.level
