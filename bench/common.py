@@ -76,3 +76,58 @@ def interpolated_at(points, target):
             t = (target - r0) / (r1 - r0)
             return float(np.exp(np.log(q0) + t * (np.log(q1) - np.log(q0))))
     return None
+
+
+class Server:
+    """A vdb-serve on a free loopback port over `data`, for the REST benchmarks; a context
+    manager that terminates it (SIGTERM: it flushes and exits) on the way out."""
+
+    def __init__(self, bin_dir, data, *args):
+        import tempfile
+        import time
+        self.port_file = tempfile.mktemp()
+        self.process = subprocess.Popen([f"{bin_dir}/vdb-serve", "--data-dir", data, "--port", "0", "--port-file", self.port_file,
+                                         "--log-level", "warning", *args])
+        for _ in range(1200):
+            if os.path.exists(self.port_file) and open(self.port_file).read().strip():
+                break
+            if self.process.poll() is not None:
+                raise RuntimeError(f"vdb-serve exited with {self.process.returncode}")
+            time.sleep(0.05)
+        self.port = int(open(self.port_file).read())
+
+    def client(self):
+        return Client(self.port)
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.stop()
+
+
+class Client:
+    """One keep-alive HTTP connection; `call` returns (status, decoded JSON body or None)."""
+
+    def __init__(self, port):
+        import http.client
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+
+    def call(self, method, path, body=None):
+        import json
+        payload = None if body is None else json.dumps(body)
+        self.connection.request(method, path, payload, {"Content-Type": "application/json"})
+        response = self.connection.getresponse()
+        data = response.read()
+        return response.status, (json.loads(data) if data else None)
+
+
+def percentile(values, p):
+    if not values:
+        return None
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p))]

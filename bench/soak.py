@@ -11,20 +11,17 @@ Results: bench/results/soak-<date>-flush<N>.json. The machine has 2 cores shared
 server and this client, so absolute latencies are upper bounds; compare within a run.
 """
 import argparse
-import http.client
 import json
 import os
 import random
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import OUT, ROOT, build_tools, datasets, load, sh  # noqa: E402
+from common import OUT, ROOT, Server, build_tools, datasets, load, percentile, sh  # noqa: E402
 
 K = 10
 
@@ -40,25 +37,6 @@ def du(path):
     return total
 
 
-class Client:
-    def __init__(self, port):
-        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-
-    def call(self, method, path, body=None):
-        payload = None if body is None else json.dumps(body)
-        self.connection.request(method, path, payload, {"Content-Type": "application/json"})
-        response = self.connection.getresponse()
-        data = response.read()
-        return response.status, (json.loads(data) if data else None)
-
-
-def percentile(values, p):
-    if not values:
-        return None
-    values = sorted(values)
-    return values[min(len(values) - 1, int(len(values) * p))]
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, default=30)
@@ -66,6 +44,7 @@ def main():
     parser.add_argument("--flush-rows", type=int, default=10_000)
     parser.add_argument("--window", type=float, default=30, help="seconds per sample")
     parser.add_argument("--ef", type=int, default=64)
+    parser.add_argument("server_args", nargs="*", help="more vdb-serve options, after --")
     args = parser.parse_args()
     rng = random.Random(7)
     bin_dir = build_tools(("vdb-build", "vdb-serve"))
@@ -75,6 +54,7 @@ def main():
     shutil.rmtree(data, ignore_errors=True)
     sh(f"{bin_dir}/vdb-build", "ingest", path, "--library", "soak", "--data-dir", data, "--shards", "2")
     sh(f"{bin_dir}/vdb-build", "index", "--library", "soak", "--data-dir", data, "--type", "hnsw", "--m", "16", "--ef-construction", "100")
+
     library_dir = os.path.join(data, "libraries", "soak")
     # Live data: what the live version's segments take per row (graph included), not the
     # older version kept beside it.
@@ -84,15 +64,8 @@ def main():
     # The model: live chunk id -> unit vector (chunk id = document id = row).
     live = {i: train[i] for i in range(len(train))}
     next_id = 10_000_000
-    port_file = tempfile.mktemp()
-    server = subprocess.Popen([f"{bin_dir}/vdb-serve", "--data-dir", data, "--port", "0", "--port-file", port_file,
-                               "--fsync", "group:5", "--log-level", "warning", "--flush-rows", str(args.flush_rows)])
-    try:
-        for _ in range(600):
-            if os.path.exists(port_file) and open(port_file).read().strip():
-                break
-            time.sleep(0.05)
-        client = Client(int(open(port_file).read()))
+    with Server(bin_dir, data, "--fsync", "group:5", "--flush-rows", str(args.flush_rows), *args.server_args) as server:
+        client = server.client()
 
         def search(vector):
             start = time.perf_counter()
@@ -187,9 +160,6 @@ def main():
         with open(out, "w") as f:
             json.dump({"commit": commit, "summary": summary, "windows": windows}, f, indent=1)
         print(f"wrote {out}")
-    finally:
-        server.terminate()
-        server.wait()
 
 
 if __name__ == "__main__":

@@ -79,3 +79,37 @@ extension LibraryDirectory {
         return try draft.commit()
     }
 }
+
+extension LibraryDirectory {
+    /// Removes kept version `epoch` and the files no other kept version names: for the version a
+    /// compaction superseded, which holds the same rows as the compacted one and so is no
+    /// rollback target worth its disk (its rewritten segments would stay until the next
+    /// publish). Callers wait a moment first, for readers in other processes that read CURRENT
+    /// just before the switch. The live version is never removed. Returns the files removed.
+    @discardableResult
+    public func retire(_ epoch: Epoch) throws(StorageError) -> Int {
+        let lock = try lockExclusively()
+        defer { lock.unlock() }
+        guard let live = try? currentManifest(), live.epoch != epoch else { return 0 }
+        let doomedName = manifestFileName(epoch: epoch)
+        guard let doomed = try? manifest(named: doomedName) else { return 0 }
+        var needed = Set<String>()
+        for other in keptVersions() where other != epoch {
+            // A kept manifest that does not read protects nothing it names: remove nothing.
+            guard let manifest = try? manifest(named: manifestFileName(epoch: other)) else { return 0 }
+            needed.formUnion(manifest.files)
+        }
+        // The manifest goes first: a crash in between leaves orphans (removed at the next
+        // open), never a kept version naming a missing file.
+        do {
+            try removeFileIfPresent(root.appending(doomedName))
+        } catch {
+            throw StorageError(.io, "cannot remove \(doomedName) of library '\(name)'", cause: error)
+        }
+        var removed = 0
+        for file in doomed.files where !needed.contains(file) {
+            if (try? removeFileIfPresent(root.appending(file))) != nil { removed += 1 }
+        }
+        return removed
+    }
+}

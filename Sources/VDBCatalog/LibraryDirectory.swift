@@ -180,7 +180,7 @@ public struct LibraryDirectory: Sendable {
     }
 
     /// Takes the library's publish lock (`flock` on `LOCK`), waiting for another holder.
-    private func lockExclusively() throws(StorageError) -> FileLock {
+    func lockExclusively() throws(StorageError) -> FileLock {
         try FileLock.acquire(root.appending("LOCK"), .exclusive)
     }
 

@@ -54,6 +54,10 @@ public struct CompactionReport: Sendable, Codable, Hashable {
     /// Dead rows dropped (tombstoned rows of the merged segments).
     public var droppedRows: Int
     public var seconds: Double
+    /// The versions it replaced. They hold the same rows as the compacted one, so they are no
+    /// rollback targets worth their disk: they are retired (``LibraryDirectory/retire(_:)``)
+    /// once readers have moved on.
+    public var superseded: [Epoch] = []
 }
 
 /// Merges segments of a library's shards as a ``CompactionPolicy`` says, drops their dead rows,
@@ -217,12 +221,18 @@ public struct Compactor: Sendable {
     }
 
     /// Compacts the live version offline (`vdb-build compact`): merge, then rebase onto the
-    /// version live at the end and publish; nil when every shard is in shape.
-    public func run(maximumRounds: Int = 16) throws -> CompactionReport? {
+    /// version live at the end and publish; nil when every shard is in shape. The versions it
+    /// superseded are retired after `retireAfter`, which readers in other processes that read
+    /// CURRENT just before get to open their segments.
+    public func run(maximumRounds: Int = 16, retireAfter: Duration = .seconds(2)) throws -> CompactionReport? {
         var total: CompactionReport? = nil
         for _ in 0..<maximumRounds {
             guard let round = try runOnce() else { break }
             total = total.map { $0.adding(round) } ?? round
+        }
+        if let total, !total.superseded.isEmpty {
+            Thread.sleep(forTimeInterval: Double(retireAfter.components.seconds) + Double(retireAfter.components.attoseconds) / 1e18)
+            for epoch in total.superseded { try directory.retire(epoch) }
         }
         return total
     }
@@ -243,7 +253,8 @@ public struct Compactor: Sendable {
         let published = try draft.commit()
         return CompactionReport(
             library: directory.name, epoch: published.epoch, mergedSegments: merges.reduce(0) { $0 + $1.replaced.count },
-            writtenSegments: merges.count, droppedRows: merges.reduce(0) { $0 + $1.droppedRows }, seconds: Date().timeIntervalSince(started))
+            writtenSegments: merges.count, droppedRows: merges.reduce(0) { $0 + $1.droppedRows }, seconds: Date().timeIntervalSince(started),
+            superseded: [live.epoch])
     }
 }
 
@@ -252,6 +263,7 @@ extension CompactionReport {
     func adding(_ next: CompactionReport) -> CompactionReport {
         CompactionReport(
             library: library, epoch: next.epoch, mergedSegments: mergedSegments + next.mergedSegments,
-            writtenSegments: writtenSegments + next.writtenSegments, droppedRows: droppedRows + next.droppedRows, seconds: seconds + next.seconds)
+            writtenSegments: writtenSegments + next.writtenSegments, droppedRows: droppedRows + next.droppedRows, seconds: seconds + next.seconds,
+            superseded: superseded + next.superseded)
     }
 }

@@ -10,16 +10,33 @@ extension LiveLibrary {
     /// (``Compactor``): searches keep their snapshot throughout, and writes made meanwhile are
     /// replayed on top from the WAL. The merge runs on its own thread within `limits`.
     /// Rounds repeat until every shard is in shape (at most `maximumRounds`); returns nil
-    /// when it already was.
+    /// when it already was. The versions compaction superseded hold the same rows, so they are
+    /// retired `retireAfter` later (readers of other processes that read CURRENT just before
+    /// get that long to open their segments): the rewritten segments' old files do not wait
+    /// for the next publish to leave the disk.
     public func compact(
         policy: CompactionPolicy = CompactionPolicy(), limits: BackgroundLimits = BackgroundLimits(), maximumRounds: Int = 16,
-        progress: ProgressHandler? = nil,
+        retireAfter: Duration = .seconds(5), progress: ProgressHandler? = nil,
         shouldStop: @escaping @Sendable () -> Bool = { false }
     ) async throws -> CompactionReport? {
         var total: CompactionReport? = nil
         for _ in 0..<maximumRounds {
             guard let round = try await compactOnce(policy: policy, limits: limits, progress: progress, shouldStop: shouldStop) else { break }
             total = total.map { $0.adding(round) } ?? round
+        }
+        if let total, !total.superseded.isEmpty {
+            let directory = snapshot.directory
+            let logger = self.logger
+            Task {
+                try? await Task.sleep(for: retireAfter)
+                for epoch in total.superseded {
+                    do {
+                        try directory.retire(epoch)
+                    } catch {
+                        logger.warning("cannot retire a compacted-away version", metadata: ["version": "\(epoch)", "error": "\(error)"])
+                    }
+                }
+            }
         }
         return total
     }
@@ -66,7 +83,7 @@ extension LiveLibrary {
             return CompactionReport(
                 library: name, epoch: manifest.epoch, mergedSegments: merged.value.reduce(0) { $0 + $1.replaced.count },
                 writtenSegments: merged.value.count, droppedRows: merged.value.reduce(0) { $0 + $1.droppedRows },
-                seconds: Date().timeIntervalSince(started))
+                seconds: Date().timeIntervalSince(started), superseded: [live.epoch])
         }
     }
 

@@ -112,6 +112,35 @@ struct LifecycleTests {
         #expect(try LibraryDirectory(dataDirectory: dir.path, name: "c").collectOrphans() == [])
     }
 
+    /// The version a compaction replaced holds the same rows, so it is retired soon after:
+    /// the segments it rewrote leave the disk without waiting for the next publish.
+    @Test func compactedAwayVersionsAreRetired() async throws {
+        let dir = TemporaryDirectory()
+        let service = try LibraryService(dataDirectory: dir.path, policy: .never, flushThreshold: .max)
+        _ = try await service.createLibrary(name: "v", contract: EmbeddingContract(dimension: Self.dimension, metric: .l2))
+        let library = try service.library("v")
+        var rng = SeededGenerator(seed: 5)
+        var model: Model = [:]
+        for round in 0..<4 {
+            try await Self.put(library, first: round * 30, count: 30, model: &model, rng: &rng)
+            try await library.flush()
+        }
+        let directory = library.snapshot.directory
+        let before = library.snapshot.manifest
+        let report = try #require(try await library.compact(policy: CompactionPolicy(fanIn: 4, minimumRows: 10), retireAfter: .zero))
+        #expect(report.superseded == [before.epoch])
+        // Retiring runs in the background: wait for it.
+        for _ in 0..<200 where directory.keptVersions().contains(before.epoch) { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(directory.keptVersions() == [report.epoch])
+        let live = try directory.currentManifest()
+        for file in before.files where !live.files.contains(file) {
+            #expect(!FileManager.default.fileExists(atPath: directory.root.appending(file).string), "\(file) outlived its version")
+        }
+        try await Self.expectMatches(library, model, "after the compaction")
+        let reopened = try LiveLibrary.open(dataDirectory: dir.path, library: "v", policy: .never)
+        try await Self.expectMatches(reopened, model, "after reopen")
+    }
+
     /// Writes made while a compaction merges (deletes of merged rows, replacements, new rows,
     /// even a flush) are all there afterwards: nothing lost, nothing deleted comes back.
     @Test func writesDuringACompactionSurviveIt() async throws {
