@@ -32,6 +32,7 @@ def datasets(bin_dir, names):
             dim, metric = {"synth-100k-128": (128, "l2"), "synth-100k-384": (384, "cosine")}[name]
             path = os.path.join(OUT, f"{name}.hdf5")
             if not os.path.exists(path):
+                os.makedirs(OUT, exist_ok=True)
                 sh(f"{bin_dir}/vdb-build", "generate", "--output", path, "--rows", "100000", "--queries", "1000",
                    "--dimension", str(dim), "--metric", metric, "--seed", "42")
         out.append((name, os.path.abspath(path)))

@@ -44,6 +44,7 @@ def main():
     parser.add_argument("--flush-rows", type=int, default=10_000)
     parser.add_argument("--window", type=float, default=30, help="seconds per sample")
     parser.add_argument("--ef", type=int, default=64)
+    parser.add_argument("--tag", default="", help="appended to the result file's name")
     parser.add_argument("server_args", nargs="*", help="more vdb-serve options, after --")
     args = parser.parse_args()
     rng = random.Random(7)
@@ -147,7 +148,7 @@ def main():
             windows.append(window)
             print(json.dumps(window), flush=True)
         summary = {
-            "flushRows": args.flush_rows, "rate": args.rate, "minutes": args.minutes, "ef": args.ef,
+            "flushRows": args.flush_rows, "serverOptions": args.server_args, "rate": args.rate, "minutes": args.minutes, "ef": args.ef,
             "idleP50ms": percentile(idle, 0.5), "idleP99ms": percentile(idle, 0.99),
             "maxSegmentsPerShard": max(w["segmentsPerShard"] for w in windows),
             "maxDiskOverLive": max(w["diskOverLive"] for w in windows),
@@ -156,7 +157,7 @@ def main():
         }
         print(json.dumps(summary), flush=True)
         commit = sh("git", "rev-parse", "--short", "HEAD", cwd=ROOT).strip()
-        out = os.path.join(ROOT, "bench", "results", f"soak-{time.strftime('%Y-%m-%d')}-flush{args.flush_rows}.json")
+        out = os.path.join(ROOT, "bench", "results", f"soak-{time.strftime('%Y-%m-%d')}-flush{args.flush_rows}{args.tag}.json")
         with open(out, "w") as f:
             json.dump({"commit": commit, "summary": summary, "windows": windows}, f, indent=1)
         print(f"wrote {out}")

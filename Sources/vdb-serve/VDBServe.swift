@@ -43,7 +43,7 @@ struct VDBServe: AsyncParsableCommand {
     @Option(name: .long, help: "Background work: nice increment of its threads, 0...19, so searches get the cores first.")
     var backgroundNice: Int32 = 10
 
-    @Option(name: .long, help: "Background work: segment writes in MiB/s over all jobs (0: unpaced).")
+    @Option(name: .customLong("background-write-mibps"), help: "Background work: segment writes in MiB/s over all jobs (0: unpaced).")
     var backgroundWriteMiBps = 64
 
     func validate() throws {
