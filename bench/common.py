@@ -132,3 +132,28 @@ def percentile(values, p):
         return None
     values = sorted(values)
     return values[min(len(values) - 1, int(len(values) * p))]
+
+
+def wrk(url, script, seconds=10, connections=16, threads=2):
+    """wrk's requests/s, p50/p99 (ms) and non-2xx count for `script` against `url`."""
+    import re
+    out = sh("wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script, url)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    def ms(label):
+        m = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", out)
+        v, unit = float(m.group(1)), m.group(2)
+        return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return dict(rps=rps, p50=ms("50"), p99=ms("99"), errors=int(errors.group(1)) if errors else 0)
+
+
+def lua_bodies(path, method, bodies):
+    """A wrk script sending `bodies` (JSON-encoded) in turn."""
+    import json
+    with open(path, "w") as f:
+        f.write("local bodies = {\n")
+        for b in bodies:
+            f.write("  [[" + json.dumps(b) + "]],\n")
+        f.write("}\nlocal i = 0\n")
+        f.write(f'wrk.method = "{method}"\nwrk.headers["Content-Type"] = "application/json"\n')
+        f.write("request = function()\n  i = i % #bodies + 1\n  return wrk.format(nil, nil, nil, bodies[i])\nend\n")

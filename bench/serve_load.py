@@ -9,7 +9,6 @@ wrk and the server share this 2-core machine, so figures are lower bounds; compa
 import json
 import os
 import random
-import re
 import subprocess
 import sys
 import tempfile
@@ -18,7 +17,7 @@ import time
 import h5py
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import OUT, build_tools, sh  # noqa: E402
+from common import OUT, build_tools, lua_bodies, sh, wrk  # noqa: E402
 
 DATA = os.path.join(OUT, "serve-data")
 
@@ -38,27 +37,6 @@ class Server:
     def stop(self):
         self.process.terminate()
         self.process.wait()
-
-
-def wrk(url, script, seconds=10, connections=16):
-    out = sh("wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script, url)
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    def ms(label):
-        m = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", out)
-        v, unit = float(m.group(1)), m.group(2)
-        return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return dict(rps=rps, p50=ms("50"), p99=ms("99"), errors=int(errors.group(1)) if errors else 0)
-
-
-def lua_bodies(path, method, bodies):
-    with open(path, "w") as f:
-        f.write("local bodies = {\n")
-        for b in bodies:
-            f.write("  [[" + json.dumps(b) + "]],\n")
-        f.write("}\nlocal i = 0\n")
-        f.write(f'wrk.method = "{method}"\nwrk.headers["Content-Type"] = "application/json"\n')
-        f.write("request = function()\n  i = i % #bodies + 1\n  return wrk.format(nil, nil, nil, bodies[i])\nend\n")
 
 
 def main():

@@ -44,6 +44,7 @@ def main():
     parser.add_argument("--flush-rows", type=int, default=10_000)
     parser.add_argument("--window", type=float, default=30, help="seconds per sample")
     parser.add_argument("--ef", type=int, default=64)
+    parser.add_argument("--ef-construction", type=int, default=200, help="the library's HNSW build width (flushes and compactions use it too)")
     parser.add_argument("--tag", default="", help="appended to the result file's name")
     parser.add_argument("server_args", nargs="*", help="more vdb-serve options, after --")
     args = parser.parse_args()
@@ -54,7 +55,7 @@ def main():
     data = os.path.join(OUT, "soak-data")
     shutil.rmtree(data, ignore_errors=True)
     sh(f"{bin_dir}/vdb-build", "ingest", path, "--library", "soak", "--data-dir", data, "--shards", "2")
-    sh(f"{bin_dir}/vdb-build", "index", "--library", "soak", "--data-dir", data, "--type", "hnsw", "--m", "16", "--ef-construction", "100")
+    sh(f"{bin_dir}/vdb-build", "index", "--library", "soak", "--data-dir", data, "--type", "hnsw", "--m", "16", "--ef-construction", str(args.ef_construction))
 
     library_dir = os.path.join(data, "libraries", "soak")
     # Live data: what the live version's segments take per row (graph included), not the
@@ -148,7 +149,7 @@ def main():
             windows.append(window)
             print(json.dumps(window), flush=True)
         summary = {
-            "flushRows": args.flush_rows, "serverOptions": args.server_args, "rate": args.rate, "minutes": args.minutes, "ef": args.ef,
+            "flushRows": args.flush_rows, "efConstruction": args.ef_construction, "serverOptions": args.server_args, "rate": args.rate, "minutes": args.minutes, "ef": args.ef,
             "idleP50ms": percentile(idle, 0.5), "idleP99ms": percentile(idle, 0.99),
             "maxSegmentsPerShard": max(w["segmentsPerShard"] for w in windows),
             "maxDiskOverLive": max(w["diskOverLive"] for w in windows),

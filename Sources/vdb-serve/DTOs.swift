@@ -84,8 +84,8 @@ struct PatchChunkRequest: Decodable, Sendable {
     var metadata: JSONValue?
 }
 
-struct SearchRequest: Decodable, Sendable {
-    var vector: [Float]
+/// What a search and a batch share: `k`, the index parameters, a filter, and what hits carry.
+struct SearchOptions: Decodable, Sendable {
     var k: Int?
     /// Index parameters; each applies to the indexes that have it and is ignored by others.
     var ef: Int?
@@ -94,8 +94,60 @@ struct SearchRequest: Decodable, Sendable {
     var leaves: Int?
     /// A metadata filter (``Filter``), parsed once per request.
     var filter: JSONValue?
+    /// What hits carry besides ids and distance: "text", "metadata" (default both).
+    var include: [String]?
 
     var parameters: SearchParameters { SearchParameters(ef: ef, nprobe: nprobe, leafBudget: leaves, rerank: rerank) }
+
+    static let keys: [String: BodySchema] = [
+        "k": .any, "ef": .any, "nprobe": .any, "rerank": .any, "leaves": .any, "filter": .any, "include": .any,
+    ]
+}
+
+struct SearchRequest: Decodable, Sendable {
+    /// The query: a JSON array, or base64 of little-endian float32 (exactly one of the two).
+    var vector: [Float]?
+    var vectorBase64: String?
+    var options: SearchOptions
+
+    enum CodingKeys: String, CodingKey { case vector, vectorBase64 }
+
+    init(from decoder: any Decoder) throws {
+        try Self.schema.checkKeys(of: decoder)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        vector = try c.decodeIfPresent([Float].self, forKey: .vector)
+        vectorBase64 = try c.decodeIfPresent(String.self, forKey: .vectorBase64)
+        options = try SearchOptions(from: decoder)
+    }
+}
+
+/// Many queries with one set of ``SearchOptions``: `vectors` as JSON arrays, or
+/// `vectorsBase64` as every query's little-endian float32 values back to back.
+struct BatchSearchRequest: Decodable, Sendable {
+    var vectors: [[Float]]?
+    var vectorsBase64: String?
+    var options: SearchOptions
+
+    enum CodingKeys: String, CodingKey { case vectors, vectorsBase64 }
+
+    init(from decoder: any Decoder) throws {
+        try Self.schema.checkKeys(of: decoder)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        vectors = try c.decodeIfPresent([[Float]].self, forKey: .vectors)
+        vectorsBase64 = try c.decodeIfPresent(String.self, forKey: .vectorsBase64)
+        options = try SearchOptions(from: decoder)
+    }
+}
+
+/// One query's hits in a batch answer, in the order of the queries.
+struct BatchSearchResult: Encodable, Sendable {
+    var hits: [SearchHitResponse]
+}
+
+struct BatchSearchResponse: ResponseEncodable, Sendable {
+    var results: [BatchSearchResult]
+    var index: String
+    var version: Epoch
 }
 
 struct ChunkResponse: ResponseEncodable, Sendable {
@@ -138,6 +190,14 @@ struct SearchHitResponse: Codable, Sendable {
     var distance: Float
     var text: String?
     var metadata: JSONValue?
+
+    init(_ found: PayloadHit) {
+        chunk = found.hit.chunkID
+        document = found.hit.documentID
+        distance = found.hit.distance
+        text = found.text
+        metadata = found.metadata.flatMap { try? JSONValue.decode($0) }
+    }
 }
 
 struct SearchResponse: ResponseEncodable, Sendable {

@@ -15,14 +15,7 @@ indirect enum BodySchema: Sendable {
         switch (self, value) {
         case (.object(let fields), .object(let object)):
             for key in object.keys.sorted() {
-                guard let field = fields[key] else {
-                    let pointer = "/" + (path + [key]).map { $0.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1") }.joined(separator: "/")
-                    let name = (path + [key]).joined(separator: ".")
-                    throw ProblemDetails(
-                        status: .unprocessableContent, code: "unknown-field",
-                        detail: "field '\(name)' is not part of this request; expected \(fields.keys.sorted().joined(separator: ", "))",
-                        pointer: pointer)
-                }
+                guard let field = fields[key] else { throw Self.unknownField(path + [key], expected: fields) }
                 try field.check(object[key]!, at: path + [key])
             }
         case (.array(let element), .array(let items)):
@@ -33,9 +26,53 @@ indirect enum BodySchema: Sendable {
     }
 }
 
+extension BodySchema {
+    /// Checks the top-level keys from inside `init(from:)`, for an object schema whose fields
+    /// are all `.any`: the body is parsed once instead of twice (the search path's bodies are
+    /// mostly numbers, and parsing them is most of a request's cost).
+    func checkKeys(of decoder: any Decoder) throws {
+        guard case .object(let fields) = self else { return }
+        assert(fields.values.allSatisfy { if case .any = $0 { true } else { false } }, "nested schemas need check(_:at:)")
+        let container = try decoder.container(keyedBy: AnyKey.self)
+        if let unknown = container.allKeys.map(\.stringValue).sorted().first(where: { fields[$0] == nil }) {
+            throw Self.unknownField([unknown], expected: fields)
+        }
+    }
+
+    static func unknownField(_ path: [String], expected fields: [String: BodySchema]) -> ProblemDetails {
+        let pointer = "/" + path.map { $0.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1") }.joined(separator: "/")
+        return ProblemDetails(
+            status: .unprocessableContent, code: "unknown-field",
+            detail: "field '\(path.joined(separator: "."))' is not part of this request; expected \(fields.keys.sorted().joined(separator: ", "))",
+            pointer: pointer)
+    }
+}
+
+/// A coding key of any name, to list the keys a body holds.
+struct AnyKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}
+
 /// A request body with a schema of allowed keys.
 protocol StrictBody: Decodable {
     static var schema: BodySchema { get }
+    /// Whether `init(from:)` checks the keys itself (``BodySchema/checkKeys(of:)``), so the
+    /// body need not be parsed into a `JSONValue` first.
+    static var checksKeysWhileDecoding: Bool { get }
+}
+
+extension StrictBody {
+    static var checksKeysWhileDecoding: Bool { false }
+
+    /// Decodes `data`, refusing keys the schema does not declare: a malformed body is a
+    /// `DecodingError` (400), an unknown key a 422 naming it, a bad field a 422.
+    static func decodeStrictly(from data: Data) throws -> Self {
+        if !checksKeysWhileDecoding { try schema.check(try JSONDecoder().decode(JSONValue.self, from: data)) }
+        return try JSONDecoder().decode(Self.self, from: data)
+    }
 }
 
 extension CreateLibraryRequest: StrictBody {
@@ -67,9 +104,13 @@ extension PatchChunkRequest: StrictBody {
 }
 
 extension SearchRequest: StrictBody {
-    static let schema = BodySchema.object([
-        "vector": .any, "k": .any, "ef": .any, "nprobe": .any, "rerank": .any, "leaves": .any, "filter": .any,
-    ])
+    static let schema = BodySchema.object(SearchOptions.keys.merging(["vector": .any, "vectorBase64": .any]) { a, _ in a })
+    static var checksKeysWhileDecoding: Bool { true }
+}
+
+extension BatchSearchRequest: StrictBody {
+    static let schema = BodySchema.object(SearchOptions.keys.merging(["vectors": .any, "vectorsBase64": .any]) { a, _ in a })
+    static var checksKeysWhileDecoding: Bool { true }
 }
 
 extension DeleteDocumentsRequest: StrictBody {

@@ -50,20 +50,15 @@ extension Request {
     /// Decodes the JSON body. Unlike Hummingbird's `decode`, this lets a `DecodingError` reach
     /// the problem middleware, which tells malformed JSON (400) from a bad field (422, named).
     /// Keys the body's type does not declare are refused (``StrictBody``).
+    func json<Value: StrictBody>(_ type: Value.Type, context: VDBRequestContext) async throws -> Value {
+        let buffer = try await body.collect(upTo: context.maxUploadSize)
+        return try Value.decodeStrictly(from: Data(buffer.readableBytesView))
+    }
+
     /// ``json(_:context:)`` for a body that may be left out: nil when it is empty.
     func optionalJSON<Value: StrictBody>(_ type: Value.Type, context: VDBRequestContext) async throws -> Value? {
         let buffer = try await body.collect(upTo: context.maxUploadSize)
         guard buffer.readableBytes > 0 else { return nil }
-        let data = Data(buffer.getBytes(at: buffer.readerIndex, length: buffer.readableBytes) ?? [])
-        try Value.schema.check(try JSONDecoder().decode(JSONValue.self, from: data))
-        return try JSONDecoder().decode(Value.self, from: data)
-    }
-
-    func json<Value: StrictBody>(_ type: Value.Type, context: VDBRequestContext) async throws -> Value {
-        let buffer = try await body.collect(upTo: context.maxUploadSize)
-        let data = Data(buffer.getBytes(at: buffer.readerIndex, length: buffer.readableBytes) ?? [])
-        // Malformed JSON fails here (400); unknown keys next (422, named); then field types.
-        try Value.schema.check(try JSONDecoder().decode(JSONValue.self, from: data))
-        return try JSONDecoder().decode(Value.self, from: data)
+        return try Value.decodeStrictly(from: Data(buffer.readableBytesView))
     }
 }

@@ -136,6 +136,72 @@ struct RouterTests {
         }
     }
 
+    /// Base64 little-endian float32 of a vector, as a client would send it.
+    static func base64(_ values: [Float]) -> String {
+        var bytes: [UInt8] = []
+        for value in values { withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes += $0 } }
+        return Data(bytes).base64EncodedString()
+    }
+
+    static func hitIDs(_ reply: Reply) -> [Int] { (reply.object["hits"] as? [[String: Any]] ?? []).compactMap { $0["chunk"] as? Int } }
+
+    /// The query forms (array and base64), `include`, and batches: each answers what single
+    /// array searches answer; every bad form is a 422 naming its field.
+    @Test(arguments: Backend.allCases)
+    func searchFormsAndBatches(backend: Backend) async throws {
+        try await Self.run(backend) { client in
+            #expect(try await Self.call(client, .post, "/v1/libraries", ["name": "b", "dimension": 3, "metric": "l2", "shards": 2]).status == .created)
+            for i in 0..<30 {
+                let body: [String: Any] = ["id": i, "chunks": [["id": i, "text": "t\(i)", "vector": [Double(i), Double(i % 3), 0.5], "metadata": ["n": i]]]]
+                #expect(try await Self.call(client, .post, "/v1/libraries/b/documents", body).status == .created)
+            }
+            let queries: [[Float]] = [[3.2, 1, 0.5], [17.9, 0, 0], [29, 2, 1], [-4, 0, 0]]
+            var single: [[Int]] = []
+            for query in queries {
+                let array = try await Self.call(client, .post, "/v1/libraries/b/search", ["vector": query, "k": 5])
+                let packed = try await Self.call(client, .post, "/v1/libraries/b/search", ["vectorBase64": Self.base64(query), "k": 5])
+                #expect(array.status == .ok && packed.status == .ok)
+                #expect(Self.hitIDs(array).count == 5 && Self.hitIDs(array) == Self.hitIDs(packed), "\(array.object) \(packed.object)")
+                single.append(Self.hitIDs(array))
+            }
+            // include: payload only on request.
+            let bare = try await Self.call(client, .post, "/v1/libraries/b/search", ["vector": queries[0], "k": 2, "include": [String]()])
+            let hits = bare.object["hits"] as? [[String: Any]] ?? []
+            #expect(hits.count == 2 && hits.allSatisfy { $0["text"] == nil && $0["metadata"] == nil && $0["distance"] != nil }, "\(bare.object)")
+            let texts = (try await Self.call(client, .post, "/v1/libraries/b/search", ["vector": queries[0], "k": 2, "include": ["text"]])).object["hits"] as? [[String: Any]] ?? []
+            #expect(texts.allSatisfy { $0["text"] is String && $0["metadata"] == nil }, "\(texts)")
+            // Batches, both forms, equal the single searches; with a filter, each query is filtered.
+            let batch = try await Self.call(client, .post, "/v1/libraries/b/search/batch", ["vectors": queries, "k": 5])
+            #expect(batch.status == .ok, "\(batch.object)")
+            let results = (batch.object["results"] as? [[String: Any]] ?? []).map { Self.hitIDs(Reply(status: .ok, json: $0)) }
+            #expect(results == single)
+            let packedBatch = try await Self.call(client, .post, "/v1/libraries/b/search/batch", ["vectorsBase64": Self.base64(queries.flatMap { $0 }), "k": 5])
+            #expect((packedBatch.object["results"] as? [[String: Any]] ?? []).map { Self.hitIDs(Reply(status: .ok, json: $0)) } == single)
+            let filtered = try await Self.call(client, .post, "/v1/libraries/b/search/batch", ["vectors": queries, "k": 3, "filter": ["n": ["$gte": 20]]])
+            let filteredIDs = (filtered.object["results"] as? [[String: Any]] ?? []).map { Self.hitIDs(Reply(status: .ok, json: $0)) }
+            #expect(filteredIDs.count == 4 && filteredIDs.allSatisfy { $0.count == 3 && $0.allSatisfy { $0 >= 20 } }, "\(filtered.object)")
+            // Bad forms: each a 422 at its field.
+            let bad: [([String: Any], String, String)] = [
+                (["vectorBase64": Self.base64([1, 2]), "k": 1], "/search", "/vectorBase64"),
+                (["vectorBase64": "not base64!", "k": 1], "/search", "/vectorBase64"),
+                (["vectorBase64": Self.base64([1, 2, 3]), "vector": [1, 2, 3]], "/search", "/vectorBase64"),
+                (["k": 3], "/search", "/vector"),
+                (["vector": [1, 2, 3], "include": ["vector"]], "/search", "/include/0"),
+                (["vectors": [[Float]]()], "/search/batch", "/vectors"),
+                (["vectors": Array(repeating: [Float(1), 2, 3], count: 1_025)], "/search/batch", "/vectors"),
+                (["vectorsBase64": Self.base64([1, 2, 3, 4])], "/search/batch", "/vectorsBase64"),
+                (["vectorsBase64": ""], "/search/batch", "/vectorsBase64"),
+                (["vectors": [[1, 2, 3]], "vector": [1, 2, 3]], "/search/batch", "/vector"),
+            ]
+            for (body, route, pointer) in bad {
+                let reply = try await Self.call(client, .post, "/v1/libraries/b\(route)", body)
+                Self.expectProblem(reply, .unprocessableContent)
+                #expect(reply.object["pointer"] as? String == pointer, "\(body.keys.sorted()) -> \(reply.object)")
+            }
+            #expect(try await Self.call(client, .post, "/v1/libraries/none/search/batch", ["vectors": queries]).status == .notFound)
+        }
+    }
+
     /// Every malformed filter and every unknown key is a 422 that points at the fault, never a
     /// 500, and nothing stored changes.
     @Test(arguments: Backend.allCases)

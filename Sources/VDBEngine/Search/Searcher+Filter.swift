@@ -33,7 +33,7 @@ public struct SearchPlan: Sendable, Hashable, Codable {
 
 /// A search's hits with their payloads, and what ran per part.
 public struct FilteredSearchResult: Sendable {
-    public var hits: [(hit: SearchHit, text: String?, metadata: [UInt8]?)]
+    public var hits: [PayloadHit]
     public var plans: [SearchPlan]
 }
 
@@ -124,20 +124,22 @@ extension Searcher {
 
     /// Searches with a metadata filter (``prepare(_:k:parameters:)`` then the filtered hot
     /// path): never fewer than min(k, matches) hits per part.
-    public func search(_ query: [Float], k: Int, parameters: SearchParameters = SearchParameters(), filter: Filter?) throws
-        -> FilteredSearchResult
-    {
-        guard let filter else {
-            return FilteredSearchResult(hits: try searchWithPayload(query, k: k, parameters: parameters), plans: [])
-        }
+    public func search(
+        _ query: [Float], k: Int, parameters: SearchParameters = SearchParameters(), filter: Filter?, payload: HitPayload = .all
+    ) throws -> FilteredSearchResult {
         try SearchParameters.validate(k: k)
         try parameters.validate()
         let prepared = try contract.prepared(query, what: "the query vector")
+        guard let filter else {
+            var top = TopK(k: k)
+            prepared.withUnsafeBufferPointer { searchPrepared($0, k: k, parameters: parameters, into: &top) }
+            return FilteredSearchResult(hits: hits(from: top, payload: payload), plans: [])
+        }
         let plan = prepare(filter, k: k, parameters: parameters)
         var top = TopK(k: k)
         var scratch = TopK(k: k)
         let plans = prepared.withUnsafeBufferPointer { searchPrepared($0, k: k, filter: plan, into: &top, scratch: &scratch) }
-        return FilteredSearchResult(hits: hitsWithPayload(from: top), plans: plans)
+        return FilteredSearchResult(hits: hits(from: top, payload: payload), plans: plans)
     }
 
     /// Exact filtered results for many prepared queries at once through BLAS: the ground truth

@@ -42,12 +42,12 @@ public final class Searcher: Sendable {
         /// The shard's document metadata as this snapshot sees it.
         let documents: DocumentMetadataView
 
-        func payload(of row: RowOffset) -> (text: String?, metadata: [UInt8]?) {
+        func payload(of row: RowOffset, text: Bool = true, metadata: Bool = true) -> (text: String?, metadata: [UInt8]?) {
             switch rows {
-            case .segment(let segment): return (segment.text(at: row), segment.metadata(at: row))
+            case .segment(let segment): return (text ? segment.text(at: row) : nil, metadata ? segment.metadata(at: row) : nil)
             case .delta(let store, _):
                 let r = store.row(Int(row))
-                return (r.text, r.metadata)
+                return (text ? r.text : nil, metadata ? r.metadata : nil)
             }
         }
 
@@ -131,31 +131,6 @@ public final class Searcher: Sendable {
         var top = TopK(k: k)
         prepared.withUnsafeBufferPointer { searchPrepared($0, k: k, parameters: parameters, into: &top) }
         return hits(from: top)
-    }
-
-    /// Like ``search(_:k:parameters:)``, with each hit's text and metadata (JSON bytes).
-    public func searchWithPayload(_ query: [Float], k: Int, parameters: SearchParameters = SearchParameters()) throws
-        -> [(hit: SearchHit, text: String?, metadata: [UInt8]?)]
-    {
-        try SearchParameters.validate(k: k)
-        try parameters.validate()
-        let prepared = try contract.prepared(query, what: "the query vector")
-        var top = TopK(k: k)
-        prepared.withUnsafeBufferPointer { searchPrepared($0, k: k, parameters: parameters, into: &top) }
-        return hitsWithPayload(from: top)
-    }
-
-    /// Turns a heap of internal candidates into hits with their texts and metadata, best first.
-    func hitsWithPayload(from top: TopK) -> [(hit: SearchHit, text: String?, metadata: [UInt8]?)] {
-        let metric = contract.metric
-        return top.sorted().map { candidate in
-            let source = sources[Int(candidate.id >> 32)]
-            let row = RowOffset(truncatingIfNeeded: candidate.id)
-            let (chunk, document) = source.identity(of: row)
-            let payload = source.payload(of: row)
-            let hit = SearchHit(chunkID: chunk, documentID: document, distance: metric.reportedDistance(candidate.distance), shard: source.shard)
-            return (hit, payload.text, payload.metadata)
-        }
     }
 
     /// The hot path: a query already prepared by the contract, into a reusable heap (reset here).

@@ -1,27 +1,46 @@
 import Hummingbird
 import VDBKit
 
-/// `POST /v1/libraries/{library}/search`: k nearest chunks to a vector.
+/// `POST /v1/libraries/{library}/search`: k nearest chunks to a vector, and
+/// `POST …/search/batch`: the same for many vectors in one request, through the indexes'
+/// batched paths.
 struct SearchController {
     let service: LibraryService
 
     func addRoutes(to group: RouterGroup<VDBRequestContext>) {
         group.post(use: search)
+        group.post("batch", use: batch)
     }
 
     @Sendable func search(request: Request, context: VDBRequestContext) async throws -> SearchResponse {
         let library = try service.library(context.parameters.require("library"))
         let body = try await request.json(SearchRequest.self, context: context)
-        let searcher = try library.searcher()
-        let schema = searcher.snapshot.manifest.metadataSchema
-        let filter = try body.filter.map { try Filter.parse($0, pointer: "/filter", schema: schema) }
-        let result = try searcher.search(body.vector, k: body.k ?? 10, parameters: body.parameters, filter: filter)
+        let (searcher, options) = try resolve(body.options, in: library)
+        let query = try QueryVectors.one(vector: body.vector, base64: body.vectorBase64, dimension: searcher.contract.dimension)
+        let result = try searcher.search(query, k: options.k, parameters: options.parameters, filter: options.filter, payload: options.payload)
         return SearchResponse(
-            hits: result.hits.map { found in
-                SearchHitResponse(
-                    chunk: found.hit.chunkID, document: found.hit.documentID, distance: found.hit.distance, text: found.text,
-                    metadata: found.metadata.flatMap { try? JSONValue.decode($0) })
-            },
-            index: searcher.indexDescription, version: searcher.epoch, plans: filter == nil ? nil : result.plans)
+            hits: result.hits.map(SearchHitResponse.init), index: searcher.indexDescription, version: searcher.epoch,
+            plans: options.filter == nil ? nil : result.plans)
+    }
+
+    @Sendable func batch(request: Request, context: VDBRequestContext) async throws -> BatchSearchResponse {
+        let library = try service.library(context.parameters.require("library"))
+        let body = try await request.json(BatchSearchRequest.self, context: context)
+        let (searcher, options) = try resolve(body.options, in: library)
+        let queries = try QueryVectors.many(vectors: body.vectors, base64: body.vectorsBase64, dimension: searcher.contract.dimension)
+        let results = try searcher.searchBatch(queries, k: options.k, parameters: options.parameters, filter: options.filter, payload: options.payload)
+        return BatchSearchResponse(
+            results: results.map { BatchSearchResult(hits: $0.map(SearchHitResponse.init)) }, index: searcher.indexDescription,
+            version: searcher.epoch)
+    }
+
+    /// The library's searcher, and the options checked against it (the filter against its schema).
+    private func resolve(_ options: SearchOptions, in library: LiveLibrary) throws
+        -> (Searcher, (k: Int, parameters: SearchParameters, filter: Filter?, payload: HitPayload))
+    {
+        let searcher = try library.searcher()
+        let payload = try QueryVectors.payload(options.include)
+        let filter = try options.filter.map { try Filter.parse($0, pointer: "/filter", schema: searcher.snapshot.manifest.metadataSchema) }
+        return (searcher, (options.k ?? 10, options.parameters, filter, payload))
     }
 }

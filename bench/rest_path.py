@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""What HTTP costs on top of a search: vdb-serve at one connection (wrk -c1) against
+vdb-query in process, on the same HNSW library (pypi-dev, 59k x 384, M 16, efC 200), at the
+same ef, in one run.
+
+- single queries: p50 over REST with the vector as a JSON array, as base64
+  (`vectorBase64`), and as base64 with `"include": []` (ids and distances only), against
+  vdb-query's one-query-per-call p50;
+- batches: queries/s of `/search/batch` (100 queries per request, base64) against vdb-query's
+  batched single-thread QPS (--batch 100).
+
+    apt-get install wrk && bench/.venv/bin/python bench/rest_path.py [--ef 64]
+
+Results: bench/results/rest-path-<date>.json. wrk, the server and vdb-query share 2 cores.
+"""
+import argparse
+import base64
+import json
+import os
+import shutil
+import struct
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import OUT, ROOT, Server, build_tools, datasets, load, lua_bodies, sh, wrk  # noqa: E402
+
+BATCH = 100
+
+
+def packed(vectors):
+    return base64.b64encode(b"".join(struct.pack(f"<{len(v)}f", *v) for v in vectors)).decode()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--ef", type=int, default=64)
+    parser.add_argument("--seconds", type=int, default=10)
+    args = parser.parse_args()
+    bin_dir = build_tools(("vdb-build", "vdb-serve", "vdb-query"))
+    (_, path), = datasets(bin_dir, ["pypi-dev"])
+    _, _, test, _, _ = load(path)
+    data = os.path.join(OUT, "rest-path-data")
+    if not os.path.exists(os.path.join(data, "libraries", "p", "CURRENT")):
+        shutil.rmtree(data, ignore_errors=True)
+        sh(f"{bin_dir}/vdb-build", "ingest", path, "--library", "p", "--data-dir", data)
+        sh(f"{bin_dir}/vdb-build", "index", "--library", "p", "--data-dir", data, "--type", "hnsw", "--m", "16", "--ef-construction", "200")
+    report = json.loads(sh(f"{bin_dir}/vdb-query", "--library", "p", "--data-dir", data, "--queries", path, "-k", "10",
+                           "--ef", str(args.ef), "--batch", str(BATCH), "--threads", "1", "--json"))
+    in_process = {
+        "p50ms": report["latency"]["p50Microseconds"] / 1000,
+        "singleQPS": report["singleThread"]["queriesPerSecond"],
+        "batchedQPS": report["batched"]["queriesPerSecond"],
+        "recallAt10": report["recall"],
+    }
+    print("in process", json.dumps(in_process), flush=True)
+    queries = [[float(x) for x in q] for q in test[:500]]
+    forms = {
+        "array": [{"vector": q, "k": 10, "ef": args.ef} for q in queries],
+        "base64": [{"vectorBase64": packed([q]), "k": 10, "ef": args.ef} for q in queries],
+        "base64, include []": [{"vectorBase64": packed([q]), "k": 10, "ef": args.ef, "include": []} for q in queries],
+    }
+    batches = [queries[i:i + BATCH] for i in range(0, len(queries), BATCH)]
+    batch_forms = {
+        "batch of 100, base64": [{"vectorsBase64": packed(b), "k": 10, "ef": args.ef} for b in batches],
+        "batch of 100, base64, include []": [{"vectorsBase64": packed(b), "k": 10, "ef": args.ef, "include": []} for b in batches],
+    }
+    rest = {}
+    with Server(bin_dir, data, "--log-level", "error") as server:
+        url = f"http://127.0.0.1:{server.port}/v1/libraries/p/search"
+        for name, bodies in forms.items():
+            script = os.path.join(OUT, "rest-path.lua")
+            lua_bodies(script, "POST", bodies)
+            wrk(url, script, seconds=2, connections=1, threads=1)  # warm up
+            r = wrk(url, script, seconds=args.seconds, connections=1, threads=1)
+            rest[name] = {**r, "p50OverInProcess": r["p50"] / in_process["p50ms"]}
+            print(name, json.dumps(rest[name]), flush=True)
+        for name, bodies in batch_forms.items():
+            script = os.path.join(OUT, "rest-path.lua")
+            lua_bodies(script, "POST", bodies)
+            r = wrk(url + "/batch", script, seconds=args.seconds, connections=1, threads=1)
+            qps = r["rps"] * BATCH
+            rest[name] = {**r, "queriesPerSecond": qps, "overInProcessBatched": qps / in_process["batchedQPS"]}
+            print(name, json.dumps(rest[name]), flush=True)
+    commit = sh("git", "rev-parse", "--short", "HEAD", cwd=ROOT).strip()
+    out = os.path.join(ROOT, "bench", "results", f"rest-path-{time.strftime('%Y-%m-%d')}.json")
+    with open(out, "w") as f:
+        json.dump({"commit": commit, "ef": args.ef, "inProcess": in_process, "rest": rest}, f, indent=1)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
