@@ -105,7 +105,9 @@ let package = Package(
         ),
         .testTarget(
             name: "VDBServeTests",
-            dependencies: ["vdb-serve", "VDBKit", .product(name: "HummingbirdTesting", package: "hummingbird")],
+            dependencies: [
+                "vdb-serve", "VDBKit", .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "PropertyBased", package: "swift-property-based")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

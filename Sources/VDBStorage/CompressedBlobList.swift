@@ -62,6 +62,10 @@ struct CompressedBlobList: @unchecked Sendable {
             if entry(mid).first <= UInt64(index) { low = mid } else { high = mid - 1 }
         }
         let block = low
+        let first = Int(entry(block).first), k = Int(entry(block + 1).first) - first
+        // A block that holds only its offsets has no blob bytes: every blob in it is empty
+        // (rows without text or metadata), known from the frame header without decompressing.
+        if frameContentSize(block) == 4 * (k + 1) { return body(UnsafeRawBufferPointer(start: nil, count: 0)) }
         let bytes = cache.withLock { cached -> [UInt8]? in
             if let cached, cached.block == block { return cached.bytes }
             guard let bytes = decompress(block) else { return nil }
@@ -69,7 +73,6 @@ struct CompressedBlobList: @unchecked Sendable {
             return bytes
         }
         guard let bytes else { return body(UnsafeRawBufferPointer(start: nil, count: 0)) }
-        let first = Int(entry(block).first), k = Int(entry(block + 1).first) - first
         return bytes.withUnsafeBytes { raw in
             let i = index - first
             let dataStart = 4 * (k + 1)
@@ -78,6 +81,11 @@ struct CompressedBlobList: @unchecked Sendable {
             guard start <= end, dataStart + end <= raw.count else { return body(UnsafeRawBufferPointer(start: nil, count: 0)) }
             return body(UnsafeRawBufferPointer(rebasing: raw[(dataStart + start)..<(dataStart + end)]))
         }
+    }
+
+    private func frameContentSize(_ block: Int) -> Int {
+        let (offset, end) = (Int(entry(block).offset), Int(entry(block + 1).offset))
+        return Int(ZSTD_getFrameContentSize(frames.baseAddress! + offset, end - offset))
     }
 
     private func decompress(_ block: Int) -> [UInt8]? {

@@ -27,6 +27,9 @@ extension VDBBuild {
         @Option(name: .long, help: "Share of dead rows that makes a segment worth rewriting alone.")
         var deletedShare = CompactionPolicy().deletedShare
 
+        @Option(name: .long, help: "Most live rows one merge of several segments may write, as a share of the library's (bounds the disk a merge needs).")
+        var maximumMergeShare = CompactionPolicy().maximumMergeShare
+
         @Option(name: .long, help: "Threads for index builds of merged segments (default: all cores).")
         var threads = 0
 
@@ -34,13 +37,15 @@ extension VDBBuild {
             guard (2...64).contains(fanIn) else { throw ValidationError("--fan-in must be in 2...64") }
             guard minimumRows >= 1 else { throw ValidationError("--minimum-rows must be at least 1") }
             guard deletedShare > 0, deletedShare <= 1 else { throw ValidationError("--deleted-share must be in (0, 1]") }
+            guard maximumMergeShare > 0, maximumMergeShare <= 1 else { throw ValidationError("--maximum-merge-share must be in (0, 1]") }
         }
 
         func run() throws {
             let report = try reportingErrors("vdb-build") { () throws -> CompactionReport? in
                 let directory = try LibraryDirectory(dataDirectory: FilePath(global.dataDir), name: library)
                 var compactor = Compactor(
-                    directory: directory, policy: CompactionPolicy(fanIn: fanIn, minimumRows: minimumRows, deletedShare: deletedShare),
+                    directory: directory, policy: CompactionPolicy(
+                        fanIn: fanIn, minimumRows: minimumRows, deletedShare: deletedShare, maximumMergeShare: maximumMergeShare),
                     threads: threads > 0 ? threads : ProcessorCount.active)
                 let progress = TerminalProgress()
                 defer { progress.finish() }

@@ -139,17 +139,6 @@ struct BatchSearchRequest: Decodable, Sendable {
     }
 }
 
-/// One query's hits in a batch answer, in the order of the queries.
-struct BatchSearchResult: Encodable, Sendable {
-    var hits: [SearchHitResponse]
-}
-
-struct BatchSearchResponse: ResponseEncodable, Sendable {
-    var results: [BatchSearchResult]
-    var index: String
-    var version: Epoch
-}
-
 struct ChunkResponse: ResponseEncodable, Sendable {
     var id: ChunkID
     var document: DocumentID
@@ -184,31 +173,6 @@ struct Page<Item: Encodable & Sendable>: ResponseEncodable, Sendable {
     var nextCursor: String?
 }
 
-struct SearchHitResponse: Codable, Sendable {
-    var chunk: ChunkID
-    var document: DocumentID
-    var distance: Float
-    var text: String?
-    var metadata: JSONValue?
-
-    init(_ found: PayloadHit) {
-        chunk = found.hit.chunkID
-        document = found.hit.documentID
-        distance = found.hit.distance
-        text = found.text
-        metadata = found.metadata.flatMap { try? JSONValue.decode($0) }
-    }
-}
-
-struct SearchResponse: ResponseEncodable, Sendable {
-    var hits: [SearchHitResponse]
-    /// Which index answered.
-    var index: String
-    var version: Epoch
-    /// With a filter: what ran for each part of each shard.
-    var plans: [SearchPlan]?
-}
-
 struct Health: ResponseEncodable, Sendable {
     var status: String
     var libraries: Int
@@ -229,6 +193,7 @@ struct CompactRequest: Decodable, Sendable {
     var fanIn: Int?
     var minimumRows: Int?
     var deletedShare: Double?
+    var maximumMergeShare: Double?
 
     func policy(over base: CompactionPolicy) throws -> CompactionPolicy {
         var policy = base
@@ -243,6 +208,10 @@ struct CompactRequest: Decodable, Sendable {
         if let deletedShare {
             guard deletedShare > 0, deletedShare <= 1 else { throw Self.invalid("deletedShare", "must be in (0, 1]") }
             policy.deletedShare = deletedShare
+        }
+        if let maximumMergeShare {
+            guard maximumMergeShare > 0, maximumMergeShare <= 1 else { throw Self.invalid("maximumMergeShare", "must be in (0, 1]") }
+            policy.maximumMergeShare = maximumMergeShare
         }
         return policy
     }

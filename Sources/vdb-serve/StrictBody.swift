@@ -122,7 +122,7 @@ extension EmptyRequest: StrictBody {
 }
 
 extension CompactRequest: StrictBody {
-    static let schema = BodySchema.object(["fanIn": .any, "minimumRows": .any, "deletedShare": .any])
+    static let schema = BodySchema.object(["fanIn": .any, "minimumRows": .any, "deletedShare": .any, "maximumMergeShare": .any])
 }
 
 extension IndexJobRequest: StrictBody {

@@ -37,6 +37,9 @@ struct VDBServe: AsyncParsableCommand {
     @Option(name: .long, help: "Compaction: live rows of the smallest tier's segments.")
     var compactMinimumRows = CompactionPolicy().minimumRows
 
+    @Option(name: .long, help: "Compaction: most live rows one merge may write, as a share of the library's (bounds the disk a merge needs beside the live data).")
+    var compactMaximumMergeShare = CompactionPolicy().maximumMergeShare
+
     @Option(name: .long, help: "Background work (compaction, index builds): threads per job (more than 1 runs the extra ones at normal priority).")
     var backgroundThreads = 1
 
@@ -53,6 +56,9 @@ struct VDBServe: AsyncParsableCommand {
         guard (1...10_000_000).contains(flushRows) else { throw ValidationError("--flush-rows must be in 1...10000000") }
         guard (2...64).contains(compactFanIn) else { throw ValidationError("--compact-fan-in must be in 2...64") }
         guard compactMinimumRows >= 1 else { throw ValidationError("--compact-minimum-rows must be at least 1") }
+        guard compactMaximumMergeShare > 0, compactMaximumMergeShare <= 1 else {
+            throw ValidationError("--compact-maximum-merge-share must be in (0, 1]")
+        }
         _ = try policy()
         guard (0...65_535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
@@ -81,7 +87,7 @@ struct VDBServe: AsyncParsableCommand {
         let service = try reportingErrors("vdb-serve") {
             try LibraryService(
                 dataDirectory: dataDirectory.path, policy: policy(), flushThreshold: flushRows,
-                compaction: CompactionPolicy(fanIn: compactFanIn, minimumRows: compactMinimumRows),
+                compaction: CompactionPolicy(fanIn: compactFanIn, minimumRows: compactMinimumRows, maximumMergeShare: compactMaximumMergeShare),
                 background: BackgroundLimits(
                     threads: backgroundThreads, niceness: backgroundNice,
                     writeBytesPerSecond: backgroundWriteMiBps > 0 ? backgroundWriteMiBps << 20 : nil),

@@ -11,20 +11,34 @@ import Foundation
 /// to `fanIn` times that); once a tier holds `fanIn` segments, they are merged into one of
 /// the next tier. A segment whose rows are at least `deletedShare` dead is rewritten on its
 /// own, so deleted and replaced rows stop costing disk and search time.
+///
+/// A merge writes its output beside the segments it replaces, so one merge may write at most
+/// `maximumMergeShare` of the library's live rows (and at least `minimumRows · fanIn`): the
+/// disk a compaction needs on top of the live data stays that share, where merging whole
+/// shards would double it. Segments too large to merge under the cap stay as they are (at most
+/// 2 / `maximumMergeShare` of them), and are still rewritten alone once dead enough.
 public struct CompactionPolicy: Sendable, Hashable, Codable {
     public var fanIn: Int
     public var minimumRows: Int
     public var deletedShare: Double
+    public var maximumMergeShare: Double
 
-    public init(fanIn: Int = 4, minimumRows: Int = 10_000, deletedShare: Double = 0.2) {
+    public init(fanIn: Int = 4, minimumRows: Int = 10_000, deletedShare: Double = 0.2, maximumMergeShare: Double = 0.25) {
         self.fanIn = fanIn
         self.minimumRows = minimumRows
         self.deletedShare = deletedShare
+        self.maximumMergeShare = maximumMergeShare
+    }
+
+    /// The most live rows one merge of several segments may write in a library of `libraryLiveRows`.
+    public func mergeCap(libraryLiveRows: Int?) -> Int {
+        max(minimumRows * fanIn, libraryLiveRows.map { Int(maximumMergeShare * Double($0)) } ?? .max)
     }
 
     /// The segments (indexes into the shard's list) one compaction of the shard merges, or
-    /// nil when the shard is in shape. Takes the fullest tier first, the smallest segments in it.
-    public func plan(liveRows: [Int], totalRows: [Int]) -> [Int]? {
+    /// nil when the shard is in shape. Takes the lowest full tier first, its smallest segments
+    /// (up to `fanIn`, and no more live rows than ``mergeCap(libraryLiveRows:)``; at least two).
+    public func plan(liveRows: [Int], totalRows: [Int], libraryLiveRows: Int? = nil) -> [Int]? {
         var tiers: [Int: [Int]] = [:]
         for (i, live) in liveRows.enumerated() {
             var tier = 0
@@ -35,8 +49,15 @@ public struct CompactionPolicy: Sendable, Hashable, Codable {
             }
             tiers[tier, default: []].append(i)
         }
-        if let (_, members) = tiers.filter({ $0.value.count >= fanIn }).min(by: { $0.key < $1.key }) {
-            return Array(members.sorted { liveRows[$0] < liveRows[$1] }.prefix(fanIn)).sorted()
+        let cap = mergeCap(libraryLiveRows: libraryLiveRows)
+        for (_, members) in tiers.filter({ $0.value.count >= fanIn }).sorted(by: { $0.key < $1.key }) {
+            var chosen: [Int] = []
+            var rows = 0
+            for member in members.sorted(by: { liveRows[$0] < liveRows[$1] }).prefix(fanIn) where rows + liveRows[member] <= cap {
+                chosen.append(member)
+                rows += liveRows[member]
+            }
+            if chosen.count >= 2 { return chosen.sorted() }
         }
         // No tier is full: rewrite the deadest segment past the threshold, if any.
         let dead = liveRows.indices.filter { totalRows[$0] > 0 && Double(totalRows[$0] - liveRows[$0]) >= deletedShare * Double(totalRows[$0]) }
@@ -98,12 +119,25 @@ public struct Compactor: Sendable {
     /// The merges of one compaction, written as files of `draft` (edited from `base`).
     public func merge(base: Manifest, draft: VersionDraft) throws -> [Merge] {
         let snapshot = try LibrarySnapshot(directory: directory, manifest: base, verifyChecksums: false)
+        // One merge per round (the first shard that needs one): the disk it needs beside the
+        // live data is one merge's output, not every shard's at once.
         var plans: [(shard: Int, members: [Int], tombstones: ShardTombstones?)] = []
+        var shardLive: [[Int]] = []
+        var shardTotal: [[Int]] = []
+        var shardTombstones: [ShardTombstones?] = []
         for (s, shard) in base.shards.enumerated() {
             let tombstones = try shard.tombstones.map { try ShardTombstones.read(directory.root.appending($0)) }
             let total = snapshot.segments[s].map(\.rowCount)
-            let live = zip(shard.segments, total).map { segment, rows in rows - (tombstones?.deadRows[segment.id]?.count ?? 0) }
-            if let members = policy.plan(liveRows: live, totalRows: total) { plans.append((s, members, tombstones)) }
+            shardTotal.append(total)
+            shardLive.append(zip(shard.segments, total).map { segment, rows in rows - (tombstones?.deadRows[segment.id]?.count ?? 0) })
+            shardTombstones.append(tombstones)
+        }
+        let libraryLive = shardLive.reduce(0) { $0 + $1.reduce(0, +) }
+        for s in base.shards.indices {
+            if let members = policy.plan(liveRows: shardLive[s], totalRows: shardTotal[s], libraryLiveRows: libraryLive) {
+                plans.append((s, members, shardTombstones[s]))
+                break
+            }
         }
         let totalRows = plans.reduce(0) { total, plan in total + plan.members.reduce(0) { $0 + snapshot.segments[plan.shard][$1].rowCount } }
         var rowsDone = 0
@@ -229,10 +263,9 @@ public struct Compactor: Sendable {
         for _ in 0..<maximumRounds {
             guard let round = try runOnce() else { break }
             total = total.map { $0.adding(round) } ?? round
-        }
-        if let total, !total.superseded.isEmpty {
+            // Each round's replaced files leave before the next round writes more.
             Thread.sleep(forTimeInterval: Double(retireAfter.components.seconds) + Double(retireAfter.components.attoseconds) / 1e18)
-            for epoch in total.superseded { try directory.retire(epoch) }
+            for epoch in round.superseded { try directory.retire(epoch) }
         }
         return total
     }

@@ -243,8 +243,10 @@ public final class LibraryService: Sendable {
 
     /// Starts an automatic compaction when the policy finds a shard to merge and no job runs.
     func compactIfDue(_ library: LiveLibrary) {
-        let due = library.currentShards().contains { shard in
-            compaction.plan(liveRows: shard.live.map(\.count), totalRows: shard.segments.map(\.rowCount)) != nil
+        let shards = library.currentShards()
+        let libraryLive = shards.reduce(0) { $0 + $1.live.reduce(0) { $0 + $1.count } }
+        let due = shards.contains { shard in
+            compaction.plan(liveRows: shard.live.map(\.count), totalRows: shard.segments.map(\.rowCount), libraryLiveRows: libraryLive) != nil
         }
         guard due, jobs.active(for: library.name) == nil else { return }
         _ = try? startCompactionJob(library.name, automatic: true)
@@ -269,7 +271,7 @@ public final class LibraryService: Sendable {
         }
     }
 
-    /// Starts a compaction of `name` as a job (``LiveLibrary/compact(policy:limits:maximumRounds:progress:shouldStop:)``).
+    /// Starts a compaction of `name` as a job (``LiveLibrary/compact(policy:limits:maximumRounds:retireAfter:progress:shouldStop:)``).
     public func startCompactionJob(_ name: String, policy: CompactionPolicy? = nil, automatic: Bool = false) throws -> JobInfo {
         let library = try library(name)
         let policy = policy ?? compaction

@@ -23,13 +23,12 @@ extension LiveLibrary {
         for _ in 0..<maximumRounds {
             guard let round = try await compactOnce(policy: policy, limits: limits, progress: progress, shouldStop: shouldStop) else { break }
             total = total.map { $0.adding(round) } ?? round
-        }
-        if let total, !total.superseded.isEmpty {
+            // Each round's replaced files leave before the next round writes much more.
             let directory = snapshot.directory
             let logger = self.logger
             Task {
                 try? await Task.sleep(for: retireAfter)
-                for epoch in total.superseded {
+                for epoch in round.superseded {
                     do {
                         try directory.retire(epoch)
                     } catch {
@@ -41,7 +40,7 @@ extension LiveLibrary {
         return total
     }
 
-    /// One round of ``compact(policy:limits:maximumRounds:progress:shouldStop:)``.
+    /// One round of ``compact(policy:limits:maximumRounds:retireAfter:progress:shouldStop:)``.
     func compactOnce(
         policy: CompactionPolicy, limits: BackgroundLimits, progress: ProgressHandler?, shouldStop: @escaping @Sendable () -> Bool
     ) async throws -> CompactionReport? {

@@ -12,26 +12,23 @@ struct SearchController {
         group.post("batch", use: batch)
     }
 
-    @Sendable func search(request: Request, context: VDBRequestContext) async throws -> SearchResponse {
+    @Sendable func search(request: Request, context: VDBRequestContext) async throws -> SearchResponseBody {
         let library = try service.library(context.parameters.require("library"))
         let body = try await request.json(SearchRequest.self, context: context)
         let (searcher, options) = try resolve(body.options, in: library)
         let query = try QueryVectors.one(vector: body.vector, base64: body.vectorBase64, dimension: searcher.contract.dimension)
         let result = try searcher.search(query, k: options.k, parameters: options.parameters, filter: options.filter, payload: options.payload)
-        return SearchResponse(
-            hits: result.hits.map(SearchHitResponse.init), index: searcher.indexDescription, version: searcher.epoch,
-            plans: options.filter == nil ? nil : result.plans)
+        return try SearchResponseWriter.search(
+            result.hits, index: searcher.indexDescription, version: searcher.epoch, plans: options.filter == nil ? nil : result.plans)
     }
 
-    @Sendable func batch(request: Request, context: VDBRequestContext) async throws -> BatchSearchResponse {
+    @Sendable func batch(request: Request, context: VDBRequestContext) async throws -> SearchResponseBody {
         let library = try service.library(context.parameters.require("library"))
         let body = try await request.json(BatchSearchRequest.self, context: context)
         let (searcher, options) = try resolve(body.options, in: library)
         let queries = try QueryVectors.many(vectors: body.vectors, base64: body.vectorsBase64, dimension: searcher.contract.dimension)
         let results = try searcher.searchBatch(queries, k: options.k, parameters: options.parameters, filter: options.filter, payload: options.payload)
-        return BatchSearchResponse(
-            results: results.map { BatchSearchResult(hits: $0.map(SearchHitResponse.init)) }, index: searcher.indexDescription,
-            version: searcher.epoch)
+        return SearchResponseWriter.batch(results, index: searcher.indexDescription, version: searcher.epoch)
     }
 
     /// The library's searcher, and the options checked against it (the filter against its schema).

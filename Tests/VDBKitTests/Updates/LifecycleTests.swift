@@ -79,6 +79,19 @@ struct LifecycleTests {
         #expect(policy.plan(liveRows: [400, 450, 420, 410], totalRows: [400, 450, 420, 410]) == [0, 1, 2, 3])
     }
 
+    /// One merge writes at most a quarter of the library's live rows (and at least a full
+    /// lowest tier): fewer, smaller members when the tier is too big; none when no two fit;
+    /// a dead-heavy segment is still rewritten alone.
+    @Test func mergesStayUnderTheCap() {
+        let policy = CompactionPolicy(fanIn: 4, minimumRows: 10, deletedShare: 0.25)
+        #expect(policy.mergeCap(libraryLiveRows: 400) == 100)
+        #expect(policy.mergeCap(libraryLiveRows: 40) == 40)
+        #expect(policy.plan(liveRows: [30, 31, 32, 33], totalRows: [30, 31, 32, 33], libraryLiveRows: 400) == [0, 1, 2])
+        #expect(policy.plan(liveRows: [33, 30, 32, 31], totalRows: [33, 30, 32, 31]) == [0, 1, 2, 3])
+        #expect(policy.plan(liveRows: [60, 70, 80, 90], totalRows: [60, 70, 80, 90], libraryLiveRows: 400) == nil)
+        #expect(policy.plan(liveRows: [60, 70, 80, 50], totalRows: [60, 70, 80, 90], libraryLiveRows: 400) == [3])
+    }
+
     /// Small flushed segments are merged, dead rows dropped, the index rebuilt; everything
     /// acknowledged is there after the compaction and after a reopen.
     @Test(arguments: [IndexSettings.flat, .hnsw(HNSWParameters(m: 8, efConstruction: 40))])
@@ -100,7 +113,7 @@ struct LifecycleTests {
         }
         let before = library.storedRows()
         #expect(before.segments == 12 && before.deadRows > 0)
-        let report = try #require(try await library.compact(policy: CompactionPolicy(fanIn: 4, minimumRows: 10)))
+        let report = try #require(try await library.compact(policy: CompactionPolicy(fanIn: 4, minimumRows: 10, maximumMergeShare: 1)))
         #expect(report.mergedSegments >= 8 && report.droppedRows > 0)
         let after = library.storedRows()
         #expect(after.segments < before.segments && after.deadRows < before.deadRows)
@@ -127,7 +140,7 @@ struct LifecycleTests {
         }
         let directory = library.snapshot.directory
         let before = library.snapshot.manifest
-        let report = try #require(try await library.compact(policy: CompactionPolicy(fanIn: 4, minimumRows: 10), retireAfter: .zero))
+        let report = try #require(try await library.compact(policy: CompactionPolicy(fanIn: 4, minimumRows: 10, maximumMergeShare: 1), retireAfter: .zero))
         #expect(report.superseded == [before.epoch])
         // Retiring runs in the background: wait for it.
         for _ in 0..<200 where directory.keptVersions().contains(before.epoch) { try await Task.sleep(for: .milliseconds(10)) }
@@ -159,7 +172,7 @@ struct LifecycleTests {
         let gate = Locked(false)
         let task = Task {
             try await library.compact(
-                policy: CompactionPolicy(fanIn: 4, minimumRows: 10),
+                policy: CompactionPolicy(fanIn: 4, minimumRows: 10, maximumMergeShare: 1),
                 progress: { _ in while !gate.withLock({ $0 }) { usleep(1_000) } }, shouldStop: { stop.withLock { $0 } })
         }
         try await Task.sleep(for: .milliseconds(50))
