@@ -91,25 +91,7 @@ extension LibraryDirectory {
         let lock = try lockExclusively()
         defer { lock.unlock() }
         guard let live = try? currentManifest(), live.epoch != epoch else { return 0 }
-        let doomedName = manifestFileName(epoch: epoch)
-        guard let doomed = try? manifest(named: doomedName) else { return 0 }
-        var needed = Set<String>()
-        for other in keptVersions() where other != epoch {
-            // A kept manifest that does not read protects nothing it names: remove nothing.
-            guard let manifest = try? manifest(named: manifestFileName(epoch: other)) else { return 0 }
-            needed.formUnion(manifest.files)
-        }
-        // The manifest goes first: a crash in between leaves orphans (removed at the next
-        // open), never a kept version naming a missing file.
-        do {
-            try removeFileIfPresent(root.appending(doomedName))
-        } catch {
-            throw StorageError(.io, "cannot remove \(doomedName) of library '\(name)'", cause: error)
-        }
-        var removed = 0
-        for file in doomed.files where !needed.contains(file) {
-            if (try? removeFileIfPresent(root.appending(file))) != nil { removed += 1 }
-        }
-        return removed
+        let others = keptVersions().filter { $0 != epoch }.map { manifestFileName(epoch: $0) }
+        return removeVersions(named: [manifestFileName(epoch: epoch)], keepingFilesOf: others).files
     }
 }

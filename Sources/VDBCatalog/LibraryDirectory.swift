@@ -159,22 +159,30 @@ public struct LibraryDirectory: Sendable {
         let versions = names.compactMap { name in Self.epoch(ofManifestFileName: name).map { (epoch: $0, name: name) } }
             .sorted { $0.epoch > $1.epoch }
         guard versions.count > retainedVersions else { return (0, 0) }
-        let retained = versions.prefix(retainedVersions), superseded = versions.dropFirst(retainedVersions)
+        return removeVersions(
+            named: versions.dropFirst(retainedVersions).map(\.name), keepingFilesOf: versions.prefix(retainedVersions).map(\.name))
+    }
+
+    /// Removes the manifests `doomed` and the files only they name; files a manifest of `retained`
+    /// names stay. Each manifest goes before its files: a crash in between leaves orphans
+    /// (removed at the next open), never a kept version naming a missing file. Call under the
+    /// publish lock.
+    func removeVersions(named doomed: [String], keepingFilesOf retained: [String]) -> (manifests: Int, files: Int) {
         var needed = Set<String>()
-        for version in retained {
+        for name in retained {
             // A retained manifest that does not read protects nothing it names: keep every file.
-            guard let manifest = try? manifest(named: version.name) else { return (0, 0) }
+            guard let manifest = try? manifest(named: name) else { return (0, 0) }
             needed.formUnion(manifest.files)
         }
         var removed = (manifests: 0, files: 0)
-        for version in superseded {
+        for name in doomed {
             // An unreadable old manifest is left as it is (someone may want to look at it).
-            guard let manifest = try? manifest(named: version.name) else { continue }
+            guard let manifest = try? manifest(named: name), (try? removeFileIfPresent(root.appending(name))) != nil else { continue }
+            removed.manifests += 1
             for file in manifest.files where !needed.contains(file) {
                 let path = root.appending(file)
                 if fileExists(path), (try? removeFileIfPresent(path)) != nil { removed.files += 1 }
             }
-            if (try? removeFileIfPresent(root.appending(version.name))) != nil { removed.manifests += 1 }
         }
         return removed
     }

@@ -91,7 +91,7 @@ struct CompressedBlobList: @unchecked Sendable {
     private func decompress(_ block: Int) -> [UInt8]? {
         let (offset, end) = (Int(entry(block).offset), Int(entry(block + 1).offset))
         let frame = UnsafeRawBufferPointer(rebasing: frames[offset..<end])
-        let size = Int(ZSTD_getFrameContentSize(frame.baseAddress, frame.count))
+        let size = frameContentSize(block)
         var out = [UInt8](repeating: 0, count: size)
         let written = out.withUnsafeMutableBytes { ZSTD_decompress($0.baseAddress, size, frame.baseAddress, frame.count) }
         guard ZSTD_isError(written) == 0, written == size else { return nil }
