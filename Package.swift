@@ -24,6 +24,9 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", exact: "2.28.1"),
         .package(url: "https://github.com/apple/swift-log.git", exact: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", exact: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", exact: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-http-types.git", exact: "1.8.0"),
     ],
     targets: [
         // C distance kernels and CRC32C, with AVX-512 / AVX2 chosen at load time.
@@ -74,6 +77,21 @@ let package = Package(
             dependencies: ["VDBCore", "VDBKernels", "VDBStorage", "VDBIndex", "VDBCatalog", "VDBIngest", "VDBEngine"],
             swiftSettings: swiftSettings
         ),
+        // Replicated shards: etcd (its v3 JSON gateway) for membership, leader leases and the shard
+        // map; WAL records streamed from each shard's leader to its followers over HTTP. Above
+        // the engine, beside the executables: a single node never touches it.
+        .target(
+            name: "VDBCluster",
+            dependencies: [
+                "VDBKit",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // What the command-line tools share: options, error reporting through sysexits codes,
         // tables, the progress bar and the recall plot.
         .target(
@@ -94,9 +112,12 @@ let package = Package(
         .executableTarget(
             name: "vdb-serve",
             dependencies: [
-                "VDBKit", "VDBCommandLine",
+                "VDBKit", "VDBCommandLine", "VDBCluster",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -124,7 +145,7 @@ let package = Package(
         // Runs the built executables as a user would; depending on them makes `swift test` build them.
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["VDBKit", "vdb-build", "vdb-query", "vdb-serve", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: ["VDBKit", "VDBCluster", "vdb-build", "vdb-query", "vdb-serve", .product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: swiftSettings
         ),
     ]

@@ -9,6 +9,8 @@ public enum ExitStatus {
     public static let usage: Int32 = 64
     public static let dataError: Int32 = 65
     public static let noInput: Int32 = 66
+    /// A service the tool needs (the cluster's etcd) cannot be reached.
+    public static let unavailable: Int32 = 69
     public static let software: Int32 = 70
     public static let ioError: Int32 = 74
 

@@ -1,7 +1,9 @@
+import AsyncHTTPClient
 import Foundation
 import Hummingbird
 import Logging
 import ServiceLifecycle
+import VDBCluster
 import VDBKit
 
 /// How the server runs.
@@ -14,11 +16,21 @@ struct ServeConfiguration: Sendable {
     var portFile: String?
 }
 
+/// Cluster mode: the node, and the client its forwarded requests go through.
+struct ClusterContext: Sendable {
+    var node: ClusterNode
+    var http: HTTPClient
+}
+
 /// The routes, over a library service. Tests call this without a process or a socket.
-func buildRouter(service: LibraryService) -> Router<VDBRequestContext> {
+func buildRouter(service: LibraryService, cluster: ClusterContext? = nil) -> Router<VDBRequestContext> {
     let router = Router(context: VDBRequestContext.self)
     router.add(middleware: NoStoreMiddleware())
     router.add(middleware: ProblemDetailsMiddleware())
+    if let cluster {
+        router.add(middleware: LeaderForwardingMiddleware(nodeID: cluster.node.nodeID, http: cluster.http))
+        ClusterController(cluster: cluster.node).addRoutes(to: router)
+    }
     router.get("healthz") { _, _ in Health(status: "ok", libraries: service.libraryCount) }
     router.get("openapi.json") { _, _ -> Response in
         Response(
@@ -26,7 +38,7 @@ func buildRouter(service: LibraryService) -> Router<VDBRequestContext> {
             body: ResponseBody(byteBuffer: ByteBuffer(bytes: OpenAPIDocument.bytes)))
     }
     let libraries = router.group("v1/libraries")
-    LibrariesController(service: service).addRoutes(to: libraries)
+    LibrariesController(service: service, cluster: cluster?.node).addRoutes(to: libraries)
     DocumentsController(service: service).addRoutes(to: libraries.group(":library/documents"))
     ChunksController(service: service).addRoutes(to: libraries.group(":library/documents/:document/chunks"))
     SearchController(service: service).addRoutes(to: libraries.group(":library/search"))
@@ -37,12 +49,16 @@ func buildRouter(service: LibraryService) -> Router<VDBRequestContext> {
 
 /// The application: the router, bound to host and port, writing the port file once listening,
 /// with the libraries' background work as a service beside it.
-func buildApplication(_ configuration: ServeConfiguration, service: LibraryService, logger: Logger) -> some ApplicationProtocol {
+func buildApplication(
+    _ configuration: ServeConfiguration, service: LibraryService, cluster: ClusterContext? = nil, logger: Logger
+) -> some ApplicationProtocol {
     let portFile = configuration.portFile
+    var services: [any Service] = [LibraryMaintenanceService(libraries: service)]
+    if let cluster { services.append(ClusterService(node: cluster.node)) }
     return Application(
-        router: buildRouter(service: service),
+        router: buildRouter(service: service, cluster: cluster),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "vdb-serve"),
-        services: [LibraryMaintenanceService(libraries: service)],
+        services: services,
         onServerRunning: { channel in
             guard let portFile, let port = channel.localAddress?.port else { return }
             // Written to a temporary name and renamed, so a reader never sees half a number.
@@ -70,6 +86,18 @@ struct LibraryMaintenanceService: Service {
     func run() async throws {
         await cancelWhenGracefulShutdown {
             await libraries.runMaintenance()
+        }
+    }
+}
+
+/// Cluster mode's work beside the server (lease renewals, following etcd, elections). On
+/// graceful shutdown the node gives up its shards at once.
+struct ClusterService: Service {
+    let node: ClusterNode
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await node.run()
         }
     }
 }

@@ -41,6 +41,8 @@ struct CreateLibraryRequest: Decodable, Sendable {
     /// Published versions kept on disk (rollback targets), 2-100; default 2.
     var retainedVersions: Int?
     var metadata: [String: JSONValue]?
+    /// Cluster mode: replicas per shard (default min(3, live nodes)); 1 on a single node.
+    var replicas: Int?
 }
 
 /// How the library's segments are stored: `vectors` float32 | float16, `compression` zstd | none.

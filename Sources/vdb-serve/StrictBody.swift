@@ -80,6 +80,7 @@ extension CreateLibraryRequest: StrictBody {
         "name": .any, "dimension": .any, "metric": .any, "normalized": .any, "model": .any, "shards": .any,
         "index": .object(["type": .any, "m": .any, "efConstruction": .any, "ef": .any]),
         "storage": .object(["vectors": .any, "compression": .any]), "schema": .any, "retainedVersions": .any, "metadata": .any,
+        "replicas": .any,
     ])
 }
 

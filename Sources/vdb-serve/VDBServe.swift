@@ -1,6 +1,7 @@
 import ArgumentParser
 import Hummingbird
 import Logging
+import VDBCluster
 import VDBCommandLine
 import VDBKit
 
@@ -49,7 +50,29 @@ struct VDBServe: AsyncParsableCommand {
     @Option(name: .customLong("background-write-mibps"), help: "Background work: segment writes in MiB/s over all jobs (0: unpaced).")
     var backgroundWriteMiBps = 64
 
+    @Option(name: .long, help: "Cluster mode: etcd's address, etcd://HOST:PORT (none: a single node, no etcd).")
+    var cluster: String?
+
+    @Option(name: .long, help: "Cluster mode: this node's id, unique in the cluster.")
+    var nodeID: String?
+
+    @Option(name: .long, help: "Cluster mode: the URL other nodes reach this one at, http://HOST:PORT.")
+    var advertise: String?
+
+    @Option(name: .long, help: "Cluster mode: seconds a silent node keeps its lease (and its shards' leadership).")
+    var leaseSeconds = 3
+
+    @Option(name: .long, help: "Cluster mode: replicas that must hold a write before it is acknowledged (default: a majority).")
+    var writeQuorum: Int?
+
     func validate() throws {
+        if cluster != nil {
+            guard nodeID != nil, advertise != nil else { throw ValidationError("--cluster needs --node-id and --advertise") }
+            guard (1...60).contains(leaseSeconds) else { throw ValidationError("--lease-seconds must be in 1...60") }
+            if let writeQuorum, writeQuorum < 1 { throw ValidationError("--write-quorum must be at least 1") }
+        } else if nodeID != nil || advertise != nil || writeQuorum != nil {
+            throw ValidationError("--node-id, --advertise and --write-quorum need --cluster")
+        }
         guard (1...256).contains(backgroundThreads) else { throw ValidationError("--background-threads must be in 1...256") }
         guard (0...19).contains(backgroundNice) else { throw ValidationError("--background-nice must be in 0...19") }
         guard (0...100_000).contains(backgroundWriteMiBps) else { throw ValidationError("--background-write-mibps must be in 0...100000") }
@@ -62,6 +85,24 @@ struct VDBServe: AsyncParsableCommand {
         _ = try policy()
         guard (0...65_535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
+    }
+
+    /// Registers with etcd in cluster mode; nil alone.
+    func joinCluster(service: LibraryService, logger: Logger) async throws -> ClusterContext? {
+        guard let cluster, let nodeID, let advertise else { return nil }
+        var settings = ClusterNode.Configuration(etcd: cluster, nodeID: nodeID, advertiseURL: advertise)
+        settings.leaseSeconds = leaseSeconds
+        settings.writeQuorum = writeQuorum
+        do {
+            let node = try await ClusterNode(configuration: settings, service: service, http: .cluster, logger: logger)
+            return ClusterContext(node: node, http: .cluster)
+        } catch let error as ClusterError where error.code == .coordinatorUnavailable {
+            printError("vdb-serve: cannot join the cluster: " + ExitStatus.message(for: error))
+            throw ExitCode(ExitStatus.unavailable)
+        } catch {
+            printError("vdb-serve: cannot join the cluster: " + ExitStatus.message(for: error))
+            throw ExitCode(ExitStatus.code(for: error))
+        }
     }
 
     func policy() throws -> FsyncPolicy {
@@ -94,7 +135,8 @@ struct VDBServe: AsyncParsableCommand {
                 logger: logger)
         }
         let configuration = ServeConfiguration(dataDirectory: dataDir, host: host, port: port, policy: try policy(), portFile: portFile)
-        let app = buildApplication(configuration, service: service, logger: logger)
+        let clusterContext = try await joinCluster(service: service, logger: logger)
+        let app = buildApplication(configuration, service: service, cluster: clusterContext, logger: logger)
         logger.info("serving \(dataDir) on \(host):\(port), fsync \(configuration.policy)")
         // runService handles SIGTERM/SIGINT: the server stops taking requests and finishes the
         // ones in flight, the maintenance service finishes the flush or build under way.

@@ -54,6 +54,8 @@ public final class LibraryService: Sendable {
     public let jobs = JobRegistry()
     /// What those jobs may take from requests: threads, priority, write rate.
     public let background: BackgroundLimits
+    /// Who may write each shard; nil on a single node (every write is local).
+    private let writeAuthority = Locked<(any WriteAuthority)?>(nil)
     /// Libraries that passed the flush threshold, for the maintenance loop.
     private let flushRequests: AsyncStream<LiveLibrary>
     private let requestFlush: AsyncStream<LiveLibrary>.Continuation
@@ -99,13 +101,7 @@ public final class LibraryService: Sendable {
         storage: StorageSettings = StorageSettings(), schema: MetadataSchema = MetadataSchema(), retainedVersions: Int? = nil,
         metadata: [String: JSONValue] = [:]
     ) async throws -> LibraryInfo {
-        try contract.validate()
-        try schema.validate()
-        if let retainedVersions, !Manifest.retainedVersionRange.contains(retainedVersions) {
-            throw StorageError(.invalidArgument, "must be in \(Manifest.retainedVersionRange)", field: "retainedVersions")
-        }
-        guard (1...1024).contains(shards) else { throw StorageError(.invalidArgument, "shards must be in 1...1024, not \(shards)", field: "shards") }
-        try index.validate(for: contract.metric)
+        try Self.validateNewLibrary(name: name, contract: contract, shards: shards, index: index, schema: schema, retainedVersions: retainedVersions)
         let directory = try LibraryDirectory(dataDirectory: dataDirectory, name: name)
         // Creation is serialised by the map's lock, so two requests cannot both create it.
         let library: LiveLibrary = try libraries.withLock { open in
@@ -125,6 +121,21 @@ public final class LibraryService: Sendable {
         return await info(of: library)
     }
 
+    /// Checks what a new library is made of without creating it (the cluster checks before
+    /// it defines one for every node).
+    public static func validateNewLibrary(
+        name: String, contract: EmbeddingContract, shards: Int, index: IndexSettings, schema: MetadataSchema, retainedVersions: Int?
+    ) throws {
+        try LibraryDirectory.validate(name: name)
+        try contract.validate()
+        try schema.validate()
+        if let retainedVersions, !Manifest.retainedVersionRange.contains(retainedVersions) {
+            throw StorageError(.invalidArgument, "must be in \(Manifest.retainedVersionRange)", field: "retainedVersions")
+        }
+        guard (1...1024).contains(shards) else { throw StorageError(.invalidArgument, "shards must be in 1...1024, not \(shards)", field: "shards") }
+        try index.validate(for: contract.metric)
+    }
+
     /// The open library called `name`.
     public func library(_ name: String) throws -> LiveLibrary {
         try LibraryDirectory.validate(name: name)
@@ -136,10 +147,24 @@ public final class LibraryService: Sendable {
     /// unflushed rows reach the threshold, the maintenance loop is asked to flush it.
     @discardableResult
     public func apply(_ mutations: [Mutation], to library: LiveLibrary) async throws -> UInt64 {
+        if let authority = writeAuthority.withLock({ $0 }), let first = mutations.first {
+            try await authority.authorizeWrite(library: library.name, shard: library.shard(of: first.document))
+        }
         let sequence = try await library.apply(mutations)
         if await library.unflushedRows() >= flushThreshold { requestFlush.yield(library) }
         return sequence
     }
+
+    /// Deletes every document with a chunk the filter matches (``LiveLibrary/deleteDocuments(matching:authority:)``).
+    public func deleteDocuments(matching filter: Filter, in library: LiveLibrary) async throws -> Int {
+        try await library.deleteDocuments(matching: filter, authority: writeAuthority.withLock { $0 })
+    }
+
+    /// Puts writes under `authority` (cluster mode: only a shard's leader writes it).
+    public func setWriteAuthority(_ authority: (any WriteAuthority)?) { writeAuthority.withLock { $0 = authority } }
+
+    /// The open libraries by name.
+    public var openLibraries: [String: LiveLibrary] { libraries.withLock { $0 } }
 
     // MARK: Background work
 

@@ -78,6 +78,12 @@ public final class LiveLibrary: Sendable {
         Int(document.stableHash % UInt64(writers.count))
     }
 
+    /// The writer of shard `shard` (cluster mode: replication attaches to it).
+    public func writer(ofShard shard: Int) -> ShardWriter { writers[shard] }
+
+    /// How many shards the library has.
+    public var shardCount: Int { writers.count }
+
     /// Applies one transaction. All its changes must concern documents of one shard (documents
     /// are placed whole on a shard, so no write needs a cross-shard transaction).
     @discardableResult
@@ -134,7 +140,11 @@ public final class LiveLibrary: Sendable {
 
     /// Deletes every document with a chunk the filter matches: one transaction per shard
     /// (documents live whole on one shard). Returns how many were deleted.
-    public func deleteDocuments(matching filter: Filter) async throws -> Int {
+    public func deleteDocuments(matching filter: Filter, authority: (any WriteAuthority)? = nil) async throws -> Int {
+        if let authority {
+            // Every shard is written: refused before any is, unless this node may write them all.
+            for shard in writers.indices { try await authority.authorizeWrite(library: name, shard: shard) }
+        }
         var deleted = 0
         for writer in writers { deleted += try await writer.deleteDocuments(matching: filter) }
         return deleted

@@ -14,8 +14,10 @@ import VDBCatalog
 /// under the policy; readers see it only then too, so nothing a reader saw can be lost.
 public actor ShardWriter {
     public let shard: UInt32
-    private let wal: WriteAheadLog
+    private var wal: WriteAheadLog
     private var state: ShardState
+    /// The published form the state was last rebuilt from (a discarded tail rebuilds from it).
+    private var published: Published
     private let publish: @Sendable (ShardSnapshot) -> Void
     private let logger: Logger
     /// The last transaction applied to `state` (durable or not yet).
@@ -23,6 +25,8 @@ public actor ShardWriter {
     /// Group commit: writers waiting for a sync covering their sequence.
     private var waiters: [(sequence: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
     private var flushScheduled = false
+    /// Where a leader's records go before a write is acknowledged (cluster mode; nil alone).
+    private var replication: (any ShardReplication)?
 
     /// The published form of a shard that a writer starts from.
     public struct Published: Sendable {
@@ -65,6 +69,7 @@ public actor ShardWriter {
         self.logger = logger
         let (state, last) = try Self.recover(shard: shard, walDirectory: walDirectory, published: published, contract: contract, logger: logger)
         self.state = state
+        self.published = published
         appliedSequence = last
         wal = try WriteAheadLog(directory: walDirectory, policy: policy, nextSequence: last + 1)
         publish(state.snapshot(sequence: last))
@@ -140,6 +145,7 @@ public actor ShardWriter {
             shard: shard, walDirectory: wal.directory, published: published, contract: self.state.contract, logger: logger)
         precondition(last == appliedSequence, "replay after a flush must reach the last applied transaction")
         self.state = state
+        self.published = published
         wal.removeFiles(coveredThrough: published.coveredSequence)
         publish(state.snapshot(sequence: last))
     }
@@ -157,25 +163,107 @@ public actor ShardWriter {
         return doomed.count
     }
 
-    /// Applies one transaction atomically and returns its sequence number once it is durable.
+    /// Applies one transaction atomically and returns its sequence number once it is durable
+    /// (and, on a replicated shard's leader, once a quorum of replicas holds it durably).
     /// - Throws: `UpdateError` for a transaction that does not fit the state (nothing changes),
-    ///   `StorageError` when the WAL cannot be written (nothing is acknowledged).
+    ///   `StorageError` when the WAL cannot be written (nothing is acknowledged), and what the
+    ///   replication throws when no quorum confirms the record in time.
     public func apply(_ mutations: [Mutation]) async throws -> UInt64 {
         let prepared = try state.prepare(mutations)
-        let payload = try JSONEncoder().encode(prepared)
-        let sequence = try wal.append(Array(payload))
+        let payload = Array(try JSONEncoder().encode(prepared))
+        let sequence = try wal.append(payload)
         state.apply(prepared)
         appliedSequence = sequence
+        // Handed over before any suspension, so records reach the replication in sequence order.
+        let replicated = replication?.send(sequence: sequence, payload: payload)
+        try await awaitDurable(sequence)
+        if let replicated { try await replicated() }
+        return sequence
+    }
+
+    /// Returns once `sequence` is durable under the fsync policy, publishing the state that
+    /// holds it to readers.
+    private func awaitDurable(_ sequence: UInt64) async throws {
         switch wal.policy {
         case .always, .never:
-            publish(state.snapshot(sequence: sequence))
+            publish(state.snapshot(sequence: appliedSequence))
         case .groupCommit(let milliseconds):
             try await withCheckedThrowingContinuation { continuation in
                 waiters.append((sequence, continuation))
                 scheduleFlush(after: milliseconds)
             }
         }
-        return sequence
+    }
+
+    // MARK: Replication
+
+    /// The last transaction this shard holds: its position in the shard's log.
+    public var position: UInt64 { appliedSequence }
+
+    /// Sends every record appended from now on to `replication` (this node leads the shard),
+    /// or stops sending (nil).
+    public func setReplication(_ replication: (any ShardReplication)?) { self.replication = replication }
+
+    /// What a follower did with records its leader sent.
+    public enum ReplicatedOutcome: Sendable, Equatable {
+        /// Every record is held durably; the shard's position after them.
+        case applied(position: UInt64)
+        /// The first new record does not follow this shard's position: the leader must send
+        /// from `position + 1`.
+        case gap(position: UInt64)
+    }
+
+    /// Applies records a shard's leader sent, in order, and returns once they are durable.
+    /// Records this shard holds already (a resend) are skipped, so none is applied twice.
+    public func applyReplicated(_ records: [WriteAheadLog.Record]) async throws -> ReplicatedOutcome {
+        let decoder = JSONDecoder()
+        for record in records where record.sequence > appliedSequence {
+            guard record.sequence == appliedSequence + 1 else { break }
+            let transaction: PreparedTransaction
+            do {
+                transaction = try decoder.decode(PreparedTransaction.self, from: Data(record.payload))
+            } catch {
+                throw UpdateError(.invalidArgument, "shard \(shard): replicated record \(record.sequence) does not decode: \(error)")
+            }
+            let sequence = try wal.append(record.payload)
+            precondition(sequence == record.sequence, "the WAL's next sequence follows the applied one")
+            state.apply(transaction)
+            appliedSequence = sequence
+        }
+        let position = appliedSequence
+        let gap = records.contains { $0.sequence > position }
+        try await awaitDurable(position)
+        return gap ? .gap(position: position) : .applied(position: position)
+    }
+
+    /// Drops the transactions after `sequence` (a tail an old leader wrote that its successor
+    /// never had, so never acknowledged): the WAL is cut there and the state rebuilt.
+    /// - Throws: `UpdateError.unavailable` when a flush already covered part of that tail.
+    public func discard(after sequence: UInt64) throws {
+        guard sequence < appliedSequence else { return }
+        guard published.coveredSequence <= sequence else {
+            throw UpdateError(.unavailable, "shard \(shard): records after \(sequence) are flushed into a segment; the replica must be rebuilt from a snapshot")
+        }
+        try wal.synchronize()
+        try wal.rotate()
+        try WriteAheadLog.discardRecords(directory: wal.directory, after: sequence)
+        let (state, last) = try Self.recover(shard: shard, walDirectory: wal.directory, published: published, contract: self.state.contract, logger: logger)
+        precondition(last == sequence, "the WAL ends where it was cut")
+        self.state = state
+        appliedSequence = last
+        wal = try WriteAheadLog(directory: wal.directory, policy: wal.policy, nextSequence: last + 1)
+        logger.notice("discarded a tail its leader never had", metadata: ["shard": "\(shard)", "after": "\(sequence)"])
+        publish(state.snapshot(sequence: last))
+    }
+
+    /// The records after `sequence` still in this shard's WAL, oldest first, at most `limit`;
+    /// nil when the WAL no longer starts right after `sequence` (a flush covered those records).
+    public func walRecords(after sequence: UInt64, limit: Int) throws -> [WriteAheadLog.Record]? {
+        try wal.synchronize()
+        let recovery = try WriteAheadLog.recover(directory: wal.directory, after: sequence)
+        guard let first = recovery.records.first else { return sequence == appliedSequence ? [] : nil }
+        guard first.sequence == sequence + 1 else { return nil }
+        return Array(recovery.records.prefix(limit))
     }
 
     private func scheduleFlush(after milliseconds: Int) {

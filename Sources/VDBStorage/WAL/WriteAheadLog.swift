@@ -60,6 +60,11 @@ public final class WriteAheadLog {
     public struct Record: Sendable, Hashable {
         public var sequence: UInt64
         public var payload: [UInt8]
+
+        public init(sequence: UInt64, payload: [UInt8]) {
+            self.sequence = sequence
+            self.payload = payload
+        }
     }
 
     /// What recovery found.
@@ -138,6 +143,27 @@ public final class WriteAheadLog {
             }
         }
         return Recovery(records: records, droppedTails: dropped)
+    }
+
+    /// Drops every record with a sequence number above `after` (a replica's tail its new leader
+    /// never had): later files are removed, the file holding the cut is truncated at it. Run
+    /// while no log is open for appending in `directory`.
+    public static func discardRecords(directory: FilePath, after: UInt64) throws(StorageError) {
+        for file in files(in: directory).reversed() {
+            if file.first > after {
+                do { try removeFileIfPresent(file.path) } catch { throw StorageError(.io, "cannot remove WAL file \(file.path)", cause: error) }
+                continue
+            }
+            let bytes = try readWholeFile(file.path)
+            var offset = headerSize
+            while offset < bytes.count, case .record(let record, let end) = parseRecord(bytes, at: offset, expectedSequence: nil),
+                  record.sequence <= after {
+                offset = end
+            }
+            if offset < bytes.count { try truncate(file.path, at: offset) }
+            break
+        }
+        try DurableFile.synchronizeDirectory(directory)
     }
 
     /// How many valid records with a sequence number above `after` the log holds, read

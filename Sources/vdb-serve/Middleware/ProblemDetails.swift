@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import VDBCluster
 import VDBKit
 
 /// An RFC 9457 problem body (`application/problem+json`) with a stable `code`.
@@ -9,6 +10,8 @@ struct ProblemDetails: HTTPResponseError, Encodable {
     var detail: String
     /// A JSON Pointer (RFC 6901) into the request body at the offending part, when known.
     var pointer: String?
+    /// Seconds after which a retry may succeed (a 503 while a shard elects its leader).
+    var retryAfter: Int?
 
     enum CodingKeys: String, CodingKey { case type, title, status, code, detail, pointer }
 
@@ -26,8 +29,10 @@ struct ProblemDetails: HTTPResponseError, Encodable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let body = try encoder.encode(self)
+        var headers: HTTPFields = [.contentType: "application/problem+json"]
+        if let retryAfter { headers[.retryAfter] = String(retryAfter) }
         return Response(
-            status: status, headers: [.contentType: "application/problem+json"],
+            status: status, headers: headers,
             body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
     }
 
@@ -36,6 +41,11 @@ struct ProblemDetails: HTTPResponseError, Encodable {
         switch error {
         case let e as ProblemDetails:
             self = e
+        case let e as NotLeader:
+            self.init(
+                status: .serviceUnavailable, code: "no-leader",
+                detail: "shard \(e.shard) of library '\(e.library)' is led by the node at \(e.leaderURL); send the request there")
+            retryAfter = 1
         case let e as any DomainError:
             let status: HTTPResponse.Status =
                 switch e.category {
@@ -55,6 +65,8 @@ struct ProblemDetails: HTTPResponseError, Encodable {
                 self.init(status: status, code: "invalid-field", detail: "field '\(field)': \(e.message)", pointer: "/" + field)
             } else {
                 self.init(status: status, code: e.codeName, detail: e.message)
+                // Cluster mode's 503s pass: an election or a lease renewal finishes within seconds.
+                if e is ClusterError, status == .serviceUnavailable { retryAfter = 1 }
             }
         case let e as DecodingError:
             switch e {

@@ -55,7 +55,7 @@ struct DocumentsController {
         let library = try service.library(context.parameters.require("library"))
         let body = try await request.json(DeleteDocumentsRequest.self, context: context)
         let filter = try Filter.parse(body.filter, pointer: "/filter", schema: library.snapshot.manifest.metadataSchema)
-        return DeleteResponse(deleted: try await library.deleteDocuments(matching: filter))
+        return DeleteResponse(deleted: try await service.deleteDocuments(matching: filter, in: library))
     }
 
     @Sendable func delete(request: Request, context: VDBRequestContext) async throws -> Response {

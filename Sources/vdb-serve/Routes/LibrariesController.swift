@@ -1,9 +1,12 @@
 import Hummingbird
+import VDBCluster
 import VDBKit
 
 /// `/v1/libraries`: create, list, describe, delete libraries.
 struct LibrariesController {
     let service: LibraryService
+    /// Cluster mode: libraries are defined in etcd and created by every node.
+    let cluster: ClusterNode?
 
     func addRoutes(to group: RouterGroup<VDBRequestContext>) {
         group.post(use: create)
@@ -49,9 +52,22 @@ struct LibrariesController {
                 throw ProblemDetails(status: .unprocessableContent, code: "invalid-field", detail: error.message, pointer: error.field)
             }
         }
-        let info = try await service.createLibrary(
-            name: body.name, contract: contract, shards: body.shards ?? 1, index: index, storage: storage, schema: schema,
-            retainedVersions: body.retainedVersions, metadata: body.metadata ?? [:])
+        let info: LibraryInfo
+        if let cluster {
+            let spec = LibrarySpec(
+                name: body.name, contract: contract, shards: body.shards ?? 1, index: index, storage: storage, schema: schema,
+                retainedVersions: body.retainedVersions, metadata: body.metadata ?? [:])
+            info = try await cluster.createLibrary(spec, replicas: body.replicas)
+        } else {
+            if let replicas = body.replicas, replicas != 1 {
+                throw ProblemDetails(
+                    status: .unprocessableContent, code: "invalid-field",
+                    detail: "field 'replicas': a single node holds 1 replica; start vdb-serve with --cluster for more", pointer: "/replicas")
+            }
+            info = try await service.createLibrary(
+                name: body.name, contract: contract, shards: body.shards ?? 1, index: index, storage: storage, schema: schema,
+                retainedVersions: body.retainedVersions, metadata: body.metadata ?? [:])
+        }
         return EditedResponse(status: .created, headers: [.location: "/v1/libraries/\(info.name)"], response: JSONBody(info))
     }
 
@@ -66,7 +82,12 @@ struct LibrariesController {
     }
 
     @Sendable func delete(request: Request, context: VDBRequestContext) async throws -> Response {
-        try service.deleteLibrary(context.parameters.require("library"))
+        let name = try context.parameters.require("library")
+        if let cluster, await cluster.defines(name) {
+            try await cluster.deleteLibrary(name)
+        } else {
+            try service.deleteLibrary(name)
+        }
         return Response(status: .noContent)
     }
 }

@@ -1,0 +1,191 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOFoundationCompat
+import VDBKit
+
+/// Following the cluster: libraries, leaders, elections.
+extension ClusterNode {
+    /// One look at etcd: libraries to create or drop, shards to campaign for, leadership to
+    /// take up or give up. When etcd cannot be read nothing changes; the lease deadline stops
+    /// this node's writes if that lasts.
+    func tick() async {
+        let read: ([EtcdClient.KeyValue], [EtcdClient.KeyValue], [EtcdClient.KeyValue])
+        do {
+            read = (
+                try await etcd.get(ClusterKeys.nodes, prefix: true), try await etcd.get(ClusterKeys.libraries, prefix: true),
+                try await etcd.get(ClusterKeys.leaders, prefix: true))
+        } catch {
+            logger.debug("cannot read the cluster's state", metadata: ["error": "\(error)"])
+            return
+        }
+        nodes = Dictionary(read.0.compactMap { decodeRecord(NodeRecord.self, $0.value) }.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        let defined = Dictionary(
+            read.1.compactMap { decodeRecord(LibraryRecord.self, $0.value) }.map { ($0.spec.name, $0) }, uniquingKeysWith: { a, _ in a })
+        await followLibraries(defined)
+        var leaderLeases: [ShardKey: Int64] = [:]
+        leaders = [:]
+        for kv in read.2 {
+            guard let key = ClusterKeys.shard(fromKey: kv.key, prefix: ClusterKeys.leaders), let record = decodeRecord(LeaderRecord.self, kv.value)
+            else { continue }
+            leaders[key] = record
+            leaderLeases[key] = kv.lease
+        }
+        for (name, record) in libraryRecords.sorted(by: { $0.key < $1.key }) {
+            for (shard, replicas) in record.replicas.enumerated() where replicas.contains(nodeID) {
+                let key = ShardKey(library: name, shard: shard)
+                await follow(key, record: record, leader: leaders[key], leaderLease: leaderLeases[key])
+            }
+        }
+        for key in leading.keys where libraryRecords[key.library] == nil { await stepDown(key, reason: "library deleted") }
+    }
+
+    /// Creates the libraries the cluster defined since the last look and drops the ones it
+    /// deleted. Every node holds every library (an empty shard where it is no replica), so any
+    /// node can take any request.
+    private func followLibraries(_ defined: [String: LibraryRecord]) async {
+        let open = service.openLibraries
+        for (name, record) in defined.sorted(by: { $0.key < $1.key }) where open[name] == nil {
+            let spec = record.spec
+            do {
+                _ = try await service.createLibrary(
+                    name: spec.name, contract: spec.contract, shards: spec.shards, index: spec.index, storage: spec.storage, schema: spec.schema,
+                    retainedVersions: spec.retainedVersions, metadata: spec.metadata)
+                logger.notice("created a library the cluster defines", metadata: ["library": "\(name)"])
+            } catch {
+                logger.error("cannot create a library the cluster defines", metadata: ["library": "\(name)", "error": "\(error)"])
+            }
+        }
+        for name in libraryRecords.keys where defined[name] == nil && open[name] != nil {
+            do {
+                try service.deleteLibrary(name)
+                logger.notice("deleted a library the cluster deleted", metadata: ["library": "\(name)"])
+            } catch {
+                logger.error("cannot delete a library the cluster deleted", metadata: ["library": "\(name)", "error": "\(error)"])
+            }
+        }
+        libraryRecords = defined
+    }
+
+    /// Acts on what etcd says of one shard this node replicates.
+    private func follow(_ key: ShardKey, record: LibraryRecord, leader: LeaderRecord?, leaderLease: Int64?) async {
+        guard let writer = writer(key) else { return }
+        if let leader {
+            if leader.node == nodeID {
+                if let mine = leading[key] {
+                    if mine.record.epoch != leader.epoch { await stepDown(key, reason: "epoch changed") }
+                    else { addFollowers(mine, record: record, shard: key.shard) }
+                } else if leaderLease == lease, leaseHeld {
+                    // Written by this process (a campaign whose answer was lost): take it up.
+                    await becomeLeader(key, leader, record: record, writer: writer)
+                }
+                return
+            }
+            if leading[key] != nil { await stepDown(key, reason: "node \(leader.node) leads epoch \(leader.epoch)") }
+            do { try await enterEpoch(key, epoch: leader.epoch, start: leader.start, writer: writer) } catch {
+                logger.error("cannot follow a new epoch", metadata: ["shard": "\(key)", "error": "\(error)"])
+            }
+            return
+        }
+        if leading[key] != nil { await stepDown(key, reason: "its leader key expired") }
+        await campaign(key, record: record, writer: writer)
+    }
+
+    func writer(_ key: ShardKey) -> ShardWriter? {
+        guard let library = service.openLibraries[key.library], key.shard < library.shardCount else { return nil }
+        return library.writer(ofShard: key.shard)
+    }
+
+    func quorum(of record: LibraryRecord, shard: Int) -> Int {
+        let replicas = record.replicas[shard].count
+        return min(replicas, configuration.writeQuorum ?? (replicas / 2 + 1))
+    }
+
+    /// Tries to lead a shard that has no leader. Only a replica that holds at least every
+    /// acknowledged record may: it asks the other live replicas their positions and campaigns
+    /// only if it heard from a quorum (with itself) and none of them is ahead (ties go to the
+    /// lower node id). The leader key is created under this node's lease, in one transaction
+    /// with the raised epoch.
+    private func campaign(_ key: ShardKey, record: LibraryRecord, writer: ShardWriter) async {
+        guard leaseHeld else { return }
+        let mine = await writer.position
+        var heard = 1
+        for other in record.replicas[key.shard] where other != nodeID {
+            guard let node = nodes[other], let theirs = await position(of: node, key) else { continue }
+            if theirs > mine || (theirs == mine && other < nodeID) { return }
+            heard += 1
+        }
+        guard heard >= quorum(of: record, shard: key.shard) else { return }
+        do {
+            let stored = try await etcd.get(ClusterKeys.epoch(key)).first
+            let current = stored.flatMap { UInt64(String(decoding: $0.value, as: UTF8.self)) } ?? 0
+            let epoch = max(current, followedEpochs[key] ?? 0) + 1
+            let leader = LeaderRecord(node: nodeID, url: configuration.advertiseURL, epoch: epoch, start: mine)
+            guard try await etcd.transaction(
+                if: [.absent(ClusterKeys.leader(key)), .modRevision(ClusterKeys.epoch(key), equals: stored?.modRevision ?? 0)],
+                then: [.put(ClusterKeys.leader(key), try encodeRecord(leader), lease: lease), .put(ClusterKeys.epoch(key), Array(String(epoch).utf8))])
+            else { return }
+            leaders[key] = leader
+            followedEpochs[key] = epoch
+            try saveEpochs()
+            await becomeLeader(key, leader, record: record, writer: writer)
+        } catch {
+            logger.warning("campaign failed", metadata: ["shard": "\(key)", "error": "\(error)"])
+        }
+    }
+
+    /// Another replica's position, or nil when it does not answer quickly.
+    private func position(of node: NodeRecord, _ key: ShardKey) async -> UInt64? {
+        let request = HTTPClientRequest(url: "\(node.url)/internal/v1/position/\(key.library)/\(key.shard)")
+        guard let response = try? await http.execute(request, timeout: .milliseconds(500)), response.status == .ok,
+              let body = try? await response.body.collect(upTo: 1 << 16),
+              let answer = try? JSONDecoder().decode(ReplicaPosition.self, from: Data(buffer: body))
+        else { return nil }
+        return answer.position
+    }
+
+    private func becomeLeader(_ key: ShardKey, _ leader: LeaderRecord, record: LibraryRecord, writer: ShardWriter) async {
+        let leadership = ShardLeadership(
+            key: key, record: leader, quorum: quorum(of: record, shard: key.shard), writer: writer, http: http,
+            quorumTimeout: configuration.quorumTimeout, leaseHeld: { [leaseDeadline] in ContinuousClock.now < leaseDeadline.withLock { $0 } },
+            logger: logger, onStaleEpoch: { [weak self] in Task { await self?.stepDown(key, reason: "a follower knows a newer epoch") } })
+        leading[key] = leadership
+        addFollowers(leadership, record: record, shard: key.shard)
+        await writer.setReplication(leadership)
+        logger.notice("leading a shard", metadata: ["shard": "\(key)", "epoch": "\(leader.epoch)", "start": "\(leader.start)"])
+    }
+
+    /// Streams to every live replica of the shard (a follower that registers later is added
+    /// at the next look).
+    private func addFollowers(_ leadership: ShardLeadership, record: LibraryRecord, shard: Int) {
+        for id in record.replicas[shard] where id != nodeID {
+            if let node = nodes[id] { leadership.addFollower(node) }
+        }
+    }
+
+    func stepDown(_ key: ShardKey, reason: String) async {
+        guard let leadership = leading.removeValue(forKey: key) else { return }
+        await writer(key)?.setReplication(nil)
+        leadership.stop(ClusterError(.noLeader, "this node stopped leading shard \(key.shard) of library '\(key.library)' (\(reason)); retry"))
+        if leaders[key]?.node == nodeID { leaders[key] = nil }
+        logger.notice("stopped leading a shard", metadata: ["shard": "\(key)", "reason": "\(reason)"])
+    }
+
+    // MARK: Writes
+
+    /// Refuses a write this node must not make: the shard's leader elsewhere gets it forwarded
+    /// (``NotLeader``); a shard without a leader (an election under way) is a 503.
+    public func authorizeWrite(library: String, shard: Int) async throws {
+        let key = ShardKey(library: library, shard: shard)
+        // Defined since the last look (a write right after the library's creation elsewhere).
+        if libraryRecords[library] == nil { await tick() }
+        guard libraryRecords[library] != nil else {
+            throw ClusterError(.noLeader, "library '\(library)' is not defined in the cluster (yet); retry, or create it through the cluster")
+        }
+        if leading[key] != nil, leaseHeld { return }
+        if let leader = leaders[key], leader.node != nodeID {
+            throw NotLeader(library: library, shard: shard, leaderURL: leader.url)
+        }
+        throw ClusterError(.noLeader, "shard \(shard) of library '\(library)' has no leader right now; retry shortly")
+    }
+}

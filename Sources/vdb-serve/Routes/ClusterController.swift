@@ -1,0 +1,35 @@
+import Foundation
+import Hummingbird
+import VDBCluster
+import VDBKit
+
+/// Cluster mode's routes: `GET /v1/cluster` for people, `/internal/v1/…` for the nodes
+/// (replication batches from shard leaders, positions asked by candidates).
+struct ClusterController {
+    let cluster: ClusterNode
+
+    func addRoutes(to router: Router<VDBRequestContext>) {
+        router.get("v1/cluster", use: status)
+        router.post("internal/v1/replication", use: replicate)
+        router.get("internal/v1/position/:library/:shard", use: position)
+    }
+
+    @Sendable func status(request: Request, context: VDBRequestContext) async throws -> JSONBody<ClusterStatus> {
+        JSONBody(await cluster.status())
+    }
+
+    @Sendable func replicate(request: Request, context: VDBRequestContext) async throws -> JSONBody<ReplicationAck> {
+        // Up to 512 records of a document each: larger than a client's body limit.
+        let buffer = try await request.body.collect(upTo: 256 << 20)
+        let batch = try JSONDecoder().decode(ReplicationBatch.self, from: Data(buffer.readableBytesView))
+        return JSONBody(try await cluster.receive(batch))
+    }
+
+    @Sendable func position(request: Request, context: VDBRequestContext) async throws -> JSONBody<ReplicaPosition> {
+        let library = try context.parameters.require("library")
+        guard let shard = Int(try context.parameters.require("shard")) else {
+            throw ProblemDetails(status: .unprocessableContent, code: "invalid-field", detail: "shard must be an integer")
+        }
+        return JSONBody(try await cluster.position(library: library, shard: shard))
+    }
+}
