@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian -dev packages VDBKit links against (HDF5, OpenBLAS, zstd) when missing,
-# and python3-numpy, which the end-to-end filter test computes its exact answers with.
+# python3-numpy, which the end-to-end filter test computes its exact answers with, and
+# etcd-server, which the cluster tests start on loopback (cluster mode's coordinator).
 # Needs root (or sudo) only when something is missing.
 set -euo pipefail
-packages=(libhdf5-dev libopenblas-dev libzstd-dev python3-numpy)
+packages=(libhdf5-dev libopenblas-dev libzstd-dev python3-numpy etcd-server)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 [ ${#missing[@]} -eq 0 ] && exit 0

@@ -189,3 +189,43 @@ extension ClusterNode {
         throw ClusterError(.noLeader, "shard \(shard) of library '\(library)' has no leader right now; retry shortly")
     }
 }
+
+// MARK: Reads
+
+/// How current a read must be.
+public enum ReadConsistency: String, Sendable {
+    /// From the shard's leader, after it confirmed its lease: sees every acknowledged write.
+    case leader
+    /// From this node's replica, which may trail its leader (the response says by how much).
+    case any
+}
+
+extension ClusterNode {
+    /// Where a read of `shards` of `library` is served. `leader` reads are served here when
+    /// this node leads every one of them with its lease held, and sent to another node that
+    /// leads them all (``NotLeader``) otherwise; `any` reads are served here.
+    /// - Returns: for an `any` read, how many records this node's replicas trail their leaders
+    ///   by (the most over the shards), when known.
+    public func authorizeRead(library: String, shards: [Int], consistency: ReadConsistency) async throws -> UInt64? {
+        if libraryRecords[library] == nil { await tick() }
+        guard libraryRecords[library] != nil else { return nil }  // a library outside the cluster: local
+        switch consistency {
+        case .any:
+            return await readLag(library: library)
+        case .leader:
+            if shards.allSatisfy({ leading[ShardKey(library: library, shard: $0)] != nil }), leaseHeld { return 0 }
+            let leadersOfShards = shards.map { leaders[ShardKey(library: library, shard: $0)] }
+            guard let first = leadersOfShards.first, let leader = first, leadersOfShards.allSatisfy({ $0?.node == leader.node }) else {
+                if leadersOfShards.contains(where: { $0 == nil }) {
+                    throw ClusterError(.noLeader, "a shard of library '\(library)' has no leader right now; retry shortly")
+                }
+                throw ClusterError(
+                    .noLeader, "the shards of library '\(library)' have different leaders; a leader read across them is not supported yet — read with consistency=any, or one document at a time")
+            }
+            if leader.node == nodeID {
+                throw ClusterError(.noLeader, "this node's lease is being renewed; retry shortly")
+            }
+            throw NotLeader(library: library, shard: shards[0], leaderURL: leader.url)
+        }
+    }
+}

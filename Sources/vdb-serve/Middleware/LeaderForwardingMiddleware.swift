@@ -6,10 +6,10 @@ import NIOCore
 import VDBCluster
 import VDBKit
 
-/// Cluster mode: any node takes any write. A write for a shard another node leads (the
-/// routes throw ``NotLeader`` before changing anything) is sent on to that leader once, and its
-/// answer returned as is. A forwarded request is never forwarded again: leadership moving
-/// under it is a 503 to retry.
+/// Cluster mode: any node takes any request. A write for a shard another node leads (the
+/// routes throw ``NotLeader`` before changing anything), or a leader read of it, is sent on to
+/// that leader once, and its answer returned as is. A forwarded request is never forwarded
+/// again: leadership moving under it is a 503 to retry.
 struct LeaderForwardingMiddleware: RouterMiddleware {
     typealias Context = VDBRequestContext
     let nodeID: String
@@ -17,9 +17,7 @@ struct LeaderForwardingMiddleware: RouterMiddleware {
     static let forwardedBy = HTTPField.Name("X-VDB-Forwarded-By")!
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard request.method != .get, request.method != .head, request.uri.path.hasPrefix("/v1/") else {
-            return try await next(request, context)
-        }
+        guard request.uri.path.hasPrefix("/v1/") else { return try await next(request, context) }
         // Kept, so the body can be sent on after the route read it.
         let body = try await request.body.collect(upTo: context.maxUploadSize)
         var local = request
@@ -43,7 +41,8 @@ struct LeaderForwardingMiddleware: RouterMiddleware {
         outgoing.headers.add(name: Self.forwardedBy.rawName, value: nodeID)
         outgoing.body = .bytes(body)
         do {
-            let response = try await http.execute(outgoing, timeout: .seconds(30))
+            // Bounded: a leader stopped (not dead) accepts the connection but never answers.
+            let response = try await http.execute(outgoing, timeout: .seconds(8))
             let bytes = try await response.body.collect(upTo: 256 << 20)
             var headers = HTTPFields()
             for header in response.headers {

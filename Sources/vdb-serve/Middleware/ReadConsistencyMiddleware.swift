@@ -1,0 +1,43 @@
+import HTTPTypes
+import Hummingbird
+import VDBCluster
+import VDBKit
+
+/// Cluster mode's reads under `/v1/libraries/{library}/…`: `?consistency=leader` is served by
+/// the leader of the shards read (forwarded there when that is another node, through
+/// ``NotLeader`` and ``LeaderForwardingMiddleware``); `any` (the default) by this node, with
+/// `X-VDB-Replica-Lag` saying how many records its replicas trail their leaders by.
+struct ReadConsistencyMiddleware: RouterMiddleware {
+    typealias Context = VDBRequestContext
+    let cluster: ClusterNode
+    let service: LibraryService
+    static let lagHeader = HTTPField.Name("X-VDB-Replica-Lag")!
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let parts = request.uri.path.split(separator: "/")
+        // v1 libraries {library} documents[/{document}…] | search[/batch]
+        guard parts.count >= 4, parts[0] == "v1", parts[1] == "libraries", parts[3] == "documents" || parts[3] == "search",
+              request.method == .get || parts[3] == "search"
+        else {
+            if request.uri.queryParameters["consistency"] != nil {
+                throw ProblemDetails(
+                    status: .unprocessableContent, code: "invalid-field", detail: "'consistency' applies to document reads and searches only")
+            }
+            return try await next(request, context)
+        }
+        let text = request.uri.queryParameters["consistency"].map(String.init) ?? "any"
+        guard let consistency = ReadConsistency(rawValue: text) else {
+            throw ProblemDetails(status: .unprocessableContent, code: "invalid-field", detail: "field 'consistency': use leader or any")
+        }
+        let name = String(parts[2])
+        guard let library = try? service.library(name) else { return try await next(request, context) }  // the route says 404
+        var shards = Array(0..<library.shardCount)
+        if parts[3] == "documents", parts.count >= 5, let document = DocumentID(String(parts[4])) {
+            shards = [library.shard(of: document)]
+        }
+        let lag = try await cluster.authorizeRead(library: name, shards: shards, consistency: consistency)
+        var response = try await next(request, context)
+        if let lag { response.headers[Self.lagHeader] = String(lag) }
+        return response
+    }
+}

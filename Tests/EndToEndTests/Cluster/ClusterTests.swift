@@ -1,0 +1,230 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+
+/// Replicated shards under faults (issue 15): etcd and three `vdb-serve` nodes on loopback,
+/// concurrent writers and leader reads, and a fault per round. `VDB_CLUSTER_ROUNDS` sets the
+/// rounds per fault (3 by default, as CI runs them; 20 in the long form).
+@Suite("cluster: etcd and vdb-serve nodes under faults", .serialized)
+struct ClusterTests {
+    static var rounds: Int { Int(ProcessInfo.processInfo.environment["VDB_CLUSTER_ROUNDS"] ?? "") ?? 3 }
+    static let lease = 2
+
+    enum Fault: String, CaseIterable, Sendable, CustomTestStringConvertible {
+        case killLeader, stopLeaderPastLease, partitionLeader, partitionFollower, restartCluster
+        var testDescription: String { rawValue }
+    }
+
+    @Test(arguments: Fault.allCases)
+    func noAcknowledgedWriteIsLost(under fault: Fault) async throws {
+        let cluster = try ClusterHarness(nodes: 3, leaseSeconds: Self.lease)
+        defer { cluster.stop() }
+        let created = try await cluster.nodes[0].request(
+            "POST", "/v1/libraries", ["name": "r", "dimension": 4, "metric": "l2", "shards": 2, "replicas": 3])
+        #expect(created.status == 201, "\(created.json)")
+        let history = History()
+        for round in 1...Self.rounds {
+            let stopAt = Date().addingTimeInterval(Double(Self.lease) + 6)
+            let writers = (0..<3).map { _ in Task { await history.write(cluster, library: "r", until: stopAt) } }
+            try await Task.sleep(for: .seconds(1))
+            try await inject(fault, into: cluster)
+            for writer in writers { await writer.value }
+            // Healed: every replica reaches the same log, holding every acknowledged write once.
+            let positions = try await cluster.convergedPositions(library: "r", shards: 2)
+            try await history.check(cluster, library: "r", round: round)
+            let (acknowledged, ambiguous) = history.counts
+            print("cluster \(fault.rawValue) round \(round): positions \(positions.sorted { $0.key < $1.key }.map(\.value)), acknowledged \(acknowledged), ambiguous \(ambiguous)")
+        }
+        let violations = history.violations
+        #expect(violations.isEmpty, "\(violations.prefix(10))")
+        #expect(history.counts.acknowledged > 20 * Self.rounds, "too few writes got through to test anything")
+    }
+
+    /// One fault, healed before returning.
+    func inject(_ fault: Fault, into cluster: ClusterHarness) async throws {
+        let pause = Duration.milliseconds(Self.lease * 1000 + 2500)
+        switch fault {
+        case .killLeader:
+            let leader = try await cluster.leader(library: "r")
+            leader.kill9()
+            try await Task.sleep(for: pause)
+            try leader.restart()
+        case .stopLeaderPastLease:
+            let leader = try await cluster.leader(library: "r")
+            leader.signal(SIGSTOP)
+            try await Task.sleep(for: pause)
+            leader.signal(SIGCONT)
+        case .partitionLeader:
+            let leader = try await cluster.leader(library: "r")
+            leader.partition()
+            try await Task.sleep(for: pause)
+            leader.heal()
+        case .partitionFollower:
+            let leader = try await cluster.leader(library: "r")
+            let follower = cluster.nodes.first { $0.id != leader.id }!
+            follower.partition()
+            try await Task.sleep(for: pause)
+            follower.heal()
+        case .restartCluster:
+            for node in cluster.nodes { node.kill9() }
+            for node in cluster.nodes { try node.start() }
+            for node in cluster.nodes { try node.waitUntilServing() }
+        }
+    }
+
+    // MARK: Bad input
+
+    @Test func anUnreachableOrMalformedCoordinatorIsAClearError() throws {
+        let directory = try CommandLineTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let port = TCPProxy.freePort()
+        let unreachable = try CommandLineTests.run(
+            "vdb-serve", ["--data-dir", "data", "--port", "0", "--cluster", "etcd://127.0.0.1:\(port)", "--node-id", "a", "--advertise", "http://127.0.0.1:1"],
+            in: directory)
+        #expect(unreachable.status == 69, "\(unreachable.stderr)")
+        #expect(unreachable.stderr.contains("etcd at http://127.0.0.1:\(port) cannot be reached"), "\(unreachable.stderr)")
+        let malformed = try CommandLineTests.run(
+            "vdb-serve", ["--data-dir", "data", "--port", "0", "--cluster", "127.0.0.1:2379", "--node-id", "a", "--advertise", "http://127.0.0.1:1"],
+            in: directory)
+        #expect(malformed.status == 64, "\(malformed.stderr)")
+        #expect(malformed.stderr.contains("is not an etcd address; expected etcd://HOST:PORT"), "\(malformed.stderr)")
+        let incomplete = try CommandLineTests.run("vdb-serve", ["--data-dir", "data", "--cluster", "etcd://127.0.0.1:\(port)"], in: directory)
+        #expect(incomplete.status == 64, "\(incomplete.stderr)")
+        #expect(incomplete.stderr.contains("--cluster needs --node-id and --advertise"), "\(incomplete.stderr)")
+    }
+
+    @Test func aRecordOfAStaleEpochIsRefusedAndCounted() async throws {
+        let cluster = try ClusterHarness(nodes: 1, leaseSeconds: Self.lease)
+        defer { cluster.stop() }
+        let node = cluster.nodes[0]
+        #expect(try await node.request("POST", "/v1/libraries", ["name": "s", "dimension": 2, "metric": "l2", "replicas": 1]).status == 201)
+        let leader = try await cluster.leader(library: "s")
+        #expect(leader.id == "n1")
+        let stale: [String: Any] = [
+            "library": "s", "shard": 0, "epoch": 0, "start": 0, "leader": "ghost", "leaderPosition": 5,
+            "records": [["sequence": 1, "payload": "e30="]],
+        ]
+        let refused = try await node.request("POST", "/internal/v1/replication", stale)
+        #expect(refused.status == 409)
+        #expect(refused.json["code"] as? String == "stale-epoch")
+        let status = try await node.request("GET", "/v1/cluster")
+        #expect(status.json["staleEpochRefusals"] as? Int == 1)
+        // Nothing of the refused record was applied.
+        #expect(ClusterHarness.shardStatus(status.json, library: "s", shard: 0)?["position"] as? Int == 0)
+    }
+
+    @Test func aWriteToAShardWithoutALeaderIsA503WithRetryAfter() async throws {
+        let cluster = try ClusterHarness(nodes: 3, leaseSeconds: Self.lease)
+        defer { cluster.stop() }
+        #expect(try await cluster.nodes[0].request("POST", "/v1/libraries", ["name": "q", "dimension": 2, "metric": "l2", "replicas": 3]).status == 201)
+        let leader = try await cluster.leader(library: "q")
+        let others = cluster.nodes.filter { $0.id != leader.id }
+        // The leader and one follower gone: the last replica cannot hear a quorum, so no one
+        // is elected once the leader's lease runs out.
+        leader.kill9()
+        others[0].kill9()
+        try await Task.sleep(for: .milliseconds(Self.lease * 1000 + 1500))
+        let started = Date()
+        let write = try await others[1].request("POST", "/v1/libraries/q/documents", ["id": "1", "chunks": [["vector": [1, 2]]]])
+        let elapsed = Date().timeIntervalSince(started)
+        #expect(write.status == 503, "\(write.json)")
+        #expect(write.json["code"] as? String == "no-leader", "\(write.json)")
+        #expect(write.headers["retry-after"] == "1")
+        #expect(elapsed < 3, "a write without a leader must fail fast, not hang (\(elapsed) s)")
+        let read = try await others[1].request("GET", "/v1/libraries/q/documents/1?consistency=leader")
+        #expect(read.status == 503)
+        #expect(read.headers["retry-after"] == "1")
+    }
+}
+
+/// What the writers did: acknowledged writes (201), ambiguous ones (an error or a timeout: may
+/// or may not be kept), and every violation of the guarantees seen.
+final class History: @unchecked Sendable {
+    private let lock = NSLock()
+    private var next = 0
+    private var acknowledged = Set<Int>()
+    private var ambiguous = Set<Int>()
+    private(set) var violations: [String] = []
+
+    var counts: (acknowledged: Int, ambiguous: Int) { lock.withLock { (acknowledged.count, ambiguous.count) } }
+
+    private func take() -> Int { lock.withLock { next += 1; return next } }
+    private func violation(_ text: String) { lock.withLock { violations.append(text) } }
+
+    /// Writes new documents through random nodes until `stopAt`; after each acknowledgement,
+    /// a leader read through a random node must see it.
+    func write(_ cluster: ClusterHarness, library: String, until stopAt: Date) async {
+        while Date() < stopAt {
+            let id = take()
+            let node = cluster.nodes.randomElement()!
+            let body: [String: Any] = ["id": "\(id)", "chunks": [["vector": [Float(id % 97), 1, 2, 3]]]]
+            guard let outcome = try? await node.request("POST", "/v1/libraries/\(library)/documents", body, timeout: 10) else {
+                lock.withLock { _ = ambiguous.insert(id) }
+                try? await Task.sleep(for: .milliseconds(50))  // the node is down or cut off
+                continue
+            }
+            switch outcome.status {
+            case 201:
+                lock.withLock { _ = acknowledged.insert(id) }
+                await readBack(id, cluster, library: library)
+            case 409:
+                violation("document \(id) was new, yet its creation conflicted: \(outcome.json)")
+            case 503:
+                lock.withLock { _ = ambiguous.insert(id) }
+                try? await Task.sleep(for: .milliseconds(50))
+            default:
+                lock.withLock { _ = ambiguous.insert(id) }
+            }
+        }
+    }
+
+    /// A leader read started after the acknowledgement must observe the write.
+    private func readBack(_ id: Int, _ cluster: ClusterHarness, library: String) async {
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            let node = cluster.nodes.randomElement()!
+            if let read = try? await node.request("GET", "/v1/libraries/\(library)/documents/\(id)?consistency=leader", timeout: 10) {
+                if read.status == 200 { return }
+                if read.status == 404 {
+                    violation("acknowledged document \(id) is missing from a leader read on \(node.id): \(read.json)")
+                    return
+                }
+            }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        violation("no leader read of acknowledged document \(id) succeeded within 20 s")
+    }
+
+    /// Every running node holds every acknowledged document, nothing that was never written,
+    /// and the same documents as the others.
+    func check(_ cluster: ClusterHarness, library: String, round: Int) async throws {
+        let (acknowledged, ambiguous) = lock.withLock { (self.acknowledged, self.ambiguous) }
+        var held: [String: Set<Int>] = [:]
+        for node in cluster.nodes where node.isRunning {
+            var ids = Set<Int>()
+            var cursor: String? = nil
+            repeat {
+                let path = "/v1/libraries/\(library)/documents?limit=1000" + (cursor.map { "&cursor=\($0)" } ?? "")
+                let page = try await node.request("GET", path)
+                guard page.status == 200 else { throw ClusterHarness.HarnessError("listing on \(node.id): \(page.status) \(page.json)") }
+                for item in page.json["items"] as? [[String: Any]] ?? [] {
+                    if let id = item["id"] as? Int { ids.insert(id) }
+                }
+                cursor = page.json["nextCursor"].map { "\($0)" }
+            } while cursor != nil
+            held[node.id] = ids
+            let lost = acknowledged.subtracting(ids)
+            if !lost.isEmpty { violation("round \(round): \(node.id) lacks acknowledged documents \(lost.sorted().prefix(10))") }
+            let phantom = ids.subtracting(acknowledged).subtracting(ambiguous)
+            if !phantom.isEmpty { violation("round \(round): \(node.id) holds documents never written \(phantom.sorted().prefix(10))") }
+        }
+        if Set(held.values).count > 1 {
+            violation("round \(round): replicas differ: \(held.mapValues(\.count))")
+        }
+    }
+}
