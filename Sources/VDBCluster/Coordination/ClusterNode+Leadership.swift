@@ -183,6 +183,9 @@ extension ClusterNode {
             throw ClusterError(.noLeader, "library '\(library)' is not defined in the cluster (yet); retry, or create it through the cluster")
         }
         if leading[key] != nil, leaseHeld { return }
+        // Elected since the last look (right after the library's creation, or a failover).
+        if leaders[key] == nil { await tick() }
+        if leading[key] != nil, leaseHeld { return }
         if let leader = leaders[key], leader.node != nodeID {
             throw NotLeader(library: library, shard: shard, leaderURL: leader.url)
         }

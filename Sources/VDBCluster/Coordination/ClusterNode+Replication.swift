@@ -40,9 +40,19 @@ extension ClusterNode {
     /// what a quorum holds).
     func enterEpoch(_ key: ShardKey, epoch: UInt64, start: UInt64, writer: ShardWriter) async throws {
         guard epoch > followedEpochs[key] ?? 0 else { return }
-        if await writer.position > start { try await writer.discard(after: start) }
         followedEpochs[key] = epoch
         try saveEpochs()
+        if await writer.position > start {
+            do {
+                try await writer.discard(after: start)
+            } catch {
+                // A flush here covered part of the tail: take the leader's segments and drop
+                // this replica's log past them; the leader streams the rest.
+                logger.warning("the tail to drop is flushed; installing the leader's segments instead", metadata: ["shard": "\(key)"])
+                guard let leader = leaders[key], leader.epoch == epoch else { throw error }
+                try await installPublished(key, from: leader, keepingLog: false)
+            }
+        }
         logger.info("following a new epoch", metadata: ["shard": "\(key)", "epoch": "\(epoch)", "start": "\(start)"])
     }
 

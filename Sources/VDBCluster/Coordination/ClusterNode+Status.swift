@@ -24,6 +24,11 @@ public struct ClusterStatus: Codable, Sendable {
         public var lag: UInt64?
         /// Where this node leads the shard: each follower's confirmed position and lag.
         public var followers: [Follower]?
+        /// This replica's segments of the shard, by header checksum (which covers every
+        /// section's checksum), and the log position they cover: equal on every replica once
+        /// the followers installed what the leader published.
+        public var segments: [UInt32]?
+        public var covered: UInt64?
     }
 
     public struct Follower: Codable, Sendable {
@@ -47,6 +52,10 @@ extension ClusterNode {
                 if replicas.contains(nodeID), let writer = writer(key) {
                     let position = await writer.position
                     entry.position = position
+                    if let manifest = service.openLibraries[name]?.snapshot.manifest.shards[shard] {
+                        entry.segments = manifest.segments.map(\.headerCRC)
+                        entry.covered = manifest.walSequence ?? 0
+                    }
                     if let leadership = leading[key] {
                         entry.lag = 0
                         entry.followers = leadership.followers.map {

@@ -51,7 +51,14 @@ public actor ClusterNode: WriteAuthority {
     var libraryRecords: [String: LibraryRecord] = [:]
     var leaders: [ShardKey: LeaderRecord] = [:]
     /// The shards this node leads now.
-    var leading: [ShardKey: ShardLeadership] = [:]
+    var leading: [ShardKey: ShardLeadership] = [:] {
+        didSet { led.withLock { $0 = Set(leading.keys) } }
+    }
+    /// `leading`'s keys, for the engine to ask without awaiting the actor.
+    let led = Locked<Set<ShardKey>>([])
+    /// The leader's version each followed shard last installed, and failed attempts since.
+    var installed: [ShardKey: ShardVersion] = [:]
+    var installFailures: [ShardKey: Int] = [:]
     /// The newest epoch each shard's replica here has followed (kept in `epochsFile`): records
     /// of an older epoch are refused.
     var followedEpochs: [ShardKey: UInt64] = [:]
@@ -86,6 +93,8 @@ public actor ClusterNode: WriteAuthority {
         self.logger = logger
         etcd = try EtcdClient(address: configuration.etcd, http: http)
         followedEpochs = Self.readEpochs(from: service.dataDirectory.appending("cluster-epochs.json").string)
+        // Downloads a crash interrupted.
+        try? FileManager.default.removeItem(atPath: service.dataDirectory.appending(".incoming").string)
         try await register()
         service.setWriteAuthority(self)
     }
@@ -115,6 +124,11 @@ public actor ClusterNode: WriteAuthority {
         }
     }
 
+    /// Only a shard's leader flushes, compacts and indexes it; followers install its results.
+    public nonisolated func publishes(library: String, shard: Int) -> Bool {
+        led.withLock { $0.contains(ShardKey(library: library, shard: shard)) }
+    }
+
     /// Whether this node's lease is still certainly held.
     nonisolated var leaseHeld: Bool { ContinuousClock.now < leaseDeadline.withLock { $0 } }
 
@@ -123,6 +137,7 @@ public actor ClusterNode: WriteAuthority {
     public func run() async {
         await withDiscardingTaskGroup { group in
             group.addTask { await self.keepLeaseAlive() }
+            group.addTask { await self.followPublications() }
             group.addTask {
                 while !Task.isCancelled {
                     await self.tick()

@@ -80,8 +80,12 @@ final class FollowerStream: Sendable {
                                 logger.warning("follower is behind what the WAL holds; it needs a snapshot",
                                                metadata: ["follower": "\(follower.id)", "position": "\(position)"])
                             }
-                            queue.withLock { $0.needsSnapshot = true }
-                            try? await Task.sleep(for: .seconds(1))
+                            // The follower installs this leader's segments meanwhile: probe again.
+                            queue.withLock {
+                                $0.needsSnapshot = true
+                                $0.confirmed = nil
+                            }
+                            try? await Task.sleep(for: .milliseconds(500))
                             continue
                         }
                         records = fromLog
@@ -102,7 +106,7 @@ final class FollowerStream: Sendable {
                 failures = 0
                 queue.withLock {
                     $0.confirmed = ack.position
-                    $0.needsSnapshot = false
+                    if ack.position > position ?? 0 { $0.needsSnapshot = false }
                 }
                 tracker.confirm(follower.id, through: ack.position)
             } catch is StaleEpoch {

@@ -99,6 +99,8 @@ public struct Compactor: Sendable {
     public var shouldStop: @Sendable () -> Bool = { false }
     /// Paces the merged segments' writes; nil writes unpaced (offline).
     public var throttle: WriteThrottle?
+    /// The shards it may merge (cluster mode: the ones this node leads); nil: all.
+    public var shards: Set<Int>?
 
     public init(directory: LibraryDirectory, policy: CompactionPolicy = CompactionPolicy(), threads: Int = ProcessorCount.active) {
         self.directory = directory
@@ -133,7 +135,7 @@ public struct Compactor: Sendable {
             shardTombstones.append(tombstones)
         }
         let libraryLive = shardLive.reduce(0) { $0 + $1.reduce(0, +) }
-        for s in base.shards.indices {
+        for s in base.shards.indices where shards?.contains(s) ?? true {
             if let members = policy.plan(liveRows: shardLive[s], totalRows: shardTotal[s], libraryLiveRows: libraryLive) {
                 plans.append((s, members, shardTombstones[s]))
                 break

@@ -25,6 +25,8 @@ public struct IndexBuildOptions: Sendable {
     public var shouldStop: @Sendable () -> Bool = { false }
     /// Paces the segment writes (the server's background builds); nil writes unpaced.
     public var throttle: WriteThrottle?
+    /// The shards whose segments are built (cluster mode: the ones this node leads); nil: all.
+    public var shards: Set<Int>?
 
     public init(settings: IndexSettings = .auto(AutoIndexParameters()), threads: Int = 0, memoryBudget: Int? = nil) {
         self.settings = settings
@@ -90,6 +92,10 @@ public enum IndexBuilder {
         let totalRows = old.rowCount
         var rowsDone = 0
         for (s, shard) in old.shards.enumerated() {
+            guard options.shards?.contains(s) ?? true else {
+                rowsDone += snapshot.segments[s].reduce(0) { $0 + $1.rowCount }
+                continue
+            }
             for i in shard.segments.indices {
                 let segment = snapshot.segments[s][i]
                 let wanted = settings.family(forRows: segment.rowCount)
@@ -160,11 +166,13 @@ public enum IndexBuilder {
 
     /// Whether some segment lacks the index `settings` ask for (segments that flushes wrote),
     /// so a background build would change something.
-    public static func needsBuild(_ snapshot: LibrarySnapshot) -> Bool {
+    public static func needsBuild(_ snapshot: LibrarySnapshot, shards: Set<Int>? = nil) -> Bool {
         let settings = snapshot.manifest.index
-        return snapshot.allSegments.contains { segment in
-            let family = settings.family(forRows: segment.rowCount)
-            return family.kind != .flat && !family.isPresent(in: segment)
+        return snapshot.segments.enumerated().contains { shard, segments in
+            (shards?.contains(shard) ?? true) && segments.contains { segment in
+                let family = settings.family(forRows: segment.rowCount)
+                return family.kind != .flat && !family.isPresent(in: segment)
+            }
         }
     }
 }

@@ -151,13 +151,34 @@ public final class LibraryService: Sendable {
             try await authority.authorizeWrite(library: library.name, shard: library.shard(of: first.document))
         }
         let sequence = try await library.apply(mutations)
-        if await library.unflushedRows() >= flushThreshold { requestFlush.yield(library) }
+        if await library.unflushedRows(shards: publishedShards(library)) >= flushThreshold { requestFlush.yield(library) }
         return sequence
     }
 
     /// Deletes every document with a chunk the filter matches (``LiveLibrary/deleteDocuments(matching:authority:)``).
     public func deleteDocuments(matching filter: Filter, in library: LiveLibrary) async throws -> Int {
         try await library.deleteDocuments(matching: filter, authority: writeAuthority.withLock { $0 })
+    }
+
+    /// The shards of `library` this node publishes (flushes, compacts, indexes): all of them
+    /// on a single node (nil), the ones it leads in a cluster.
+    public func publishedShards(_ library: LiveLibrary) -> Set<Int>? {
+        guard let authority = writeAuthority.withLock({ $0 }) else { return nil }
+        return Set((0..<library.shardCount).filter { authority.publishes(library: library.name, shard: $0) })
+    }
+
+    /// Flushes the shards of `name` this node publishes (``LiveLibrary/flush(shards:)``).
+    @discardableResult
+    public func flush(_ name: String) async throws -> Epoch? {
+        let library = try library(name)
+        return try await library.flush(shards: publishedShards(library))
+    }
+
+    /// Refuses what cluster mode does not do yet (it would change a library on one node only).
+    func refuseInClusterMode(_ what: String) throws {
+        guard writeAuthority.withLock({ $0 }) == nil else {
+            throw StorageError(.invalidArgument, "\(what) is not available in cluster mode yet: it would change one node's copy of the library only")
+        }
     }
 
     /// Puts writes under `authority` (cluster mode: only a shard's leader writes it).
@@ -183,9 +204,10 @@ public final class LibraryService: Sendable {
             }
             group.addTask {
                 for await library in self.flushRequests {
-                    guard await library.unflushedRows() >= self.flushThreshold else { continue }  // flushed meanwhile
+                    let shards = self.publishedShards(library)
+                    guard await library.unflushedRows(shards: shards) >= self.flushThreshold else { continue }  // flushed meanwhile
                     do {
-                        if try await library.flush() != nil {
+                        if try await library.flush(shards: shards) != nil {
                             try await self.buildIndexes(of: library)
                             self.compactIfDue(library)
                         }
@@ -202,9 +224,11 @@ public final class LibraryService: Sendable {
     /// racing it wins the version compare-and-swap; the next flush tries again.
     public func buildIndexes(of library: LiveLibrary) async throws {
         let snapshot = library.snapshot
-        guard IndexBuilder.needsBuild(snapshot) else { return }
+        let shards = publishedShards(library)
+        guard IndexBuilder.needsBuild(snapshot, shards: shards) else { return }
         var options = IndexBuildOptions(settings: snapshot.manifest.index, threads: background.threads)
         options.throttle = background.throttle
+        options.shards = shards
         let built = options
         let dataDirectory = self.dataDirectory
         let name = library.name
@@ -269,9 +293,10 @@ public final class LibraryService: Sendable {
     /// Starts an automatic compaction when the policy finds a shard to merge and no job runs.
     func compactIfDue(_ library: LiveLibrary) {
         let shards = library.currentShards()
+        let published = publishedShards(library)
         let libraryLive = shards.reduce(0) { $0 + $1.live.reduce(0) { $0 + $1.count } }
-        let due = shards.contains { shard in
-            compaction.plan(liveRows: shard.live.map(\.count), totalRows: shard.segments.map(\.rowCount), libraryLiveRows: libraryLive) != nil
+        let due = shards.enumerated().contains { index, shard in
+            (published?.contains(index) ?? true) && compaction.plan(liveRows: shard.live.map(\.count), totalRows: shard.segments.map(\.rowCount), libraryLiveRows: libraryLive) != nil
         }
         guard due, jobs.active(for: library.name) == nil else { return }
         _ = try? startCompactionJob(library.name, automatic: true)
@@ -281,6 +306,7 @@ public final class LibraryService: Sendable {
     /// library's settings change, and the version is served once published.
     public func startIndexJob(_ name: String, settings: IndexSettings) throws -> JobInfo {
         let library = try library(name)
+        try refuseInClusterMode("an index job")
         try settings.validate(for: library.contract.metric)
         let dataDirectory = self.dataDirectory
         return try jobs.start(.index, library: name) { context in
@@ -300,14 +326,17 @@ public final class LibraryService: Sendable {
     public func startCompactionJob(_ name: String, policy: CompactionPolicy? = nil, automatic: Bool = false) throws -> JobInfo {
         let library = try library(name)
         let policy = policy ?? compaction
+        let shards = publishedShards(library)
         return try jobs.start(.compact, library: name, automatic: automatic) { context in
-            try await library.compact(policy: policy, limits: self.background, progress: context.report, shouldStop: { context.isCancelled })?.epoch
+            try await library.compact(
+                policy: policy, limits: self.background, shards: shards, progress: context.report, shouldStop: { context.isCancelled })?.epoch
         }
     }
 
     /// Rolls a library back to a kept version (default: the one before the live one).
     public func rollback(_ name: String, to version: Epoch?) async throws -> LibraryInfo {
         let library = try library(name)
+        try refuseInClusterMode("a rollback")
         if let running = jobs.active(for: name) {
             throw StorageError(.conflict, "library '\(name)' has a running job: \(running.kind.rawValue) job \(running.id); wait for it or cancel it")
         }
@@ -318,7 +347,7 @@ public final class LibraryService: Sendable {
     /// Flushes every library (on shutdown, so a restart replays little).
     public func flushAll() async {
         for library in libraries.withLock({ Array($0.values) }) {
-            do { try await library.flush() } catch {
+            do { try await library.flush(shards: publishedShards(library)) } catch {
                 logger.error("flush failed", metadata: ["library": "\(library.name)", "error": "\(error)"])
             }
         }
@@ -357,6 +386,7 @@ public final class LibraryService: Sendable {
     /// Replaces a library's metadata (a new version).
     public func updateMetadata(_ name: String, metadata: [String: JSONValue]) async throws -> LibraryInfo {
         let library = try library(name)
+        try refuseInClusterMode("changing a library's metadata")
         _ = try await library.updateMetadata(metadata)
         return await info(of: library)
     }

@@ -16,12 +16,13 @@ extension LiveLibrary {
     /// for the next publish to leave the disk.
     public func compact(
         policy: CompactionPolicy = CompactionPolicy(), limits: BackgroundLimits = BackgroundLimits(), maximumRounds: Int = 16,
-        retireAfter: Duration = .seconds(5), progress: ProgressHandler? = nil,
+        retireAfter: Duration = .seconds(5), shards: Set<Int>? = nil, progress: ProgressHandler? = nil,
         shouldStop: @escaping @Sendable () -> Bool = { false }
     ) async throws -> CompactionReport? {
         var total: CompactionReport? = nil
         for _ in 0..<maximumRounds {
-            guard let round = try await compactOnce(policy: policy, limits: limits, progress: progress, shouldStop: shouldStop) else { break }
+            guard let round = try await compactOnce(policy: policy, limits: limits, shards: shards, progress: progress, shouldStop: shouldStop)
+            else { break }
             total = total.map { $0.adding(round) } ?? round
             // Each round's replaced files leave before the next round writes much more.
             let directory = snapshot.directory
@@ -42,7 +43,8 @@ extension LiveLibrary {
 
     /// One round of ``compact(policy:limits:maximumRounds:retireAfter:progress:shouldStop:)``.
     func compactOnce(
-        policy: CompactionPolicy, limits: BackgroundLimits, progress: ProgressHandler?, shouldStop: @escaping @Sendable () -> Bool
+        policy: CompactionPolicy, limits: BackgroundLimits, shards: Set<Int>? = nil, progress: ProgressHandler?,
+        shouldStop: @escaping @Sendable () -> Bool
     ) async throws -> CompactionReport? {
         let started = Date()
         let base = snapshot
@@ -50,6 +52,7 @@ extension LiveLibrary {
         compactor.throttle = limits.throttle
         compactor.progress = progress
         compactor.shouldStop = shouldStop
+        compactor.shards = shards
         let work = compactor
         // The draft is made, filled and handed back by one thread at a time.
         let merged = try await limits.run { () throws -> DraftHandoff<[Compactor.Merge]> in

@@ -206,9 +206,9 @@ public final class LiveLibrary: Sendable {
     }
 
     /// Rows added since the last flush, over all shards.
-    public func unflushedRows() async -> Int {
+    public func unflushedRows(shards: Set<Int>? = nil) async -> Int {
         var total = 0
-        for writer in writers { total += await writer.unflushedRows }
+        for (shard, writer) in writers.enumerated() where shards?.contains(shard) ?? true { total += await writer.unflushedRows }
         return total
     }
 
@@ -218,13 +218,17 @@ public final class LiveLibrary: Sendable {
     /// publishes the result as a new version; WAL files it covers are deleted. Writes go on
     /// meanwhile (those after the flush point stay in the WAL and the delta). Waits for a
     /// publication in progress. Returns the new version, or nil when nothing changed.
+    ///
+    /// - Parameter shards: the shards to flush (cluster mode: the ones this node leads; the
+    ///   others keep their delta and WAL until their leader's segments are installed); nil: all.
     @discardableResult
-    public func flush() async throws -> Epoch? {
-        try await publishing.withLock { () async throws -> Epoch? in
+    public func flush(shards: Set<Int>? = nil) async throws -> Epoch? {
+        if shards?.isEmpty == true { return nil }
+        return try await publishing.withLock { () async throws -> Epoch? in
             let old = snapshot
             let draft = try VersionDraft(editing: old.manifest, in: old.directory)
             var changed = false
-            for (shard, writer) in writers.enumerated() {
+            for (shard, writer) in writers.enumerated() where shards?.contains(shard) ?? true {
                 let segment = try draft.newSegment(shard: UInt32(shard))
                 let tombstones = try draft.newTombstonesFile(shard: UInt32(shard))
                 let part = try await writer.prepareFlush(
@@ -265,6 +269,81 @@ public final class LiveLibrary: Sendable {
         published.withLock { $0 = new }
         for (shard, writer) in writers.enumerated() {
             try await writer.completeFlush(published: Self.published(new, shard: shard, reusing: reusable))
+        }
+    }
+
+    // MARK: Installing a leader's segments
+
+    /// A segment of a shard as its leader published it; `file` is where it was downloaded to
+    /// (in the library's directory), nil when this replica holds the same segment already.
+    public struct ShippedSegment: Sendable {
+        public var manifest: SegmentManifest
+        public var file: FilePath?
+        public init(manifest: SegmentManifest, file: FilePath?) {
+            self.manifest = manifest
+            self.file = file
+        }
+    }
+
+    /// The segment of `shard` in the live version with the same contents as `segment` (the
+    /// same header checksum, size and rows), if any.
+    public func localSegment(matching segment: SegmentManifest, shard: Int) -> SegmentManifest? {
+        snapshot.manifest.shards[shard].segments.first {
+            $0.headerCRC == segment.headerCRC && $0.bytes == segment.bytes && $0.rows == segment.rows
+        }
+    }
+
+    /// Publishes a version whose `shard` holds exactly the leader's segments and tombstones,
+    /// covering its log through `covered`, and serves it once every new file passed its
+    /// checksums (cluster mode, on a follower). The other shards are untouched.
+    /// - Parameter keepingLog: false when this replica's log past `covered` diverged from
+    ///   the leader's (see ``ShardWriter/install(published:keepingLog:)``).
+    public func installShard(
+        _ shard: Int, segments: [ShippedSegment], tombstones: ShardTombstones?, covered: UInt64, keepingLog: Bool = true
+    ) async throws {
+        try await publishing.withLock {
+            let old = snapshot
+            let draft = try VersionDraft(editing: old.manifest, in: old.directory)
+            var installed: [SegmentManifest] = []
+            var localIDs: [UInt32: UInt32] = [:]
+            do {
+                for segment in segments {
+                    if segment.file == nil, let local = localSegment(matching: segment.manifest, shard: shard) {
+                        installed.append(local)
+                        localIDs[segment.manifest.id] = local.id
+                        continue
+                    }
+                    guard let downloaded = segment.file else {
+                        throw StorageError(.notFound, "segment \(segment.manifest.file) of shard \(shard) was neither shipped nor held here")
+                    }
+                    let target = try draft.newSegment(shard: UInt32(shard))
+                    try renameFile(downloaded, to: target.path)
+                    var manifest = segment.manifest
+                    manifest.id = target.id
+                    manifest.file = target.file
+                    installed.append(manifest)
+                    localIDs[segment.manifest.id] = target.id
+                }
+                draft.manifest.shards[shard].segments = installed
+                draft.manifest.shards[shard].walSequence = covered
+                draft.manifest.shards[shard].tombstones = nil
+                if var tombstones {
+                    // The leader's segment ids are its own; here each segment has a local one.
+                    tombstones.deadRows = Dictionary(uniqueKeysWithValues: tombstones.deadRows.compactMap { id, rows in localIDs[id].map { ($0, rows) } })
+                    let file = try draft.newTombstonesFile(shard: UInt32(shard))
+                    try tombstones.write(to: file.path)
+                    draft.manifest.shards[shard].tombstones = file.file
+                }
+            } catch {
+                draft.abandon()
+                throw error
+            }
+            let manifest = try draft.commit()
+            // Every new file is checked before the version is served.
+            let new = try LibrarySnapshot(directory: old.directory, manifest: manifest, verifyChecksums: true)
+            published.withLock { $0 = new }
+            try await writers[shard].install(published: Self.published(new, shard: shard, reusing: [:]), keepingLog: keepingLog)
+            logger.info("installed a shard from its leader", metadata: ["version": "\(manifest.epoch)", "shard": "\(shard)", "covered": "\(covered)"])
         }
     }
 

@@ -256,6 +256,31 @@ public actor ShardWriter {
         publish(state.snapshot(sequence: last))
     }
 
+    /// Serves segments its leader published (cluster mode, on a follower): the state is rebuilt
+    /// from `published` plus the WAL records after the point they cover. When this replica's
+    /// log does not continue right after that point (it trails the leader's flush, or
+    /// `keepingLog` is false because its tail diverged), the local log is dropped and the
+    /// shard's position becomes that point; the leader streams the rest.
+    public func install(published: Published, keepingLog: Bool = true) throws {
+        let covered = published.coveredSequence
+        try wal.rotate()
+        let after = try WriteAheadLog.recover(directory: wal.directory, after: covered)
+        if !keepingLog || (after.records.first.map { $0.sequence != covered + 1 } ?? false) {
+            try WriteAheadLog.discardRecords(directory: wal.directory, after: 0)
+        }
+        // Files wholly covered leave first: a new file after a jump in sequence must never
+        // follow an older one (recovery reads the files as one run).
+        wal.removeFiles(coveredThrough: covered)
+        let (state, last) = try Self.recover(shard: shard, walDirectory: wal.directory, published: published, contract: self.state.contract, logger: logger)
+        self.state = state
+        self.published = published
+        appliedSequence = max(last, covered)
+        wal = try WriteAheadLog(directory: wal.directory, policy: wal.policy, nextSequence: appliedSequence + 1)
+        try wal.rotate()
+        logger.info("installed segments from the shard's leader", metadata: ["shard": "\(shard)", "covered": "\(covered)", "position": "\(appliedSequence)"])
+        publish(state.snapshot(sequence: appliedSequence))
+    }
+
     /// The records after `sequence` still in this shard's WAL, oldest first, at most `limit`;
     /// nil when the WAL no longer starts right after `sequence` (a flush covered those records).
     public func walRecords(after sequence: UInt64, limit: Int) throws -> [WriteAheadLog.Record]? {

@@ -12,6 +12,41 @@ struct ClusterController {
         router.get("v1/cluster", use: status)
         router.post("internal/v1/replication", use: replicate)
         router.get("internal/v1/position/:library/:shard", use: position)
+        router.get("internal/v1/shards/:library/:shard", use: shardVersion)
+        router.get("internal/v1/file", use: file)
+    }
+
+    @Sendable func shardVersion(request: Request, context: VDBRequestContext) async throws -> JSONBody<ShardVersion> {
+        let library = try context.parameters.require("library")
+        guard let shard = Int(try context.parameters.require("shard")) else {
+            throw ProblemDetails(status: .unprocessableContent, code: "invalid-field", detail: "shard must be an integer")
+        }
+        return JSONBody(try await cluster.shardVersion(library: library, shard: shard))
+    }
+
+    /// A segment or tombstones file of a library's live version, streamed.
+    @Sendable func file(request: Request, context: VDBRequestContext) async throws -> Response {
+        guard let library = request.uri.queryParameters["library"].map(String.init), let path = request.uri.queryParameters["path"].map(String.init)
+        else {
+            throw ProblemDetails(status: .unprocessableContent, code: "invalid-field", detail: "give library and path")
+        }
+        let file = try await cluster.publishedFile(library: library, path: path)
+        guard let handle = FileHandle(forReadingAtPath: file.string) else {
+            throw ProblemDetails(status: .notFound, code: "not-found", detail: "'\(path)' is gone")
+        }
+        let size = Int(handle.seekToEndOfFile())
+        handle.seek(toFileOffset: 0)
+        return Response(
+            status: .ok, headers: [.contentType: "application/octet-stream", .contentLength: String(size)],
+            body: ResponseBody(contentLength: size) { writer in
+                defer { try? handle.close() }
+                while true {
+                    let chunk = handle.readData(ofLength: 1 << 20)
+                    if chunk.isEmpty { break }
+                    try await writer.write(ByteBuffer(bytes: chunk))
+                }
+                try await writer.finish(nil)
+            })
     }
 
     @Sendable func status(request: Request, context: VDBRequestContext) async throws -> JSONBody<ClusterStatus> {

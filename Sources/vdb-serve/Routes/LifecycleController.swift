@@ -15,12 +15,13 @@ struct LifecycleController {
     }
 
     /// Writes every unflushed row into segments now (a new version), so offline tools may
-    /// replace or append to the library.
+    /// replace or append to the library. In a cluster, the node flushes the shards it leads
+    /// (their followers install the result).
     @Sendable func flush(request: Request, context: VDBRequestContext) async throws -> JSONBody<LibraryInfo> {
         let name = try context.parameters.require("library")
-        let library = try service.library(name)
+        _ = try service.library(name)
         _ = try await request.optionalJSON(EmptyRequest.self, context: context)
-        try await library.flush()
+        try await service.flush(name)
         return JSONBody(try await service.info(name))
     }
 

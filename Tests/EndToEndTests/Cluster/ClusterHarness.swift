@@ -31,7 +31,12 @@ final class ClusterHarness: @unchecked Sendable {
     func stop() {
         for node in nodes { node.stop() }
         etcd.stop()
-        try? FileManager.default.removeItem(at: directory)
+        // VDB_KEEP_CLUSTER=1 keeps the nodes' logs and data for a post-mortem.
+        if ProcessInfo.processInfo.environment["VDB_KEEP_CLUSTER"] == nil {
+            try? FileManager.default.removeItem(at: directory)
+        } else {
+            print("cluster kept at \(directory.path)")
+        }
     }
 
     func node(_ id: String) -> Node { nodes.first { $0.id == id }! }
@@ -58,18 +63,28 @@ final class ClusterHarness: @unchecked Sendable {
         return shards.first { $0["shard"] as? Int == shard }
     }
 
-    /// Each running node's position in each shard, once they all agree (within `timeout`).
-    func convergedPositions(library: String, shards: Int, timeout: Double = 30) async throws -> [Int: UInt64] {
+    /// A replica of a shard as `GET /v1/cluster` shows it: its log position, and its segments
+    /// (header checksums) with the position they cover.
+    struct Replica: Hashable, CustomStringConvertible {
+        var position: Int
+        var segments: [Int]
+        var covered: Int
+        var description: String { "position \(position), \(segments.count) segment(s) covering \(covered)" }
+    }
+
+    /// Each shard's replica state once every running node holds the same one: equal log
+    /// positions and byte-identical segments (within `timeout`).
+    func converged(library: String, shards: Int, timeout: Double = 40) async throws -> [Int: Replica] {
         let deadline = Date().addingTimeInterval(timeout)
-        var last: [String: [Int: UInt64]] = [:]
+        var last: [String: [Int: Replica]] = [:]
         while Date() < deadline {
             last = [:]
             for node in nodes where node.isRunning {
                 guard let status = try? await node.request("GET", "/v1/cluster"), status.status == 200 else { continue }
                 for shard in 0..<shards {
-                    if let position = Self.shardStatus(status.json, library: library, shard: shard)?["position"] as? Int {
-                        last[node.id, default: [:]][shard] = UInt64(position)
-                    }
+                    guard let entry = Self.shardStatus(status.json, library: library, shard: shard), let position = entry["position"] as? Int else { continue }
+                    last[node.id, default: [:]][shard] = Replica(
+                        position: position, segments: entry["segments"] as? [Int] ?? [], covered: entry["covered"] as? Int ?? -1)
                 }
             }
             let running = nodes.filter(\.isRunning).map(\.id)

@@ -22,7 +22,8 @@ struct ClusterTests {
 
     @Test(arguments: Fault.allCases)
     func noAcknowledgedWriteIsLost(under fault: Fault) async throws {
-        let cluster = try ClusterHarness(nodes: 3, leaseSeconds: Self.lease)
+        // Flushes every 40 rows: segments are published, shipped and installed during the faults.
+        let cluster = try ClusterHarness(nodes: 3, leaseSeconds: Self.lease, extraArguments: ["--flush-rows", "40"])
         defer { cluster.stop() }
         let created = try await cluster.nodes[0].request(
             "POST", "/v1/libraries", ["name": "r", "dimension": 4, "metric": "l2", "shards": 2, "replicas": 3])
@@ -34,11 +35,12 @@ struct ClusterTests {
             try await Task.sleep(for: .seconds(1))
             try await inject(fault, into: cluster)
             for writer in writers { await writer.value }
-            // Healed: every replica reaches the same log, holding every acknowledged write once.
-            let positions = try await cluster.convergedPositions(library: "r", shards: 2)
+            // Healed: every replica reaches the same log and byte-identical segments, holding
+            // every acknowledged write once.
+            let replicas = try await cluster.converged(library: "r", shards: 2)
             try await history.check(cluster, library: "r", round: round)
             let (acknowledged, ambiguous) = history.counts
-            print("cluster \(fault.rawValue) round \(round): positions \(positions.sorted { $0.key < $1.key }.map(\.value)), acknowledged \(acknowledged), ambiguous \(ambiguous)")
+            print("cluster \(fault.rawValue) round \(round): \(replicas.sorted { $0.key < $1.key }.map(\.value)), acknowledged \(acknowledged), ambiguous \(ambiguous)")
         }
         let violations = history.violations
         #expect(violations.isEmpty, "\(violations.prefix(10))")
