@@ -153,6 +153,16 @@ extension ClusterNode {
         addFollowers(leadership, record: record, shard: key.shard)
         await writer.setReplication(leadership)
         logger.notice("leading a shard", metadata: ["shard": "\(key)", "epoch": "\(leader.epoch)", "start": "\(leader.start)"])
+        // Publishes the shard as of the takeover: it covers at least what any replica it heard
+        // has installed, so no follower must step back to install it.
+        if let library = service.openLibraries[key.library] {
+            let logger = self.logger
+            Task {
+                do { try await library.flush(shards: [key.shard]) } catch {
+                    logger.warning("the takeover flush failed", metadata: ["shard": "\(key)", "error": "\(error)"])
+                }
+            }
+        }
     }
 
     /// Streams to every live replica of the shard (a follower that registers later is added

@@ -64,9 +64,16 @@ extension ClusterNode {
         let version = try await fetchShardVersion(key, from: leader)
         guard version.epoch == leader.epoch else { return }
         let local = library.snapshot.manifest.shards[key.shard]
-        if keepingLog, installed[key] == version || (version.segments.isEmpty && local.segments.isEmpty && version.tombstones == nil && version.covered <= (local.walSequence ?? 0)) {
-            installed[key] = version
-            return
+        if keepingLog {
+            if installed[key] == version { return }
+            // Segments covering less than this replica's would take it back: its log past the
+            // leader's point is in its segments, not its WAL, so it would have to drop what it
+            // confirmed. A new leader flushes when it takes over, so it soon covers more.
+            if version.covered < local.walSequence ?? 0 { return }
+            if version.segments.isEmpty && local.segments.isEmpty && version.tombstones == nil && version.covered == local.walSequence ?? 0 {
+                installed[key] = version
+                return
+            }
         }
         var shipped: [LiveLibrary.ShippedSegment] = []
         var downloads: [FilePath] = []
