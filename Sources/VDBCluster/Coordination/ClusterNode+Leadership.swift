@@ -91,6 +91,9 @@ extension ClusterNode {
         await campaign(key, record: record, writer: writer)
     }
 
+    /// Looks at etcd now rather than at the next poll.
+    public func refresh() async { await tick() }
+
     func writer(_ key: ShardKey) -> ShardWriter? {
         guard let library = service.openLibraries[key.library], key.shard < library.shardCount else { return nil }
         return library.writer(ofShard: key.shard)
@@ -221,10 +224,18 @@ extension ClusterNode {
     ///   by (the most over the shards), when known.
     public func authorizeRead(library: String, shards: [Int], consistency: ReadConsistency) async throws -> UInt64? {
         if libraryRecords[library] == nil { await tick() }
-        guard libraryRecords[library] != nil else { return nil }  // a library outside the cluster: local
+        guard let record = libraryRecords[library] else { return nil }  // a library outside the cluster: local
         switch consistency {
         case .any:
-            return await readLag(library: library)
+            if shards.allSatisfy({ record.replicas[$0].contains(nodeID) }) { return await readLag(library: library) }
+            // This node holds no replica of some shard (its copy there is empty): the read goes
+            // to a live node that holds them all.
+            let holders = nodes.values.sorted { $0.id < $1.id }.filter { node in shards.allSatisfy { record.replicas[$0].contains(node.id) } }
+            guard let holder = holders.first else {
+                throw ClusterError(
+                    .noLeader, "no live node holds a replica of every shard of library '\(library)' this read needs; a read across nodes is not supported yet — read one document at a time, or create the library with more replicas")
+            }
+            throw NotLeader(library: library, shard: shards[0], leaderURL: holder.url)
         case .leader:
             if shards.allSatisfy({ leading[ShardKey(library: library, shard: $0)] != nil }), leaseHeld { return 0 }
             let leadersOfShards = shards.map { leaders[ShardKey(library: library, shard: $0)] }

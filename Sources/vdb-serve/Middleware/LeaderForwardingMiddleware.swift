@@ -46,7 +46,8 @@ struct LeaderForwardingMiddleware: RouterMiddleware {
             let bytes = try await response.body.collect(upTo: 256 << 20)
             var headers = HTTPFields()
             for header in response.headers {
-                guard let name = HTTPField.Name(header.name), name == .contentType || name == .location || name == .retryAfter else { continue }
+                guard let name = HTTPField.Name(header.name), name == .contentType || name == .location || name == .retryAfter || name == ReadConsistencyMiddleware.lagHeader
+                else { continue }
                 headers[name] = header.value
             }
             return Response(status: .init(code: Int(response.status.code)), headers: headers, body: ResponseBody(byteBuffer: bytes))

@@ -6,7 +6,9 @@ import VDBKit
 /// Cluster mode's reads under `/v1/libraries/{library}/…`: `?consistency=leader` is served by
 /// the leader of the shards read (forwarded there when that is another node, through
 /// ``NotLeader`` and ``LeaderForwardingMiddleware``); `any` (the default) by this node, with
-/// `X-VDB-Replica-Lag` saying how many records its replicas trail their leaders by.
+/// `X-VDB-Replica-Lag` saying how many records its replicas trail their leaders by. A request
+/// naming a library this node has not created yet (defined moments ago through another node)
+/// first makes the node look at etcd again, so it is not a 404.
 struct ReadConsistencyMiddleware: RouterMiddleware {
     typealias Context = VDBRequestContext
     let cluster: ClusterNode
@@ -15,6 +17,9 @@ struct ReadConsistencyMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let parts = request.uri.path.split(separator: "/")
+        if parts.count >= 3, parts[0] == "v1", parts[1] == "libraries", (try? service.library(String(parts[2]))) == nil {
+            await cluster.refresh()
+        }
         // v1 libraries {library} documents[/{document}…] | search[/batch]
         guard parts.count >= 4, parts[0] == "v1", parts[1] == "libraries", parts[3] == "documents" || parts[3] == "search",
               request.method == .get || parts[3] == "search"

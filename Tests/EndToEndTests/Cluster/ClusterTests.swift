@@ -79,6 +79,30 @@ struct ClusterTests {
         }
     }
 
+    /// With fewer replicas than nodes, any node still takes any request: writes go to the
+    /// shard's leader, and reads to a node that holds the shard (never to an empty copy).
+    @Test func aNodeWithoutAReplicaSendsRequestsToOneThatHasIt() async throws {
+        let cluster = try ClusterHarness(nodes: 3, leaseSeconds: Self.lease)
+        defer { cluster.stop() }
+        let created = try await cluster.nodes[0].request("POST", "/v1/libraries", ["name": "one", "dimension": 2, "metric": "l2", "replicas": 1])
+        #expect(created.status == 201, "\(created.json)")
+        let holder = try await cluster.leader(library: "one")
+        let others = cluster.nodes.filter { $0.id != holder.id }
+        let status = try await holder.request("GET", "/v1/cluster")
+        #expect(ClusterHarness.shardStatus(status.json, library: "one", shard: 0)?["replicas"] as? [String] == [holder.id])
+        let write = try await others[0].request("POST", "/v1/libraries/one/documents", ["id": "7", "chunks": [["vector": [1, 2]]]])
+        #expect(write.status == 201, "\(write.json)")
+        for node in others {
+            let read = try await node.request("GET", "/v1/libraries/one/documents/7")
+            #expect(read.status == 200, "\(node.id): \(read.json)")
+            #expect(read.headers["x-vdb-replica-lag"] == "0")
+            let search = try await node.request("POST", "/v1/libraries/one/search", ["vector": [1, 2], "k": 1])
+            #expect((search.json["hits"] as? [[String: Any]])?.first?["document"] as? Int == 7, "\(node.id): \(search.json)")
+        }
+        let bad = try await others[1].request("GET", "/v1/libraries/one/documents/7?consistency=sometimes")
+        #expect(bad.status == 422)
+    }
+
     // MARK: Bad input
 
     @Test func anUnreachableOrMalformedCoordinatorIsAClearError() throws {
