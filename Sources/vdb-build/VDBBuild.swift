@@ -4,11 +4,11 @@ import VDBKit
 
 /// `vdb-build`: ingest datasets into libraries and build their indexes, offline.
 @main
-struct VDBBuild: ParsableCommand {
+struct VDBBuild: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vdb-build",
         abstract: "Ingest datasets into vdb libraries and build their indexes, offline.",
-        subcommands: [Ingest.self, Index.self, Compact.self, Rollback.self, Generate.self, Verify.self])
+        subcommands: [Ingest.self, Index.self, Compact.self, Rollback.self, Publish.self, Generate.self, Verify.self])
 }
 
 /// Options every subcommand shares.

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import SystemPackage
 import VDBCluster
 import VDBKit
 
@@ -14,6 +15,52 @@ struct ClusterController {
         router.get("internal/v1/position/:library/:shard", use: position)
         router.get("internal/v1/shards/:library/:shard", use: shardVersion)
         router.get("internal/v1/file", use: file)
+        router.post("internal/v1/libraries", use: define)
+        router.put("internal/v1/imports/:library/:shard/files", use: upload)
+        router.post("internal/v1/imports/:library/:shard", use: importShard)
+    }
+
+    /// `vdb-build publish`: defines a library from its manifest's settings.
+    @Sendable func define(request: Request, context: VDBRequestContext) async throws -> EditedResponse<JSONBody<LibraryInfo>> {
+        let buffer = try await request.body.collect(upTo: context.maxUploadSize)
+        let definition = try JSONDecoder().decode(LibraryDefinition.self, from: Data(buffer.readableBytesView))
+        let info = try await cluster.createLibrary(definition.spec, replicas: definition.replicas)
+        return EditedResponse(status: .created, headers: [.location: "/v1/libraries/\(info.name)"], response: JSONBody(info))
+    }
+
+    /// `vdb-build publish`: one file of a shard, streamed to disk.
+    @Sendable func upload(request: Request, context: VDBRequestContext) async throws -> JSONBody<Upload> {
+        let library = try context.parameters.require("library")
+        let shard = try shardParameter(context)
+        let target = try await cluster.newUpload(library: library, shard: shard)
+        let fd = try FileDescriptor.open(
+            FilePath(target.path), .writeOnly, options: [.create, .truncate, .closeOnExec], permissions: [.ownerReadWrite, .groupRead])
+        do {
+            for try await buffer in request.body { _ = try fd.writeAll(buffer.readableBytesView) }
+            try fd.synchronize()
+            try fd.close()
+        } catch {
+            try? fd.close()
+            try? FileManager.default.removeItem(atPath: target.path)
+            throw error
+        }
+        return JSONBody(Upload(upload: target.id))
+    }
+
+    /// `vdb-build publish`: the shard's uploaded segments, published.
+    @Sendable func importShard(request: Request, context: VDBRequestContext) async throws -> Response {
+        let library = try context.parameters.require("library")
+        let shard = try shardParameter(context)
+        let buffer = try await request.body.collect(upTo: context.maxUploadSize)
+        try await cluster.importShard(library: library, shard: shard, try JSONDecoder().decode(ImportedShard.self, from: Data(buffer.readableBytesView)))
+        return Response(status: .noContent)
+    }
+
+    func shardParameter(_ context: VDBRequestContext) throws -> Int {
+        guard let shard = Int(try context.parameters.require("shard")) else {
+            throw ProblemDetails(status: .unprocessableContent, code: "invalid-field", detail: "shard must be an integer")
+        }
+        return shard
     }
 
     @Sendable func shardVersion(request: Request, context: VDBRequestContext) async throws -> JSONBody<ShardVersion> {

@@ -103,6 +103,38 @@ struct ClusterTests {
         #expect(bad.status == 422)
     }
 
+    /// `vdb-build publish --cluster` puts an offline-built, indexed library into the cluster:
+    /// every replica ends with the same segments and answers searches over all its rows.
+    @Test func anOfflineLibraryIsPublishedToTheCluster() async throws {
+        let cluster = try ClusterHarness(nodes: 3, leaseSeconds: Self.lease)
+        defer { cluster.stop() }
+        let dir = cluster.directory
+        let etcd = "etcd://127.0.0.1:\(cluster.etcd.port)"
+        #expect(try CommandLineTests.run("vdb-build", ["generate", "--output", "p.hdf5", "--rows", "3000", "--queries", "10", "--dimension", "16"], in: dir).status == 0)
+        #expect(try CommandLineTests.run("vdb-build", ["ingest", "p.hdf5", "--library", "p", "--data-dir", "offline", "--shards", "2"], in: dir).status == 0)
+        #expect(try CommandLineTests.run("vdb-build", ["index", "--library", "p", "--data-dir", "offline", "--type", "hnsw"], in: dir).status == 0)
+        let published = try CommandLineTests.run(
+            "vdb-build", ["publish", "--library", "p", "--data-dir", "offline", "--cluster", etcd, "--replicas", "3"], in: dir)
+        #expect(published.status == 0, "\(published.stderr)")
+        let replicas = try await cluster.converged(library: "p", shards: 2)
+        #expect(replicas.values.allSatisfy { !$0.segments.isEmpty }, "\(replicas)")
+        for node in cluster.nodes {
+            let info = try await node.request("GET", "/v1/libraries/p")
+            #expect(info.json["chunks"] as? Int == 3000, "\(node.id): \(info.json)")
+            let search = try await node.request("POST", "/v1/libraries/p/search", ["vector": Array(repeating: 0.1, count: 16), "k": 5])
+            #expect((search.json["hits"] as? [[String: Any]])?.count == 5, "\(node.id): \(search.json)")
+        }
+        // Writes go on on top of the published segments.
+        let write = try await cluster.nodes[2].request("POST", "/v1/libraries/p/documents", ["id": "100000", "chunks": [["vector": Array(repeating: 0.5, count: 16)]]])
+        #expect(write.status == 201, "\(write.json)")
+        let again = try CommandLineTests.run("vdb-build", ["publish", "--library", "p", "--data-dir", "offline", "--cluster", etcd], in: dir)
+        #expect(again.status == 64, "\(again.stderr)")
+        #expect(again.stderr.contains("already exists"), "\(again.stderr)")
+        let nowhere = try CommandLineTests.run(
+            "vdb-build", ["publish", "--library", "p", "--data-dir", "offline", "--cluster", "etcd://127.0.0.1:\(TCPProxy.freePort())"], in: dir)
+        #expect(nowhere.status == 69, "\(nowhere.stderr)")
+    }
+
     // MARK: Bad input
 
     @Test func anUnreachableOrMalformedCoordinatorIsAClearError() throws {
