@@ -20,8 +20,10 @@ extension ClusterNode {
             return
         }
         nodes = Dictionary(read.0.compactMap { decodeRecord(NodeRecord.self, $0.value) }.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-        let defined = Dictionary(
-            read.1.compactMap { decodeRecord(LibraryRecord.self, $0.value) }.map { ($0.spec.name, $0) }, uniquingKeysWith: { a, _ in a })
+        var defined: [String: (record: LibraryRecord, revision: Int64)] = [:]
+        for kv in read.1 {
+            if let record = decodeRecord(LibraryRecord.self, kv.value) { defined[record.spec.name] = (record, kv.createRevision) }
+        }
         await followLibraries(defined)
         var leaderLeases: [ShardKey: Int64] = [:]
         leaders = [:]
@@ -43,10 +45,16 @@ extension ClusterNode {
     /// Creates the libraries the cluster defined since the last look and drops the ones it
     /// deleted. Every node holds every library (an empty shard where it is no replica), so any
     /// node can take any request.
-    private func followLibraries(_ defined: [String: LibraryRecord]) async {
+    /// A library deleted and defined again under its name (a new creation revision in etcd)
+    /// is dropped here and created anew.
+    private func followLibraries(_ defined: [String: (record: LibraryRecord, revision: Int64)]) async {
+        for (name, definition) in defined {
+            guard let known = libraryRevisions[name], known != definition.revision, service.openLibraries[name] != nil else { continue }
+            await dropLocalCopy(name, reason: "the cluster deleted it and defined it again")
+        }
         let open = service.openLibraries
-        for (name, record) in defined.sorted(by: { $0.key < $1.key }) where open[name] == nil {
-            let spec = record.spec
+        for (name, definition) in defined.sorted(by: { $0.key < $1.key }) where open[name] == nil {
+            let spec = definition.record.spec
             do {
                 _ = try await service.createLibrary(
                     name: spec.name, contract: spec.contract, shards: spec.shards, index: spec.index, storage: spec.storage, schema: spec.schema,
@@ -57,14 +65,21 @@ extension ClusterNode {
             }
         }
         for name in libraryRecords.keys where defined[name] == nil && open[name] != nil {
-            do {
-                try service.deleteLibrary(name)
-                logger.notice("deleted a library the cluster deleted", metadata: ["library": "\(name)"])
-            } catch {
-                logger.error("cannot delete a library the cluster deleted", metadata: ["library": "\(name)", "error": "\(error)"])
-            }
+            await dropLocalCopy(name, reason: "the cluster deleted it")
         }
-        libraryRecords = defined
+        libraryRecords = defined.mapValues(\.record)
+        libraryRevisions = defined.mapValues(\.revision)
+    }
+
+    private func dropLocalCopy(_ name: String, reason: String) async {
+        for key in leading.keys where key.library == name { await stepDown(key, reason: reason) }
+        for key in installed.keys where key.library == name { installed[key] = nil }
+        do {
+            try service.deleteLibrary(name)
+            logger.notice("deleted a library", metadata: ["library": "\(name)", "reason": "\(reason)"])
+        } catch {
+            logger.error("cannot delete a library", metadata: ["library": "\(name)", "error": "\(error)"])
+        }
     }
 
     /// Acts on what etcd says of one shard this node replicates.

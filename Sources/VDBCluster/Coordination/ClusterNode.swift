@@ -49,6 +49,9 @@ public actor ClusterNode: WriteAuthority {
     /// What the node last read from etcd.
     var nodes: [String: NodeRecord] = [:]
     var libraryRecords: [String: LibraryRecord] = [:]
+    /// The etcd revision each library's definition was created at: which incarnation of the
+    /// name the local copy is.
+    var libraryRevisions: [String: Int64] = [:]
     var leaders: [ShardKey: LeaderRecord] = [:]
     /// The shards this node leads now.
     var leading: [ShardKey: ShardLeadership] = [:] {

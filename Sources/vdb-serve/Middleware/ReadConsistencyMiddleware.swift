@@ -20,9 +20,11 @@ struct ReadConsistencyMiddleware: RouterMiddleware {
         if parts.count >= 3, parts[0] == "v1", parts[1] == "libraries", (try? service.library(String(parts[2]))) == nil {
             await cluster.refresh()
         }
-        // v1 libraries {library} documents[/{document}…] | search[/batch]
-        guard parts.count >= 4, parts[0] == "v1", parts[1] == "libraries", parts[3] == "documents" || parts[3] == "search",
-              request.method == .get || parts[3] == "search"
+        // v1 libraries {library} [documents[/{document}…] | search[/batch]]: a library's description
+        // counts its documents, so it is a read too.
+        let describes = parts.count == 3 && request.method == .get
+        guard parts.count >= 3, parts[0] == "v1", parts[1] == "libraries",
+              describes || (parts.count >= 4 && (parts[3] == "documents" || parts[3] == "search") && (request.method == .get || parts[3] == "search"))
         else {
             if request.uri.queryParameters["consistency"] != nil {
                 throw ProblemDetails(
@@ -37,7 +39,7 @@ struct ReadConsistencyMiddleware: RouterMiddleware {
         let name = String(parts[2])
         guard let library = try? service.library(name) else { return try await next(request, context) }  // the route says 404
         var shards = Array(0..<library.shardCount)
-        if parts[3] == "documents", parts.count >= 5, let document = DocumentID(String(parts[4])) {
+        if parts.count >= 5, parts[3] == "documents", let document = DocumentID(String(parts[4])) {
             shards = [library.shard(of: document)]
         }
         let lag = try await cluster.authorizeRead(library: name, shards: shards, consistency: consistency)

@@ -101,6 +101,29 @@ struct ClusterTests {
         }
         let bad = try await others[1].request("GET", "/v1/libraries/one/documents/7?consistency=sometimes")
         #expect(bad.status == 422)
+        // A description counts what a replica holds, not an empty copy.
+        let info = try await others[1].request("GET", "/v1/libraries/one")
+        #expect(info.json["documents"] as? Int == 1, "\(info.json)")
+        // Deleted through any node: every node drops it.
+        #expect(try await others[1].request("DELETE", "/v1/libraries/one").status == 204)
+        try await Task.sleep(for: .milliseconds(600))
+        for node in cluster.nodes {
+            #expect(try await node.request("GET", "/v1/libraries/one").status == 404, "\(node.id)")
+        }
+        // Defined again at once after a deletion: no node keeps the old copy.
+        #expect(try await cluster.nodes[0].request("POST", "/v1/libraries", ["name": "two", "dimension": 2, "metric": "l2"]).status == 201)
+        #expect(try await others[0].request("POST", "/v1/libraries/two/documents", ["id": "1", "chunks": [["vector": [1, 2]]]]).status == 201)
+        #expect(try await cluster.nodes[0].request("DELETE", "/v1/libraries/two").status == 204)
+        #expect(try await cluster.nodes[0].request("POST", "/v1/libraries", ["name": "two", "dimension": 4, "metric": "l2"]).status == 201)
+        for node in cluster.nodes {
+            let described = try await node.request("GET", "/v1/libraries/two")
+            #expect((described.json["contract"] as? [String: Any])?["dimension"] as? Int == 4, "\(node.id): \(described.json)")
+            #expect(described.json["documents"] as? Int == 0, "\(node.id): \(described.json)")
+        }
+        let recreated = try await cluster.nodes[0].request("POST", "/v1/libraries", ["name": "one", "dimension": 3, "metric": "l2", "replicas": 3])
+        #expect(recreated.status == 201, "\(recreated.json)")
+        let fresh = try await others[0].request("GET", "/v1/libraries/one?consistency=leader")
+        #expect(fresh.json["documents"] as? Int == 0, "\(fresh.json)")
     }
 
     /// `vdb-build publish --cluster` puts an offline-built, indexed library into the cluster:
