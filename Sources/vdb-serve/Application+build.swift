@@ -29,7 +29,7 @@ func buildRouter(service: LibraryService, cluster: ClusterContext? = nil) -> Rou
     router.add(middleware: ProblemDetailsMiddleware())
     if let cluster {
         router.add(middleware: LeaderForwardingMiddleware(nodeID: cluster.node.nodeID, http: cluster.http))
-        router.add(middleware: ReadConsistencyMiddleware(cluster: cluster.node, service: service))
+        router.add(middleware: ReadConsistencyMiddleware(cluster: cluster.node, service: service, http: cluster.http))
         ClusterController(cluster: cluster.node).addRoutes(to: router)
     }
     router.get("healthz") { _, _ in Health(status: "ok", libraries: service.libraryCount) }

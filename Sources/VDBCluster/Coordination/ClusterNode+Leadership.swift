@@ -268,3 +268,67 @@ extension ClusterNode {
         }
     }
 }
+
+// MARK: Searches
+
+/// One node's part of a search spread over nodes: the shards it answers.
+public struct SearchPart: Sendable {
+    public var node: NodeRecord
+    public var shards: [Int]
+}
+
+/// Where a search is answered.
+public enum SearchRoute: Sendable {
+    /// Here, over every shard; for an `any` read, how far this node's replicas trail.
+    case local(lag: UInt64?)
+    /// By one other node that holds (or leads) every shard.
+    case forward(NotLeader)
+    /// By several nodes, each over some shards; the answers are merged.
+    case spread([SearchPart])
+}
+
+extension ClusterNode {
+    /// Where a search of `library` is answered: here when this node can read every shard as
+    /// `consistency` asks, else by one node that can, else by a node per group of shards
+    /// (itself included), whose answers are merged.
+    public func routeSearch(library: String, consistency: ReadConsistency) async throws -> SearchRoute {
+        if libraryRecords[library] == nil { await tick() }
+        guard let record = libraryRecords[library] else { return .local(lag: nil) }
+        let me = NodeRecord(id: nodeID, url: configuration.advertiseURL)
+        var owners: [(node: NodeRecord, shard: Int)] = []
+        for shard in record.replicas.indices {
+            let key = ShardKey(library: library, shard: shard)
+            switch consistency {
+            case .any:
+                if record.replicas[shard].contains(nodeID) {
+                    owners.append((me, shard))
+                    continue
+                }
+                // The leader when it is live, else the first live replica.
+                let live = record.replicas[shard].compactMap { nodes[$0] }
+                guard let chosen = live.first(where: { $0.id == leaders[key]?.node }) ?? live.first else {
+                    throw ClusterError(.noLeader, "no replica of shard \(shard) of library '\(library)' is live; retry shortly")
+                }
+                owners.append((chosen, shard))
+            case .leader:
+                guard let leader = leaders[key] else {
+                    throw ClusterError(.noLeader, "shard \(shard) of library '\(library)' has no leader right now; retry shortly")
+                }
+                if leader.node == nodeID, !(leading[key] != nil && leaseHeld) {
+                    throw ClusterError(.noLeader, "this node's lease is being renewed; retry shortly")
+                }
+                owners.append((NodeRecord(id: leader.node, url: leader.url), shard))
+            }
+        }
+        let nodesUsed = Set(owners.map(\.node.id))
+        if nodesUsed == [nodeID] {
+            return .local(lag: consistency == .any ? await readLag(library: library) : 0)
+        }
+        if nodesUsed.count == 1, let only = owners.first {
+            return .forward(NotLeader(library: library, shard: only.shard, leaderURL: only.node.url))
+        }
+        var parts: [String: SearchPart] = [:]
+        for (node, shard) in owners { parts[node.id, default: SearchPart(node: node, shards: [])].shards.append(shard) }
+        return .spread(parts.values.sorted { $0.node.id < $1.node.id })
+    }
+}

@@ -63,12 +63,15 @@ public final class Searcher: Sendable {
 
     /// Opens every segment's index as the manifest's settings say (``IndexSettings/openIndex(for:)``).
     ///
-    /// - Parameter live: the shards' current state under incremental updates (their segments and
-    ///   indexes, which rows are live, and the delta); nil for a library as published.
-    public init(snapshot: LibrarySnapshot, live: [ShardSnapshot]? = nil) throws {
+    /// - Parameters:
+    ///   - live: the shards' current state under incremental updates (their segments and
+    ///     indexes, which rows are live, and the delta); nil for a library as published.
+    ///   - shards: the shards searched (a cluster node answering its part of a search spread
+    ///     over nodes); nil: all.
+    public init(snapshot: LibrarySnapshot, live: [ShardSnapshot]? = nil, shards: Set<Int>? = nil) throws {
         self.snapshot = snapshot
         var sources: [Source] = []
-        for shard in 0..<snapshot.manifest.shardCount {
+        for shard in 0..<snapshot.manifest.shardCount where shards?.contains(shard) ?? true {
             if let state = live?[shard] {
                 for (i, segment) in state.segments.enumerated() {
                     var liveRows: RowSet? = state.live[i]

@@ -201,8 +201,8 @@ public final class LiveLibrary: Sendable {
     public func currentShards() -> [ShardSnapshot] { shards.current.withLock { $0.map { $0! } } }
 
     /// A searcher over the current state. It keeps that state however the library changes after.
-    public func searcher() throws -> Searcher {
-        try Searcher(snapshot: snapshot, live: currentShards())
+    public func searcher(shards: Set<Int>? = nil) throws -> Searcher {
+        try Searcher(snapshot: snapshot, live: currentShards(), shards: shards)
     }
 
     /// Rows added since the last flush, over all shards.

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import HTTPTypes
 import Hummingbird
 import VDBCluster
@@ -13,6 +14,7 @@ struct ReadConsistencyMiddleware: RouterMiddleware {
     typealias Context = VDBRequestContext
     let cluster: ClusterNode
     let service: LibraryService
+    let http: HTTPClient
     static let lagHeader = HTTPField.Name("X-VDB-Replica-Lag")!
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -42,7 +44,23 @@ struct ReadConsistencyMiddleware: RouterMiddleware {
         if parts.count >= 5, parts[3] == "documents", let document = DocumentID(String(parts[4])) {
             shards = [library.shard(of: document)]
         }
-        let lag = try await cluster.authorizeRead(library: name, shards: shards, consistency: consistency)
+        let lag: UInt64?
+        if let part = try SearchFanOut.shards(of: request, in: library) {
+            // This node's part of a search another node spread: its shards, as asked.
+            lag = try await cluster.authorizeRead(library: name, shards: part.sorted(), consistency: consistency)
+        } else if parts[3] == "search" {
+            switch try await cluster.routeSearch(library: name, consistency: consistency) {
+            case .local(let readLag):
+                lag = readLag
+            case .forward(let notLeader):
+                throw notLeader
+            case .spread(let searchParts):
+                let body = try await request.body.collect(upTo: context.maxUploadSize)
+                return try await SearchFanOut.run(searchParts, request: request, body: body, nodeID: cluster.nodeID, http: http)
+            }
+        } else {
+            lag = try await cluster.authorizeRead(library: name, shards: shards, consistency: consistency)
+        }
         var response = try await next(request, context)
         if let lag { response.headers[Self.lagHeader] = String(lag) }
         return response

@@ -15,7 +15,7 @@ struct SearchController {
     @Sendable func search(request: Request, context: VDBRequestContext) async throws -> SearchResponseBody {
         let library = try service.library(context.parameters.require("library"))
         let body = try await request.json(SearchRequest.self, context: context)
-        let (searcher, options) = try resolve(body.options, in: library)
+        let (searcher, options) = try resolve(body.options, in: library, shards: try SearchFanOut.shards(of: request, in: library))
         let query = try QueryVectors.one(vector: body.vector, base64: body.vectorBase64, dimension: searcher.contract.dimension)
         let result = try searcher.search(query, k: options.k, parameters: options.parameters, filter: options.filter, payload: options.payload)
         return try SearchResponseWriter.search(
@@ -25,17 +25,17 @@ struct SearchController {
     @Sendable func batch(request: Request, context: VDBRequestContext) async throws -> SearchResponseBody {
         let library = try service.library(context.parameters.require("library"))
         let body = try await request.json(BatchSearchRequest.self, context: context)
-        let (searcher, options) = try resolve(body.options, in: library)
+        let (searcher, options) = try resolve(body.options, in: library, shards: try SearchFanOut.shards(of: request, in: library))
         let queries = try QueryVectors.many(vectors: body.vectors, base64: body.vectorsBase64, dimension: searcher.contract.dimension)
         let results = try searcher.searchBatch(queries, k: options.k, parameters: options.parameters, filter: options.filter, payload: options.payload)
         return SearchResponseWriter.batch(results, index: searcher.indexDescription, version: searcher.epoch)
     }
 
     /// The library's searcher, and the options checked against it (the filter against its schema).
-    private func resolve(_ options: SearchOptions, in library: LiveLibrary) throws
+    private func resolve(_ options: SearchOptions, in library: LiveLibrary, shards: Set<Int>?) throws
         -> (Searcher, (k: Int, parameters: SearchParameters, filter: Filter?, payload: HitPayload))
     {
-        let searcher = try library.searcher()
+        let searcher = try library.searcher(shards: shards)
         let payload = try QueryVectors.payload(options.include)
         let filter = try options.filter.map { try Filter.parse($0, pointer: "/filter", schema: searcher.snapshot.manifest.metadataSchema) }
         return (searcher, (options.k ?? 10, options.parameters, filter, payload))

@@ -126,6 +126,42 @@ struct ClusterTests {
         #expect(fresh.json["documents"] as? Int == 0, "\(fresh.json)")
     }
 
+    /// A search of a library whose shards no single node holds all of is spread over the
+    /// nodes that do, and the answers merged: the same hits as exact search over all rows.
+    @Test func aSearchOverShardsNoNodeHoldsIsSpreadAndMerged() async throws {
+        let cluster = try ClusterHarness(nodes: 3, leaseSeconds: Self.lease)
+        defer { cluster.stop() }
+        let created = try await cluster.nodes[0].request(
+            "POST", "/v1/libraries", ["name": "spread", "dimension": 3, "metric": "l2", "shards": 3, "replicas": 1])
+        #expect(created.status == 201, "\(created.json)")
+        let status = try await cluster.nodes[0].request("GET", "/v1/cluster")
+        let holders = (0..<3).compactMap { (ClusterHarness.shardStatus(status.json, library: "spread", shard: $0)?["replicas"] as? [String])?.first }
+        #expect(Set(holders).count == 3, "each node holds one shard: \(holders)")
+        var vectors: [Int: [Double]] = [:]
+        for id in 1...60 {
+            let vector = [Double(id) * 0.37, Double(id % 7) * 1.13, Double(id % 5) * 0.71]
+            vectors[id] = vector
+            let write = try await cluster.nodes[id % 3].request("POST", "/v1/libraries/spread/documents", ["id": "\(id)", "chunks": [["vector": vector]]])
+            #expect(write.status == 201, "\(write.json)")
+        }
+        func exact(_ q: [Double], k: Int) -> [Int] {
+            vectors.sorted { a, b in
+                zip(a.value, q).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } < zip(b.value, q).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }
+            }.prefix(k).map(\.key)
+        }
+        let q1 = [7.1, 3.3, 1.2], q2 = [18.4, 0.2, 2.9]
+        for node in cluster.nodes {
+            for consistency in ["any", "leader"] {
+                let search = try await node.request("POST", "/v1/libraries/spread/search?consistency=\(consistency)", ["vector": q1, "k": 5])
+                let found = (search.json["hits"] as? [[String: Any]] ?? []).compactMap { $0["document"] as? Int }
+                #expect(found == exact(q1, k: 5), "\(node.id) \(consistency): \(search.json)")
+            }
+            let batch = try await node.request("POST", "/v1/libraries/spread/search/batch", ["vectors": [q1, q2], "k": 4])
+            let results = (batch.json["results"] as? [[String: Any]] ?? []).map { ($0["hits"] as? [[String: Any]] ?? []).compactMap { $0["document"] as? Int } }
+            #expect(results == [exact(q1, k: 4), exact(q2, k: 4)], "\(node.id): \(batch.json)")
+        }
+    }
+
     /// `vdb-build publish --cluster` puts an offline-built, indexed library into the cluster:
     /// every replica ends with the same segments and answers searches over all its rows.
     @Test func anOfflineLibraryIsPublishedToTheCluster() async throws {
