@@ -208,7 +208,7 @@ extension ClusterNode {
         // Defined since the last look (a write right after the library's creation elsewhere).
         if libraryRecords[library] == nil { await tick() }
         guard libraryRecords[library] != nil else {
-            throw ClusterError(.noLeader, "library '\(library)' is not defined in the cluster (yet); retry, or create it through the cluster")
+            throw ClusterError(.noLeader, "library '\(library)' is not defined in the cluster (yet); retry, or create it through the cluster (vdb-build publish puts a library built offline into it)")
         }
         if leading[key] != nil, leaseHeld { return }
         // Elected since the last look (right after the library's creation, or a failover).

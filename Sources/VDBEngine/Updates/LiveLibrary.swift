@@ -275,7 +275,8 @@ public final class LiveLibrary: Sendable {
     // MARK: Installing a leader's segments
 
     /// A segment of a shard as its leader published it; `file` is where it was downloaded to
-    /// (in the library's directory), nil when this replica holds the same segment already.
+    /// (on the library's file system, outside its directory, which version drafts clean), nil
+    /// when this replica holds the same segment already.
     public struct ShippedSegment: Sendable {
         public var manifest: SegmentManifest
         public var file: FilePath?
@@ -317,7 +318,11 @@ public final class LiveLibrary: Sendable {
                         throw StorageError(.notFound, "segment \(segment.manifest.file) of shard \(shard) was neither shipped nor held here")
                     }
                     let target = try draft.newSegment(shard: UInt32(shard))
-                    try renameFile(downloaded, to: target.path)
+                    do {
+                        try renameFile(downloaded, to: target.path)
+                    } catch {
+                        throw StorageError(.io, "cannot move the shipped segment \(downloaded) to \(target.path)", cause: error)
+                    }
                     var manifest = segment.manifest
                     manifest.id = target.id
                     manifest.file = target.file
