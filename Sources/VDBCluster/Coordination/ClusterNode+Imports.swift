@@ -39,7 +39,9 @@ extension ClusterNode {
                 try? FileManager.default.removeItem(atPath: path.string)
             }
         }
-        try await live.installShard(shard, segments: segments, tombstones: tombstones, covered: 0)
+        guard try await live.installShard(shard, segments: segments, tombstones: tombstones, covered: 0) else {
+            throw StorageError(.conflict, "shard \(shard) of library '\(library)' changed while its segments were imported")
+        }
         logger.notice("published imported segments", metadata: ["shard": "\(key)", "segments": "\(segments.count)"])
     }
 }

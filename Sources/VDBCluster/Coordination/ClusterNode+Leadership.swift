@@ -10,11 +10,11 @@ extension ClusterNode {
     /// take up or give up. When etcd cannot be read nothing changes; the lease deadline stops
     /// this node's writes if that lasts.
     func tick() async {
-        let read: ([EtcdClient.KeyValue], [EtcdClient.KeyValue], [EtcdClient.KeyValue])
+        let read: ([EtcdClient.KeyValue], [EtcdClient.KeyValue], [EtcdClient.KeyValue], [EtcdClient.KeyValue])
         do {
             read = (
                 try await etcd.get(ClusterKeys.nodes, prefix: true), try await etcd.get(ClusterKeys.libraries, prefix: true),
-                try await etcd.get(ClusterKeys.leaders, prefix: true))
+                try await etcd.get(ClusterKeys.leaders, prefix: true), try await etcd.get(ClusterKeys.published, prefix: true))
         } catch {
             logger.debug("cannot read the cluster's state", metadata: ["error": "\(error)"])
             return
@@ -33,6 +33,12 @@ extension ClusterNode {
             leaders[key] = record
             leaderLeases[key] = kv.lease
         }
+        publishedVersions = [:]
+        for kv in read.3 {
+            guard let key = ClusterKeys.shard(fromKey: kv.key, prefix: ClusterKeys.published), let version = decodeRecord(ShardVersion.self, kv.value)
+            else { continue }
+            publishedVersions[key] = version
+        }
         for (name, record) in libraryRecords.sorted(by: { $0.key < $1.key }) {
             for (shard, replicas) in record.replicas.enumerated() where replicas.contains(nodeID) {
                 let key = ShardKey(library: name, shard: shard)
@@ -40,6 +46,25 @@ extension ClusterNode {
             }
         }
         for key in leading.keys where libraryRecords[key.library] == nil { await stepDown(key, reason: "library deleted") }
+        await recordPublications()
+    }
+
+    /// Puts what this node published of each shard it leads into etcd, in a transaction that
+    /// finds its leader key unchanged (a deposed leader's write fails).
+    private func recordPublications() async {
+        for (key, leadership) in leading.sorted(by: { $0.key < $1.key }) {
+            guard let current = try? shardVersion(library: key.library, shard: key.shard), publishedVersions[key] != current else { continue }
+            do {
+                if try await etcd.transaction(
+                    if: [.value(ClusterKeys.leader(key), equals: try encodeRecord(leadership.record))],
+                    then: [.put(ClusterKeys.published(key), try encodeRecord(current))])
+                {
+                    publishedVersions[key] = current
+                }
+            } catch {
+                logger.debug("cannot record a publication", metadata: ["shard": "\(key)", "error": "\(error)"])
+            }
+        }
     }
 
     /// Creates the libraries the cluster defined since the last look and drops the ones it

@@ -39,6 +39,7 @@ extension ClusterNode {
             throw StorageError(.notFound, "library '\(name)' does not exist")
         }
         try await etcd.delete(ClusterKeys.leaders + name + "/", prefix: true)
+        try await etcd.delete(ClusterKeys.published + name + "/", prefix: true)
         // Epoch keys stay: a library created again under the name continues its epochs, so
         // no replica that followed the old one refuses the new leaders as stale.
         try await etcd.delete(ClusterKeys.library(name))

@@ -32,16 +32,19 @@ extension ClusterNode {
         return snapshot.directory.root.appending(path)
     }
 
-    /// Brings each shard this node follows to what its leader published: runs until cancelled.
+    /// Brings each shard this node follows to what its leader published (as etcd holds it):
+    /// runs until cancelled.
     func followPublications() async {
         while !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(500))
             for (name, record) in libraryRecords.sorted(by: { $0.key < $1.key }) {
                 for (shard, replicas) in record.replicas.enumerated() where replicas.contains(nodeID) {
                     let key = ShardKey(library: name, shard: shard)
-                    guard leading[key] == nil, let leader = leaders[key], leader.node != nodeID, leader.epoch == followedEpochs[key] else { continue }
+                    guard leading[key] == nil, let leader = leaders[key], leader.node != nodeID, leader.epoch == followedEpochs[key],
+                          let version = publishedVersions[key], version.epoch == leader.epoch, installed[key] != version
+                    else { continue }
                     do {
-                        try await installPublished(key, from: leader, keepingLog: true)
+                        try await installPublished(key, from: leader, version: version, keepingLog: true)
                         installFailures[key] = nil
                     } catch {
                         // Usually the leader is gone and an election follows: say so once.
@@ -59,9 +62,11 @@ extension ClusterNode {
     /// Installs what the leader of `key` published, when it differs from what was installed
     /// last. `keepingLog` false drops this replica's log past the installed point (its tail
     /// diverged from the leader's and a flush here already covered part of it).
-    func installPublished(_ key: ShardKey, from leader: LeaderRecord, keepingLog: Bool) async throws {
+    /// `version` nil asks the leader what it published now.
+    func installPublished(_ key: ShardKey, from leader: LeaderRecord, version known: ShardVersion? = nil, keepingLog: Bool) async throws {
         guard let library = service.openLibraries[key.library] else { return }
-        let version = try await fetchShardVersion(key, from: leader)
+        var version: ShardVersion
+        if let known { version = known } else { version = try await fetchShardVersion(key, from: leader) }
         guard version.epoch == leader.epoch else { return }
         let local = library.snapshot.manifest.shards[key.shard]
         if keepingLog {
@@ -75,6 +80,8 @@ extension ClusterNode {
                 return
             }
         }
+        // Checked again under the library's publication lock; here to spare the downloads.
+        guard try await library.writer(ofShard: key.shard).canInstall(covered: version.covered, keepingLog: keepingLog) else { return }
         var shipped: [LiveLibrary.ShippedSegment] = []
         var downloads: [FilePath] = []
         defer { for file in downloads { try? FileManager.default.removeItem(atPath: file.string) } }
@@ -95,8 +102,13 @@ extension ClusterNode {
             try await download(file, of: key.library, from: leader, to: target, expectedBytes: nil)
             tombstones = try ShardTombstones.read(target)
         }
-        try await library.installShard(key.shard, segments: shipped, tombstones: tombstones, covered: version.covered, keepingLog: keepingLog)
-        installed[key] = version
+        // The downloads may have taken long (a leader cut off mid-transfer): by now this node
+        // may lead the shard itself, and then nothing is installed over its log.
+        let led = self.led
+        let installedNow = try await library.installShard(
+            key.shard, segments: shipped, tombstones: tombstones, covered: version.covered, keepingLog: keepingLog,
+            abandon: { led.withLock { $0.contains(key) } })
+        if installedNow { installed[key] = version }
     }
 
     /// Where a file from a leader is downloaded to: beside the libraries (on their file system,

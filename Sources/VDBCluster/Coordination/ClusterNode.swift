@@ -59,6 +59,8 @@ public actor ClusterNode: WriteAuthority {
     }
     /// `leading`'s keys, for the engine to ask without awaiting the actor.
     let led = Locked<Set<ShardKey>>([])
+    /// What each shard's leader published, as etcd holds it.
+    var publishedVersions: [ShardKey: ShardVersion] = [:]
     /// The leader's version each followed shard last installed, and failed attempts since.
     var installed: [ShardKey: ShardVersion] = [:]
     var installFailures: [ShardKey: Int] = [:]

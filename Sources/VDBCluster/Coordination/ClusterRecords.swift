@@ -11,16 +11,21 @@ import Foundation
 ///   lease, created only where none exists.
 /// - `/vdb/epoch/<library>/<shard>`: the shard's last epoch, raised in the same transaction
 ///   that creates a leader key, so epochs only grow.
+/// - `/vdb/published/<library>/<shard>`: what the shard's leader published of it
+///   (``ShardVersion``: segments, tombstones, the log position they cover), written only in a
+///   transaction that finds the writer's leader key unchanged; followers install it.
 enum ClusterKeys {
     static let nodes = "/vdb/nodes/"
     static let libraries = "/vdb/library/"
     static let leaders = "/vdb/leader/"
     static let epochs = "/vdb/epoch/"
+    static let published = "/vdb/published/"
 
     static func node(_ id: String) -> String { nodes + id }
     static func library(_ name: String) -> String { libraries + name }
     static func leader(_ shard: ShardKey) -> String { leaders + "\(shard.library)/\(shard.shard)" }
     static func epoch(_ shard: ShardKey) -> String { epochs + "\(shard.library)/\(shard.shard)" }
+    static func published(_ shard: ShardKey) -> String { published + "\(shard.library)/\(shard.shard)" }
 
     /// The shard a leader or epoch key names.
     static func shard(fromKey key: String, prefix: String) -> ShardKey? {

@@ -297,13 +297,23 @@ public final class LiveLibrary: Sendable {
     /// Publishes a version whose `shard` holds exactly the leader's segments and tombstones,
     /// covering its log through `covered`, and serves it once every new file passed its
     /// checksums (cluster mode, on a follower). The other shards are untouched.
+    ///
+    /// Checked under the publication lock, so nothing published meanwhile slips between the
+    /// check and the switch: nothing is installed (false is returned) when `abandon` says so
+    /// (this node leads the shard by now), when the segments cover less than the shard's
+    /// own, or when this replica's position would go back.
     /// - Parameter keepingLog: false when this replica's log past `covered` diverged from
     ///   the leader's (see ``ShardWriter/install(published:keepingLog:)``).
+    @discardableResult
     public func installShard(
-        _ shard: Int, segments: [ShippedSegment], tombstones: ShardTombstones?, covered: UInt64, keepingLog: Bool = true
-    ) async throws {
+        _ shard: Int, segments: [ShippedSegment], tombstones: ShardTombstones?, covered: UInt64, keepingLog: Bool = true,
+        abandon: @escaping @Sendable () -> Bool = { false }
+    ) async throws -> Bool {
         try await publishing.withLock {
             let old = snapshot
+            if abandon() { return false }
+            if keepingLog, covered < old.manifest.shards[shard].walSequence ?? 0 { return false }
+            guard try await writers[shard].canInstall(covered: covered, keepingLog: keepingLog) else { return false }
             let draft = try VersionDraft(editing: old.manifest, in: old.directory)
             var installed: [SegmentManifest] = []
             var localIDs: [UInt32: UInt32] = [:]
@@ -349,6 +359,7 @@ public final class LiveLibrary: Sendable {
             published.withLock { $0 = new }
             try await writers[shard].install(published: Self.published(new, shard: shard, reusing: [:]), keepingLog: keepingLog)
             logger.info("installed a shard from its leader", metadata: ["version": "\(manifest.epoch)", "shard": "\(shard)", "covered": "\(covered)"])
+            return true
         }
     }
 

@@ -256,17 +256,31 @@ public actor ShardWriter {
         publish(state.snapshot(sequence: last))
     }
 
+    /// Whether segments covering the log through `covered` can be installed without this
+    /// replica's position going back (a record it holds, perhaps confirmed to its leader, must
+    /// never vanish): they cover everything it holds, or its WAL holds every record after them.
+    /// With `keepingLog` false (a diverged tail to drop) they always can.
+    public func canInstall(covered: UInt64, keepingLog: Bool) throws -> Bool {
+        guard keepingLog, covered < appliedSequence else { return true }
+        try wal.synchronize()
+        return try WriteAheadLog.recover(directory: wal.directory, after: covered).records.first?.sequence == covered + 1
+    }
+
     /// Serves segments its leader published (cluster mode, on a follower): the state is rebuilt
-    /// from `published` plus the WAL records after the point they cover. When this replica's
-    /// log does not continue right after that point (it trails the leader's flush, or
-    /// `keepingLog` is false because its tail diverged), the local log is dropped and the
-    /// shard's position becomes that point; the leader streams the rest.
+    /// from `published` plus the WAL records after the point they cover (``canInstall(covered:keepingLog:)``
+    /// said they are all here). When the segments cover all this replica holds, or `keepingLog`
+    /// is false because its tail diverged, the local log is dropped and the position becomes
+    /// that point; the leader streams the rest.
     public func install(published: Published, keepingLog: Bool = true) throws {
         let covered = published.coveredSequence
         try wal.rotate()
-        let after = try WriteAheadLog.recover(directory: wal.directory, after: covered)
-        if !keepingLog || (after.records.first.map { $0.sequence != covered + 1 } ?? false) {
+        if !keepingLog || covered >= appliedSequence {
             try WriteAheadLog.discardRecords(directory: wal.directory, after: 0)
+        } else {
+            let after = try WriteAheadLog.recover(directory: wal.directory, after: covered)
+            guard after.records.first?.sequence == covered + 1 else {
+                throw UpdateError(.unavailable, "shard \(shard): the log after \(covered) is not here; install refused")
+            }
         }
         // Files wholly covered leave first: a new file after a jump in sequence must never
         // follow an older one (recovery reads the files as one run).

@@ -48,7 +48,7 @@ struct ReadConsistencyMiddleware: RouterMiddleware {
         if let part = try SearchFanOut.shards(of: request, in: library) {
             // This node's part of a search another node spread: its shards, as asked.
             lag = try await cluster.authorizeRead(library: name, shards: part.sorted(), consistency: consistency)
-        } else if parts[3] == "search" {
+        } else if parts.count >= 4, parts[3] == "search" {
             switch try await cluster.routeSearch(library: name, consistency: consistency) {
             case .local(let readLag):
                 lag = readLag
