@@ -278,6 +278,8 @@ extension ClusterNode {
             throw NotLeader(library: library, shard: shards[0], leaderURL: holder.url)
         case .leader:
             if shards.allSatisfy({ leading[ShardKey(library: library, shard: $0)] != nil }), leaseHeld { return 0 }
+            // Elected since the last look (a library just created, or a failover).
+            if shards.contains(where: { leaders[ShardKey(library: library, shard: $0)] == nil }) { await tick() }
             let leadersOfShards = shards.map { leaders[ShardKey(library: library, shard: $0)] }
             guard let first = leadersOfShards.first, let leader = first, leadersOfShards.allSatisfy({ $0?.node == leader.node }) else {
                 if leadersOfShards.contains(where: { $0 == nil }) {
@@ -318,7 +320,12 @@ extension ClusterNode {
     /// (itself included), whose answers are merged.
     public func routeSearch(library: String, consistency: ReadConsistency) async throws -> SearchRoute {
         if libraryRecords[library] == nil { await tick() }
-        guard let record = libraryRecords[library] else { return .local(lag: nil) }
+        guard var record = libraryRecords[library] else { return .local(lag: nil) }
+        if consistency == .leader, record.replicas.indices.contains(where: { leaders[ShardKey(library: library, shard: $0)] == nil }) {
+            await tick()
+            guard let refreshed = libraryRecords[library] else { return .local(lag: nil) }
+            record = refreshed
+        }
         let me = NodeRecord(id: nodeID, url: configuration.advertiseURL)
         var owners: [(node: NodeRecord, shard: Int)] = []
         for shard in record.replicas.indices {
