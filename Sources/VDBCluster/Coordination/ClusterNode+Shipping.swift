@@ -135,7 +135,9 @@ extension ClusterNode {
         var components = URLComponents(string: "\(leader.url)/internal/v1/file")!
         components.queryItems = [.init(name: "library", value: library), .init(name: "path", value: path)]
         let request = HTTPClientRequest(url: components.string!)
-        let response = try await http.execute(request, timeout: .seconds(600))
+        // Bounded by the size (at 16 MiB/s at least): a leader cut off mid-transfer must not
+        // hold this node's installs of every other shard for long.
+        let response = try await http.execute(request, timeout: .seconds(Int64(10 + (expectedBytes ?? (64 << 20)) / (16 << 20))))
         guard response.status == .ok else {
             let body = try await response.body.collect(upTo: 1 << 16)
             throw ClusterError(.noLeader, "leader \(leader.node) answered \(response.status.code) for \(path): \(String(buffer: body).prefix(200))")
