@@ -98,11 +98,15 @@ struct SearchOptions: Decodable, Sendable {
     var filter: JSONValue?
     /// What hits carry besides ids and distance: "text", "metadata" (default both).
     var include: [String]?
+    /// Cluster mode: "leader" or "any" (as the `consistency` query parameter; the cluster's
+    /// routing reads it). A single node reads its own state, which satisfies both.
+    var consistency: String?
 
     var parameters: SearchParameters { SearchParameters(ef: ef, nprobe: nprobe, leafBudget: leaves, rerank: rerank) }
 
     static let keys: [String: BodySchema] = [
         "k": .any, "ef": .any, "nprobe": .any, "rerank": .any, "leaves": .any, "filter": .any, "include": .any,
+        "consistency": .any,
     ]
 }
 

@@ -1,4 +1,6 @@
 import AsyncHTTPClient
+import Foundation
+import NIOFoundationCompat
 import HTTPTypes
 import Hummingbird
 import VDBCluster
@@ -34,8 +36,22 @@ struct ReadConsistencyMiddleware: RouterMiddleware {
             }
             return try await next(request, context)
         }
-        let text = request.uri.queryParameters["consistency"].map(String.init) ?? "any"
-        guard let consistency = ReadConsistency(rawValue: text) else {
+        var request = request
+        var text = request.uri.queryParameters["consistency"].map(String.init)
+        if parts.count >= 4, parts[3] == "search" {
+            // A search may say it in its body too (the route checks the body's value).
+            let body = try await request.body.collect(upTo: context.maxUploadSize)
+            request.body = RequestBody(buffer: body)
+            if let field = ((try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any])?["consistency"] as? String {
+                if let text, text != field {
+                    throw ProblemDetails(
+                        status: .unprocessableContent, code: "invalid-field",
+                        detail: "field 'consistency': the body says \(field), the query \(text); give one", pointer: "/consistency")
+                }
+                text = field
+            }
+        }
+        guard let consistency = ReadConsistency(rawValue: text ?? "any") else {
             throw ProblemDetails(status: .unprocessableContent, code: "invalid-field", detail: "field 'consistency': use leader or any")
         }
         let name = String(parts[2])

@@ -1,4 +1,5 @@
 import Hummingbird
+import VDBCluster
 import VDBKit
 
 /// `POST /v1/libraries/{library}/search`: k nearest chunks to a vector, and
@@ -35,6 +36,10 @@ struct SearchController {
     private func resolve(_ options: SearchOptions, in library: LiveLibrary, shards: Set<Int>?) throws
         -> (Searcher, (k: Int, parameters: SearchParameters, filter: Filter?, payload: HitPayload))
     {
+        if let consistency = options.consistency, ReadConsistency(rawValue: consistency) == nil {
+            throw ProblemDetails(
+                status: .unprocessableContent, code: "invalid-field", detail: "field 'consistency': use leader or any", pointer: "/consistency")
+        }
         let searcher = try library.searcher(shards: shards)
         let payload = try QueryVectors.payload(options.include)
         let filter = try options.filter.map { try Filter.parse($0, pointer: "/filter", schema: searcher.snapshot.manifest.metadataSchema) }

@@ -162,6 +162,10 @@ struct ClusterTests {
                 let found = (search.json["hits"] as? [[String: Any]] ?? []).compactMap { $0["document"] as? Int }
                 #expect(found == exact(q1, k: 5), "\(node.id) \(consistency): \(search.json)")
             }
+            let inBody = try await node.request("POST", "/v1/libraries/spread/search", ["vector": q1, "k": 5, "consistency": "leader"])
+            #expect((inBody.json["hits"] as? [[String: Any]] ?? []).compactMap { $0["document"] as? Int } == exact(q1, k: 5), "\(inBody.json)")
+            let clash = try await node.request("POST", "/v1/libraries/spread/search?consistency=any", ["vector": q1, "consistency": "leader"])
+            #expect(clash.status == 422, "\(clash.json)")
             let batch = try await node.request("POST", "/v1/libraries/spread/search/batch", ["vectors": [q1, q2], "k": 4])
             let results = (batch.json["results"] as? [[String: Any]] ?? []).map { ($0["hits"] as? [[String: Any]] ?? []).compactMap { $0["document"] as? Int } }
             #expect(results == [exact(q1, k: 4), exact(q2, k: 4)], "\(node.id): \(batch.json)")
