@@ -58,8 +58,9 @@ public struct LibraryPublisher: Sendable {
                 segments += 1
                 progress?(ProgressEvent(phase: "upload", completed: sent, total: total, unit: "bytes"))
             }
-            let tombstones = try await shard.tombstones.asyncMap {
-                try await upload(snapshot.directory.root.appending($0).string, to: leader, shard: ShardKey(library: manifest.library, shard: s))
+            var tombstones: String? = nil
+            if let file = shard.tombstones {
+                tombstones = try await upload(snapshot.directory.root.appending(file).string, to: leader, shard: ShardKey(library: manifest.library, shard: s))
             }
             _ = try await call(
                 .POST, "\(leader.url)/internal/v1/imports/\(manifest.library)/\(s)",
@@ -133,14 +134,6 @@ struct FileChunks: AsyncSequence, Sendable {
 
 extension FileHandle: @retroactive @unchecked Sendable {}
 
-extension Optional {
-    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
-        switch self {
-        case .some(let value): try await transform(value)
-        case .none: nil
-        }
-    }
-}
 
 /// `POST /internal/v1/libraries`: a library to define in the cluster.
 public struct LibraryDefinition: Codable, Sendable {

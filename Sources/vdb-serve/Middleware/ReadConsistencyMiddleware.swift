@@ -42,7 +42,9 @@ struct ReadConsistencyMiddleware: RouterMiddleware {
             // A search may say it in its body too (the route checks the body's value).
             let body = try await request.body.collect(upTo: context.maxUploadSize)
             request.body = RequestBody(buffer: body)
-            if let field = ((try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any])?["consistency"] as? String {
+            // Parsed only when the key is there: the search path parses its body once otherwise.
+            if body.readableBytesView.firstRange(of: Array("\"consistency\"".utf8)) != nil,
+               let field = ((try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any])?["consistency"] as? String {
                 if let text, text != field {
                     throw ProblemDetails(
                         status: .unprocessableContent, code: "invalid-field",

@@ -65,9 +65,7 @@ struct ClusterController {
 
     @Sendable func shardVersion(request: Request, context: VDBRequestContext) async throws -> JSONBody<ShardVersion> {
         let library = try context.parameters.require("library")
-        guard let shard = Int(try context.parameters.require("shard")) else {
-            throw ProblemDetails(status: .unprocessableContent, code: "invalid-field", detail: "shard must be an integer")
-        }
+        let shard = try shardParameter(context)
         return JSONBody(try await cluster.shardVersion(library: library, shard: shard))
     }
 
@@ -109,9 +107,7 @@ struct ClusterController {
 
     @Sendable func position(request: Request, context: VDBRequestContext) async throws -> JSONBody<ReplicaPosition> {
         let library = try context.parameters.require("library")
-        guard let shard = Int(try context.parameters.require("shard")) else {
-            throw ProblemDetails(status: .unprocessableContent, code: "invalid-field", detail: "shard must be an integer")
-        }
+        let shard = try shardParameter(context)
         return JSONBody(try await cluster.position(library: library, shard: shard))
     }
 }
