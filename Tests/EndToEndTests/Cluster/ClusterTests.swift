@@ -32,19 +32,21 @@ struct ClusterTests {
         for round in 1...Self.rounds {
             let stopAt = Date().addingTimeInterval(Double(Self.lease) + 6)
             let writers = (0..<3).map { _ in Task { await history.write(cluster, library: "r", until: stopAt) } }
+            let readers = (0..<2).map { _ in Task { await history.read(cluster, library: "r", until: stopAt) } }
             try await Task.sleep(for: .seconds(1))
             try await inject(fault, into: cluster)
-            for writer in writers { await writer.value }
+            for task in writers + readers { await task.value }
             // Healed: every replica reaches the same log and byte-identical segments, holding
             // every acknowledged write once.
             let replicas = try await cluster.converged(library: "r", shards: 2)
-            try await history.check(cluster, library: "r", round: round)
+            try await history.check(cluster, library: "r", round: round, replicas: replicas)
             let (acknowledged, ambiguous) = history.counts
-            print("cluster \(fault.rawValue) round \(round): \(replicas.sorted { $0.key < $1.key }.map(\.value)), acknowledged \(acknowledged), ambiguous \(ambiguous)")
+            print("cluster \(fault.rawValue) round \(round): \(replicas.sorted { $0.key < $1.key }.map(\.value)), acknowledged \(acknowledged), ambiguous \(ambiguous), leader reads checked \(history.checkedLeaderReads)")
         }
         let violations = history.violations
         #expect(violations.isEmpty, "\(violations.prefix(10))")
         #expect(history.counts.acknowledged > 20 * Self.rounds, "too few writes got through to test anything")
+        #expect(history.checkedLeaderReads > 40 * Self.rounds, "too few leader reads got through to test anything")
     }
 
     /// One fault, healed before returning.
@@ -278,7 +280,12 @@ final class History: @unchecked Sendable {
     private var ambiguous = Set<Int>()
     private(set) var violations: [String] = []
 
+    /// Acknowledged ids in the order their acknowledgements arrived.
+    private var acknowledgedInOrder: [Int] = []
+    private var leaderReads = 0
+
     var counts: (acknowledged: Int, ambiguous: Int) { lock.withLock { (acknowledged.count, ambiguous.count) } }
+    var checkedLeaderReads: Int { lock.withLock { leaderReads } }
 
     private func take() -> Int { lock.withLock { next += 1; return next } }
     private func violation(_ text: String) { lock.withLock { violations.append(text) } }
@@ -297,7 +304,10 @@ final class History: @unchecked Sendable {
             }
             switch outcome.status {
             case 201:
-                lock.withLock { _ = acknowledged.insert(id) }
+                lock.withLock {
+                    acknowledged.insert(id)
+                    acknowledgedInOrder.append(id)
+                }
                 await readBack(id, cluster, library: library)
             case 409:
                 violation("document \(id) was new, yet its creation conflicted: \(outcome.json)")
@@ -316,7 +326,10 @@ final class History: @unchecked Sendable {
         while Date() < deadline {
             let node = cluster.nodes.randomElement()!
             if let read = try? await node.request("GET", "/v1/libraries/\(library)/documents/\(id)?consistency=leader", timeout: 10) {
-                if read.status == 200 { return }
+                if read.status == 200 {
+                    lock.withLock { leaderReads += 1 }
+                    return
+                }
                 if read.status == 404 {
                     violation("acknowledged document \(id) is missing from a leader read on \(node.id): \(read.json)")
                     return
@@ -327,9 +340,41 @@ final class History: @unchecked Sendable {
         violation("no leader read of acknowledged document \(id) succeeded within 20 s")
     }
 
+    /// Leader reads through random nodes, checked against the history of every writer: a read
+    /// picks a document whose acknowledgement (to any writer) arrived before the read started,
+    /// so it must observe it. Reads that fail (a 503 while a leader is elected, a node cut off)
+    /// observe nothing and are not judged.
+    func read(_ cluster: ClusterHarness, library: String, until stopAt: Date) async {
+        while Date() < stopAt {
+            // Everything in the history now was acknowledged before the read below starts.
+            guard let id = lock.withLock({ acknowledgedInOrder.randomElement() }) else {
+                try? await Task.sleep(for: .milliseconds(20))
+                continue
+            }
+            let node = cluster.nodes.randomElement()!
+            guard let read = try? await node.request("GET", "/v1/libraries/\(library)/documents/\(id)?consistency=leader", timeout: 10) else {
+                try? await Task.sleep(for: .milliseconds(50))
+                continue
+            }
+            switch read.status {
+            case 200:
+                lock.withLock { leaderReads += 1 }
+                let chunks = read.json["chunks"] as? [[String: Any]] ?? []
+                if chunks.count != 1 { violation("document \(id) read with \(chunks.count) chunks, written with 1: \(read.json)") }
+            case 404:
+                violation("document \(id), acknowledged before the read started, is missing from a leader read on \(node.id)")
+            default:
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+        }
+    }
+
     /// Every running node holds every acknowledged document, nothing that was never written,
-    /// and the same documents as the others.
-    func check(_ cluster: ClusterHarness, library: String, round: Int) async throws {
+    /// and the same documents as the others; and each document was applied once. Every write
+    /// here is one new document of one chunk in one log record, so a replica whose shards'
+    /// log positions add up to more than the documents it holds applied a write twice, as
+    /// would one holding more chunks than documents.
+    func check(_ cluster: ClusterHarness, library: String, round: Int, replicas: [Int: ClusterHarness.Replica]) async throws {
         let (acknowledged, ambiguous) = lock.withLock { (self.acknowledged, self.ambiguous) }
         var held: [String: Set<Int>] = [:]
         for node in cluster.nodes where node.isRunning {
@@ -345,6 +390,12 @@ final class History: @unchecked Sendable {
                 cursor = page.json["nextCursor"].map { "\($0)" }
             } while cursor != nil
             held[node.id] = ids
+            let records = replicas.values.reduce(0) { $0 + $1.position }
+            if records != ids.count { violation("round \(round): \(node.id) holds \(ids.count) documents from \(records) log records") }
+            let described = try await node.request("GET", "/v1/libraries/\(library)")
+            if described.json["chunks"] as? Int != ids.count || described.json["documents"] as? Int != ids.count {
+                violation("round \(round): \(node.id) counts \(described.json["documents"] ?? "?") documents and \(described.json["chunks"] ?? "?") chunks, lists \(ids.count)")
+            }
             let lost = acknowledged.subtracting(ids)
             if !lost.isEmpty { violation("round \(round): \(node.id) lacks acknowledged documents \(lost.sorted().prefix(10))") }
             let phantom = ids.subtracting(acknowledged).subtracting(ambiguous)
