@@ -27,6 +27,11 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", exact: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-http-types.git", exact: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", exact: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", exact: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", exact: "2.5.0"),
+        // Already built for async-http-client (through swift-certificates); SHA-256 for API keys.
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         // C distance kernels and CRC32C, with AVX-512 / AVX2 chosen at load time.
@@ -41,7 +46,10 @@ let package = Package(
         .target(name: "VDBKernels", dependencies: ["VDBCore", "CVDBKernels", "COpenBLAS"], swiftSettings: swiftSettings),
         .target(
             name: "VDBStorage",
-            dependencies: ["VDBCore", "VDBKernels", "CVDBKernels", "CZstd", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: [
+                "VDBCore", "VDBKernels", "CVDBKernels", "CZstd", .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -68,6 +76,7 @@ let package = Package(
                 "VDBCore", "VDBKernels", "VDBStorage", "VDBIndex", "VDBCatalog",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -122,6 +131,11 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             resources: [.copy("openapi.json")],
             swiftSettings: swiftSettings

@@ -2,8 +2,15 @@
 # Installs the Debian -dev packages VDBKit links against (HDF5, OpenBLAS, zstd) when missing,
 # python3-numpy, which the end-to-end filter test computes its exact answers with, and
 # etcd-server, which the cluster tests start on loopback (cluster mode's coordinator).
-# Needs root (or sudo) only when something is missing.
+# Needs root (or sudo) only when something is missing. Also makes .venv-tools, the Python
+# tools the tests drive: schemathesis (the API fuzz against /openapi.json).
 set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+if [ ! -x "$root/.venv-tools/bin/schemathesis" ]; then
+    echo "installing schemathesis into .venv-tools" >&2
+    python3 -m venv "$root/.venv-tools"
+    "$root/.venv-tools/bin/pip" install -q --disable-pip-version-check "schemathesis==4.32.5"
+fi
 packages=(libhdf5-dev libopenblas-dev libzstd-dev python3-numpy etcd-server)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

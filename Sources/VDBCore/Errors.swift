@@ -183,4 +183,6 @@ extension ErrorCode where Domain == UpdateDomain {
     public static var invalidArgument: Self { Self("invalid-argument", .invalidArgument) }
     /// The shard cannot take the transaction now (its unflushed rows are at capacity).
     public static var unavailable: Self { Self("unavailable", .unavailable) }
+    /// The shard has as many writes in flight as it takes; retrying shortly may succeed.
+    public static var overloaded: Self { Self("overloaded", .unavailable) }
 }

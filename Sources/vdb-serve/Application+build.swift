@@ -1,8 +1,11 @@
 import AsyncHTTPClient
 import Foundation
 import Hummingbird
+import HummingbirdAuth
 import Logging
+import Prometheus
 import ServiceLifecycle
+import UnixSignals
 import VDBCluster
 import VDBKit
 
@@ -22,11 +25,32 @@ struct ClusterContext: Sendable {
     var http: HTTPClient
 }
 
+/// What the routes are run with beyond the libraries: limits, metrics, keys.
+struct RouterOptions: Sendable {
+    var limits = RequestLimits()
+    /// Where `GET /metrics` reads from (the process's swift-metrics backend writes into it).
+    var metrics = PrometheusCollectorRegistry()
+    /// API keys to check; nil: every request is let in.
+    var keys: APIKeyStore? = nil
+}
+
 /// The routes, over a library service. Tests call this without a process or a socket.
-func buildRouter(service: LibraryService, cluster: ClusterContext? = nil) -> Router<VDBRequestContext> {
+///
+/// Middleware, outermost first: request id, metrics and access log; no-store; errors as
+/// problem bodies; 405 for a known path's other methods; API keys; admission (bounds and
+/// deadlines); then, in cluster mode, forwarding to leaders and read consistency.
+func buildRouter(service: LibraryService, cluster: ClusterContext? = nil, options: RouterOptions = RouterOptions()) -> Router<VDBRequestContext> {
     let router = Router(context: VDBRequestContext.self)
+    let routes = RouteTable()
+    router.add(middleware: RequestObservationMiddleware())
     router.add(middleware: NoStoreMiddleware())
     router.add(middleware: ProblemDetailsMiddleware())
+    router.add(middleware: MethodNotAllowedMiddleware(routes: routes))
+    if let keys = options.keys {
+        router.add(middleware: APIKeyAuthenticator(store: keys))
+        router.add(middleware: APIKeyRoleMiddleware())
+    }
+    router.add(middleware: AdmissionMiddleware(limits: options.limits))
     if let cluster {
         router.add(middleware: LeaderForwardingMiddleware(nodeID: cluster.node.nodeID, http: cluster.http))
         router.add(middleware: ReadConsistencyMiddleware(cluster: cluster.node, service: service, http: cluster.http))
@@ -45,19 +69,23 @@ func buildRouter(service: LibraryService, cluster: ClusterContext? = nil) -> Rou
     SearchController(service: service).addRoutes(to: libraries.group(":library/search"))
     LifecycleController(service: service).addRoutes(to: libraries)
     JobsController(service: service).addRoutes(to: router.group("v1/jobs"))
+    MetricsController(service: service, cluster: cluster?.node, registry: options.metrics).addRoutes(to: router)
+    routes.load(router.routes)
     return router
 }
 
 /// The application: the router, bound to host and port, writing the port file once listening,
 /// with the libraries' background work as a service beside it.
 func buildApplication(
-    _ configuration: ServeConfiguration, service: LibraryService, cluster: ClusterContext? = nil, logger: Logger
+    _ configuration: ServeConfiguration, service: LibraryService, cluster: ClusterContext? = nil, options: RouterOptions = RouterOptions(),
+    logger: Logger
 ) -> some ApplicationProtocol {
     let portFile = configuration.portFile
     var services: [any Service] = [LibraryMaintenanceService(libraries: service)]
     if let cluster { services.append(ClusterService(node: cluster.node)) }
+    if let keys = options.keys { services.append(KeyReloadService(keys: keys, logger: logger)) }
     return Application(
-        router: buildRouter(service: service, cluster: cluster),
+        router: buildRouter(service: service, cluster: cluster, options: options),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "vdb-serve"),
         services: services,
         onServerRunning: { channel in
@@ -99,6 +127,23 @@ struct ClusterService: Service {
     func run() async throws {
         await cancelWhenGracefulShutdown {
             await node.run()
+        }
+    }
+}
+
+/// Reloads the API keys file on SIGHUP; a file that no longer reads leaves the keys in use.
+struct KeyReloadService: Service {
+    let keys: APIKeyStore
+    let logger: Logger
+
+    func run() async throws {
+        for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+            do {
+                try keys.reload()
+                logger.notice("reloaded the API keys", metadata: ["keys": "\(keys.count)", "file": "\(keys.path)"])
+            } catch {
+                logger.error("kept the API keys in use: the file does not load", metadata: ["error": "\(error)"])
+            }
         }
     }
 }

@@ -1,11 +1,14 @@
 import Foundation
 import Hummingbird
+import HummingbirdAuth
 import Logging
 import VDBKit
 
-/// The request context of every route: Hummingbird's core storage, with our body limit.
-struct VDBRequestContext: RequestContext {
+/// The request context of every route: Hummingbird's core storage, with our body limit, and
+/// the API key the request came with (when the server checks keys).
+struct VDBRequestContext: RequestContext, AuthRequestContext {
     var coreContext: CoreRequestContextStorage
+    var identity: APIKeyRecord?
 
     init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)

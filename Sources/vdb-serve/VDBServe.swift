@@ -1,16 +1,29 @@
 import ArgumentParser
 import Hummingbird
 import Logging
+import Metrics
+import Prometheus
+import ServiceLifecycle
+import UnixSignals
 import VDBCluster
 import VDBCommandLine
 import VDBKit
 
-/// `vdb-serve`: the REST server over a data directory's libraries.
+/// `vdb-serve`: the REST server (its default command, `serve`) and its API keys (`keys`).
 @main
 struct VDBServe: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vdb-serve",
-        abstract: "Serve a data directory's libraries over REST: documents, chunks, search, incremental updates.")
+        abstract: "Serve a data directory's libraries over REST: documents, chunks, search, incremental updates.",
+        subcommands: [ServeCommand.self, KeysCommand.self],
+        defaultSubcommand: ServeCommand.self)
+}
+
+/// `vdb-serve [serve]`: the REST server over a data directory's libraries.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve a data directory's libraries over REST (the default command).")
 
     @OptionGroup var dataDirectory: DataDirectoryOption
     var dataDir: String { dataDirectory.dataDir }
@@ -26,8 +39,23 @@ struct VDBServe: AsyncParsableCommand {
     @Option(name: .long, help: "When writes are durable: always, never, or group:MS (group commit every MS ms).")
     var fsync = "group:5"
 
-    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    @Option(name: .long, help: "Log level: trace, debug, info (one line per request), notice, warning, error, critical.")
     var logLevel = "info"
+
+    @Option(name: .long, help: "Log lines as json (one object per line) or text.")
+    var logFormat = "json"
+
+    @Option(name: .long, help: "Check API keys from this file (made by `vdb-serve keys create`; reloaded on SIGHUP). Without it, no checks.")
+    var apiKeys: String?
+
+    @Option(name: .long, help: "Searches running at once; past it a search is a 503 with Retry-After at once.")
+    var maxSearches = RequestLimits().searchesInFlight
+
+    @Option(name: .long, help: "Writes in flight per shard; past it a write is a 503 with Retry-After at once.")
+    var maxShardWrites = 256
+
+    @Option(name: .long, help: "Seconds a request may run before its work is cancelled (a 503).")
+    var requestTimeout = 30.0
 
     @Option(name: .long, help: "Flush a library once this many rows are unflushed (they are searched exactly until then).")
     var flushRows = 10_000
@@ -85,6 +113,10 @@ struct VDBServe: AsyncParsableCommand {
         _ = try policy()
         guard (0...65_535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
+        guard ["json", "text"].contains(logFormat) else { throw ValidationError("--log-format must be json or text") }
+        guard (1...100_000).contains(maxSearches) else { throw ValidationError("--max-searches must be in 1...100000") }
+        guard (1...1_000_000).contains(maxShardWrites) else { throw ValidationError("--max-shard-writes must be in 1...1000000") }
+        guard requestTimeout > 0, requestTimeout <= 3600 else { throw ValidationError("--request-timeout must be in (0, 3600] seconds") }
     }
 
     /// Registers with etcd in cluster mode; nil alone.
@@ -119,12 +151,24 @@ struct VDBServe: AsyncParsableCommand {
 
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
+        let json = logFormat == "json"
         LoggingSystem.bootstrap { label in
+            if json { return JSONLogHandler(label: label, level: level) }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
         }
+        let metrics = Self.bootstrapMetrics()
         let logger = Logger(label: "vdb-serve")
+        var keys: APIKeyStore? = nil
+        if let apiKeys {
+            do {
+                keys = try APIKeyStore(path: apiKeys)
+            } catch {
+                printError("vdb-serve: \(error)")
+                throw ExitCode(ExitStatus.noInput)
+            }
+        }
         let service = try reportingErrors("vdb-serve") {
             try LibraryService(
                 dataDirectory: dataDirectory.path, policy: policy(), flushThreshold: flushRows,
@@ -132,16 +176,35 @@ struct VDBServe: AsyncParsableCommand {
                 background: BackgroundLimits(
                     threads: backgroundThreads, niceness: backgroundNice,
                     writeBytesPerSecond: backgroundWriteMiBps > 0 ? backgroundWriteMiBps << 20 : nil),
-                logger: logger)
+                writesInFlightPerShard: maxShardWrites, logger: logger)
         }
         let configuration = ServeConfiguration(dataDirectory: dataDir, host: host, port: port, policy: try policy(), portFile: portFile)
         let clusterContext = try await joinCluster(service: service, logger: logger)
-        let app = buildApplication(configuration, service: service, cluster: clusterContext, logger: logger)
-        logger.info("serving \(dataDir) on \(host):\(port), fsync \(configuration.policy)")
+        let options = RouterOptions(
+            limits: RequestLimits(searchesInFlight: maxSearches, deadline: .milliseconds(Int64(requestTimeout * 1000))), metrics: metrics, keys: keys)
+        let app = buildApplication(configuration, service: service, cluster: clusterContext, options: options, logger: logger)
+        logger.info(
+            "serving \(dataDir) on \(host):\(port), fsync \(configuration.policy)",
+            metadata: ["api_keys": .string(keys.map { "\($0.count) from \($0.path)" } ?? "off")])
         // runService handles SIGTERM/SIGINT: the server stops taking requests and finishes the
         // ones in flight, the maintenance service finishes the flush or build under way.
         try await app.runService()
         // Everything has stopped; flush so the next start replays little of the WAL.
         await service.flushAll()
+    }
+
+    /// swift-metrics to a Prometheus registry (what `GET /metrics` shows), with buckets from
+    /// 50 µs, since a search or a WAL append takes well under a millisecond.
+    static func bootstrapMetrics() -> PrometheusCollectorRegistry {
+        let registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = [
+            .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2),
+            .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+            .milliseconds(500), .seconds(1), .seconds(2), .seconds(5), .seconds(10),
+        ]
+        factory.valueHistogramBuckets["vdb_wal_group_commit_writes"] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
+        MetricsSystem.bootstrap(factory)
+        return registry
     }
 }

@@ -457,4 +457,25 @@ struct RouterTests {
             #expect(NSDictionary(dictionary: served.object).isEqual(to: expected))
         }
     }
+
+    /// The OpenAPI document and the router cannot drift: every route the router serves (but the
+    /// cluster's internal ones, and `/v1/cluster`, which only cluster mode adds) is documented
+    /// with its method, and every documented operation is served.
+    @Test func openAPIDocumentMatchesTheRoutes() throws {
+        let directory = try FileManager.default.url(
+            for: .itemReplacementDirectory, in: .userDomainMask, appropriateFor: FileManager.default.temporaryDirectory, create: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let router = buildRouter(service: try LibraryService(dataDirectory: FilePath(directory.path), policy: .never))
+        let served = Set(router.routes.map { route in
+            let path = route.path.description
+            return "\(route.method.rawValue) " + (path.hasPrefix("/") ? path : "/" + path)
+        })
+        let document = try JSONSerialization.jsonObject(with: Data(OpenAPIDocument.bytes)) as? [String: Any] ?? [:]
+        var documented = Set<String>()
+        for (path, item) in document["paths"] as? [String: [String: Any]] ?? [:] where path != "/v1/cluster" {
+            for method in item.keys where method != "parameters" { documented.insert("\(method.uppercased()) \(path)") }
+        }
+        #expect(served.subtracting(documented).isEmpty, "served, not documented: \(served.subtracting(documented).sorted())")
+        #expect(documented.subtracting(served).isEmpty, "documented, not served: \(documented.subtracting(served).sorted())")
+    }
 }

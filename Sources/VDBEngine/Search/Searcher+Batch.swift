@@ -35,10 +35,15 @@ extension Searcher {
     /// The most queries one batch takes.
     public static let maximumBatch = 1_024
 
+    /// Queries searched between checks for cancellation: big enough that the batched paths
+    /// keep their shared scans, small enough that a cancelled batch stops within milliseconds.
+    static let cancellationSlice = 128
+
     /// Searches `queries` (each `contract.dimension` floats, as given: each is validated and
     /// prepared by the contract). Result `i` answers query `i`.
     ///
-    /// - Throws: `QueryError` for an empty or oversize batch (`field` "queries"), a query of the
+    /// - Throws: `CancellationError` when the task is cancelled (checked between slices of
+    ///   queries); `QueryError` for an empty or oversize batch (`field` "queries"), a query of the
     ///   wrong dimension or with a non-finite value (naming its index), a bad `k` or parameter.
     public func searchBatch(
         _ queries: [[Float]], k: Int, parameters: SearchParameters = SearchParameters(), filter: Filter? = nil,
@@ -57,16 +62,24 @@ extension Searcher {
             prepared += try contract.prepared(query, what: "query \(i)")
         }
         var tops = [TopK](repeating: TopK(k: k), count: queries.count)
-        prepared.withUnsafeBufferPointer { all in
-            if let filter {
-                let plan = prepare(filter, k: k, parameters: parameters)
-                var scratch = TopK(k: k)
-                for i in tops.indices {
-                    let query = UnsafeBufferPointer(rebasing: all[i * dimension..<(i + 1) * dimension])
-                    searchPrepared(query, k: k, filter: plan, into: &tops[i], scratch: &scratch)
+        let plan = filter.map { prepare($0, k: k, parameters: parameters) }
+        var scratch = TopK(k: k)
+        // In slices, so a cancelled task (a request past its deadline) stops between them.
+        for start in stride(from: 0, to: queries.count, by: Self.cancellationSlice) {
+            try Task.checkCancellation()
+            let end = min(start + Self.cancellationSlice, queries.count)
+            prepared.withUnsafeBufferPointer { all in
+                let slice = UnsafeBufferPointer(rebasing: all[start * dimension..<end * dimension])
+                if let plan {
+                    for i in start..<end {
+                        let query = UnsafeBufferPointer(rebasing: all[i * dimension..<(i + 1) * dimension])
+                        searchPrepared(query, k: k, filter: plan, into: &tops[i], scratch: &scratch)
+                    }
+                } else {
+                    tops.withUnsafeMutableBufferPointer { tops in
+                        searchBatchPrepared(slice, k: k, parameters: parameters, into: UnsafeMutableBufferPointer(rebasing: tops[start..<end]))
+                    }
                 }
-            } else {
-                tops.withUnsafeMutableBufferPointer { searchBatchPrepared(all, k: k, parameters: parameters, into: $0) }
             }
         }
         return tops.map { hits(from: $0, payload: payload) }

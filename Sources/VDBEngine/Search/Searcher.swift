@@ -107,9 +107,13 @@ public final class Searcher: Sendable {
 
     public var contract: EmbeddingContract { snapshot.contract }
 
+    /// The index families that answer queries, as one label ("hnsw", "flat+hnsw" while a
+    /// flushed segment waits for its index): what search metrics are counted under.
+    public var indexFamily: String { Set(indexes.map(\.kind.rawValue)).sorted().joined(separator: "+") }
+
     /// What answers queries, for reports.
     public var indexDescription: String {
-        let kinds = Set(indexes.map(\.kind.rawValue)).sorted().joined(separator: "+")
+        let kinds = indexFamily
         let segmentCount = sources.filter { if case .segment = $0.rows { true } else { false } }.count
         return "\(kinds) over \(segmentCount) segment(s) in \(snapshot.manifest.shardCount) shard(s)"
     }

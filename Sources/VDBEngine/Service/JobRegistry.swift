@@ -1,4 +1,5 @@
 public import Foundation
+public import Logging
 public import VDBCore
 
 /// A long-running piece of work on one library (an index build, a compaction), as clients see it.
@@ -29,6 +30,11 @@ public final class JobRegistry: Sendable {
     public final class Context: Sendable {
         fileprivate let cancelled = Locked(false)
         fileprivate let progressShare = Locked(0.0)
+        /// Where progress is logged (each tenth of the work once), with the job's fields.
+        fileprivate let logger: Logger
+        private let loggedTenths = Locked(0)
+
+        fileprivate init(logger: Logger) { self.logger = logger }
 
         /// Whether the job was cancelled; work checks it where it can stop cleanly.
         public var isCancelled: Bool { cancelled.withLock { $0 } }
@@ -38,6 +44,10 @@ public final class JobRegistry: Sendable {
             guard let total = event.total, total > 0 else { return }
             let share = min(1, Double(event.completed) / Double(total))
             progressShare.withLock { $0 = max($0, share) }
+            let tenths = Int(share * 10)
+            if tenths > 0, tenths < 10, loggedTenths.withLock({ logged in defer { logged = max(logged, tenths) }; return tenths > logged }) {
+                logger.info("job progress", metadata: ["percent": .stringConvertible(tenths * 10)])
+            }
         }
     }
 
@@ -50,7 +60,10 @@ public final class JobRegistry: Sendable {
     private let order = Locked<[String]>([])
     static let keptJobs = 1_000
 
-    public init() {}
+    private let logger: Logger
+
+    /// - Parameter logger: receives each job's start, progress (by tenths), end and failure.
+    public init(logger: Logger = .disabled) { self.logger = logger }
 
     /// Starts `work` as a job of `kind` on `library`.
     ///
@@ -60,8 +73,12 @@ public final class JobRegistry: Sendable {
         _ kind: JobInfo.Kind, library: String, automatic: Bool = false,
         work: @escaping @Sendable (Context) async throws -> Epoch?
     ) throws -> JobInfo {
-        let context = Context()
         let id = "job-" + UUID().uuidString.lowercased().prefix(12)
+        var jobLogger = logger
+        jobLogger[metadataKey: "job"] = .string(String(id))
+        jobLogger[metadataKey: "kind"] = .string(kind.rawValue)
+        jobLogger[metadataKey: "library"] = .string(library)
+        let context = Context(logger: jobLogger)
         let info = JobInfo(
             id: String(id), kind: kind, library: library, state: .queued, progress: 0, error: nil, version: nil, automatic: automatic,
             createdAt: Date(), finishedAt: nil)
@@ -78,6 +95,8 @@ public final class JobRegistry: Sendable {
         }
         Task {
             update(info.id) { $0.state = .running }
+            jobLogger.info("job started", metadata: ["automatic": .stringConvertible(automatic)])
+            let started = ContinuousClock.now
             do {
                 let version = try await work(context)
                 if context.isCancelled { throw CancellationError() }
@@ -86,12 +105,18 @@ public final class JobRegistry: Sendable {
                     info.progress = 1
                     info.version = version
                 }
+                jobLogger.info(
+                    "job succeeded",
+                    metadata: ["seconds": .stringConvertible(Self.seconds(since: started)), "version": version.map { .stringConvertible($0) } ?? "none"])
             } catch {
                 let message = error is CancellationError || context.isCancelled ? "cancelled" : "\(error)"
                 update(info.id) { info in
                     info.state = .failed
                     info.error = message
                 }
+                jobLogger.log(
+                    level: message == "cancelled" ? .notice : .error, "job failed",
+                    metadata: ["seconds": .stringConvertible(Self.seconds(since: started)), "error": .string(message)])
             }
         }
         return info
@@ -122,6 +147,11 @@ public final class JobRegistry: Sendable {
     /// The running or queued job of a library, if any.
     public func active(for library: String) -> JobInfo? {
         entries.withLock { entries in entries.values.first { $0.info.library == library && [.queued, .running].contains($0.info.state) }?.info }
+    }
+
+    private static func seconds(since start: ContinuousClock.Instant) -> Double {
+        let elapsed = ContinuousClock.now - start
+        return ((Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18) * 1000).rounded() / 1000
     }
 
     private func update(_ id: String, _ change: (inout JobInfo) -> Void) {

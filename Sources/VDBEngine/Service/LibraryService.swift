@@ -51,9 +51,13 @@ public final class LibraryService: Sendable {
     /// When the maintenance loop compacts a library's shards after a flush.
     public let compaction: CompactionPolicy
     /// Index builds and compactions, over REST and automatic.
-    public let jobs = JobRegistry()
+    public let jobs: JobRegistry
     /// What those jobs may take from requests: threads, priority, write rate.
     public let background: BackgroundLimits
+    /// Writes one shard may have in flight (validating, in the WAL, awaiting their sync or
+    /// quorum); past it a write is refused at once (`UpdateError.overloaded`), not queued.
+    public let writesInFlightPerShard: Int
+    private let writesInFlight = Locked<[ShardAddress: Int]>([:])
     /// Who may write each shard; nil on a single node (every write is local).
     private let writeAuthority = Locked<(any WriteAuthority)?>(nil)
     /// Libraries that passed the flush threshold, for the maintenance loop.
@@ -64,8 +68,10 @@ public final class LibraryService: Sendable {
     /// left behind (in libraries and deleted libraries) are removed first.
     public init(
         dataDirectory: FilePath, policy: FsyncPolicy, flushThreshold: Int = 50_000, compaction: CompactionPolicy = CompactionPolicy(),
-        background: BackgroundLimits = BackgroundLimits(), logger: Logger = .disabled
+        background: BackgroundLimits = BackgroundLimits(), writesInFlightPerShard: Int = 256, logger: Logger = .disabled
     ) throws {
+        self.writesInFlightPerShard = writesInFlightPerShard
+        self.jobs = JobRegistry(logger: logger)
         self.compaction = compaction
         self.background = background
         self.dataDirectory = dataDirectory
@@ -147,12 +153,33 @@ public final class LibraryService: Sendable {
     /// unflushed rows reach the threshold, the maintenance loop is asked to flush it.
     @discardableResult
     public func apply(_ mutations: [Mutation], to library: LiveLibrary) async throws -> UInt64 {
-        if let authority = writeAuthority.withLock({ $0 }), let first = mutations.first {
-            try await authority.authorizeWrite(library: library.name, shard: library.shard(of: first.document))
+        guard let first = mutations.first else { return try await library.apply(mutations) }  // refused there
+        let address = ShardAddress(library: library.name, shard: library.shard(of: first.document))
+        try admitWrite(to: address)
+        defer { writesInFlight.withLock { $0[address, default: 1] -= 1 } }
+        if let authority = writeAuthority.withLock({ $0 }) {
+            try await authority.authorizeWrite(library: library.name, shard: address.shard)
         }
         let sequence = try await library.apply(mutations)
         if await library.unflushedRows(shards: publishedShards(library)) >= flushThreshold { requestFlush.yield(library) }
         return sequence
+    }
+
+    /// A shard of a library, as write admission counts it.
+    private struct ShardAddress: Hashable {
+        var library: String
+        var shard: Int
+    }
+
+    private func admitWrite(to address: ShardAddress) throws {
+        try writesInFlight.withLock { counts in
+            let now = counts[address, default: 0]
+            guard now < writesInFlightPerShard else {
+                throw UpdateError(
+                    .overloaded, "shard \(address.shard) of library '\(address.library)' has \(now) writes in flight, its limit; retry shortly")
+            }
+            counts[address] = now + 1
+        }
     }
 
     /// Deletes every document with a chunk the filter matches (``LiveLibrary/deleteDocuments(matching:authority:)``).

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Dispatch
 import Foundation
 public import Logging
@@ -314,6 +315,9 @@ public actor ShardWriter {
         }
     }
 
+    /// Writers released by one group commit: `vdb_wal_group_commit_writes` (a histogram).
+    private static let groupCommitBatch = CoreMetrics.Recorder(label: "vdb_wal_group_commit_writes", aggregate: true)
+
     /// One group commit: sync everything appended so far, then publish the state as of the
     /// last synced transaction and release its writers.
     private func groupSync() async {
@@ -326,6 +330,7 @@ public actor ShardWriter {
             publish(snapshot)
             let ready = waiters.filter { $0.sequence <= target }
             waiters.removeAll { $0.sequence <= target }
+            if !ready.isEmpty { Self.groupCommitBatch.record(ready.count) }
             for waiter in ready { waiter.continuation.resume() }
         case .failure(let error):
             // The records may not be durable: fail every waiter; nothing was acknowledged.

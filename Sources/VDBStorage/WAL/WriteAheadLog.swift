@@ -238,6 +238,8 @@ public final class WriteAheadLog {
         guard payload.count <= Self.maximumPayload else {
             throw StorageError(.invalidArgument, "a transaction of \(payload.count) bytes exceeds the WAL's \(Self.maximumPayload)-byte limit")
         }
+        let started = ContinuousClock.now
+        defer { WALMetrics.append.record(since: started) }
         let fd = try openForAppend()
         let sequence = nextSequence
         var record: [UInt8] = []
@@ -259,6 +261,8 @@ public final class WriteAheadLog {
     /// Makes every appended record durable.
     public func synchronize() throws(StorageError) {
         guard let fd, durableSequence < nextSequence - 1 else { return }
+        let started = ContinuousClock.now
+        defer { WALMetrics.fsync.record(since: started) }
         do {
             try fd.synchronizeData()
         } catch {

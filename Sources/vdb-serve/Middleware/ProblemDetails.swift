@@ -12,6 +12,10 @@ struct ProblemDetails: HTTPResponseError, Encodable {
     var pointer: String?
     /// Seconds after which a retry may succeed (a 503 while a shard elects its leader).
     var retryAfter: Int?
+    /// The methods a path takes, for a 405.
+    var allow: [String]?
+    /// `WWW-Authenticate`, for a 401.
+    var challenge: String?
 
     enum CodingKeys: String, CodingKey { case type, title, status, code, detail, pointer }
 
@@ -31,6 +35,8 @@ struct ProblemDetails: HTTPResponseError, Encodable {
         let body = try encoder.encode(self)
         var headers: HTTPFields = [.contentType: "application/problem+json"]
         if let retryAfter { headers[.retryAfter] = String(retryAfter) }
+        if let allow { headers[.allow] = allow.joined(separator: ", ") }
+        if let challenge { headers[.wwwAuthenticate] = challenge }
         return Response(
             status: status, headers: headers,
             body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
@@ -65,8 +71,9 @@ struct ProblemDetails: HTTPResponseError, Encodable {
                 self.init(status: status, code: "invalid-field", detail: "field '\(field)': \(e.message)", pointer: "/" + field)
             } else {
                 self.init(status: status, code: e.codeName, detail: e.message)
-                // Cluster mode's 503s pass: an election or a lease renewal finishes within seconds.
-                if e is ClusterError, status == .serviceUnavailable { retryAfter = 1 }
+                // Every 503 passes: an election, a lease renewal, a full delta's flush or a
+                // shard's writes in flight finish within seconds.
+                if status == .serviceUnavailable { retryAfter = 1 }
             }
         case let e as DecodingError:
             switch e {

@@ -18,7 +18,10 @@ struct SearchController {
         let body = try await request.json(SearchRequest.self, context: context)
         let (searcher, options) = try resolve(body.options, in: library, shards: try SearchFanOut.shards(of: request, in: library))
         let query = try QueryVectors.one(vector: body.vector, base64: body.vectorBase64, dimension: searcher.contract.dimension)
+        let started = ContinuousClock.now
         let result = try searcher.search(query, k: options.k, parameters: options.parameters, filter: options.filter, payload: options.payload)
+        SearchMetrics.record(
+            family: searcher.indexFamily, plan: SearchMetrics.plan(of: options.filter == nil ? nil : result.plans), duration: ContinuousClock.now - started)
         return try SearchResponseWriter.search(
             result.hits, index: searcher.indexDescription, version: searcher.epoch, plans: options.filter == nil ? nil : result.plans)
     }
@@ -28,7 +31,9 @@ struct SearchController {
         let body = try await request.json(BatchSearchRequest.self, context: context)
         let (searcher, options) = try resolve(body.options, in: library, shards: try SearchFanOut.shards(of: request, in: library))
         let queries = try QueryVectors.many(vectors: body.vectors, base64: body.vectorsBase64, dimension: searcher.contract.dimension)
+        let started = ContinuousClock.now
         let results = try searcher.searchBatch(queries, k: options.k, parameters: options.parameters, filter: options.filter, payload: options.payload)
+        SearchMetrics.record(family: searcher.indexFamily, plan: "batch", duration: ContinuousClock.now - started)
         return SearchResponseWriter.batch(results, index: searcher.indexDescription, version: searcher.epoch)
     }
 
