@@ -37,8 +37,9 @@ struct RouterOptions: Sendable {
 /// The routes, over a library service. Tests call this without a process or a socket.
 ///
 /// Middleware, outermost first: request id, metrics and access log; no-store; errors as
-/// problem bodies; 405 for a known path's other methods; API keys; admission (bounds and
-/// deadlines); then, in cluster mode, forwarding to leaders and read consistency.
+/// problem bodies; 405 for a known path's other methods; API keys; query parameters as the
+/// OpenAPI document declares them; admission (bounds and deadlines); then, in cluster mode,
+/// forwarding to leaders and read consistency.
 func buildRouter(service: LibraryService, cluster: ClusterContext? = nil, options: RouterOptions = RouterOptions()) -> Router<VDBRequestContext> {
     let router = Router(context: VDBRequestContext.self)
     let routes = RouteTable()
@@ -50,11 +51,16 @@ func buildRouter(service: LibraryService, cluster: ClusterContext? = nil, option
         router.add(middleware: APIKeyAuthenticator(store: keys))
         router.add(middleware: APIKeyRoleMiddleware())
     }
+    router.add(middleware: QueryParametersMiddleware(rules: QueryParameterRules(document: OpenAPIDocument.bytes)))
     router.add(middleware: AdmissionMiddleware(limits: options.limits))
     if let cluster {
         router.add(middleware: LeaderForwardingMiddleware(nodeID: cluster.node.nodeID, http: cluster.http))
         router.add(middleware: ReadConsistencyMiddleware(cluster: cluster.node, service: service, http: cluster.http))
         ClusterController(cluster: cluster.node).addRoutes(to: router)
+    } else {
+        router.get("v1/cluster") { _, _ -> Response in
+            throw ProblemDetails(status: .notFound, code: "not-clustered", detail: "this node runs alone (started without --cluster)")
+        }
     }
     router.get("healthz") { _, _ in Health(status: "ok", libraries: service.libraryCount) }
     router.get("openapi.json") { _, _ -> Response in

@@ -60,6 +60,16 @@ struct ChunkBody: Decodable, Sendable {
     var text: String?
     var vector: [Float]
     var metadata: JSONValue?
+
+    enum CodingKeys: String, CodingKey { case id, text, vector, metadata }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decodeIfPresent(ChunkID.self, forKey: .id)
+        text = try c.decodeIfPresent(String.self, forKey: .text)
+        vector = try Float32Values.decode(c, .vector)
+        metadata = try c.decodeIfPresent(JSONValue.self, forKey: .metadata)
+    }
 }
 
 struct CreateDocumentRequest: Decodable, Sendable {
@@ -84,6 +94,52 @@ struct PatchChunkRequest: Decodable, Sendable {
     var text: String?
     var vector: [Float]?
     var metadata: JSONValue?
+
+    enum CodingKeys: String, CodingKey { case text, vector, metadata }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        text = try c.decodeIfPresent(String.self, forKey: .text)
+        vector = try Float32Values.decodeIfPresent(c, .vector)
+        metadata = try c.decodeIfPresent(JSONValue.self, forKey: .metadata)
+    }
+}
+
+/// Vectors in request bodies: JSON numbers read as `Double` and narrowed to float32 here, so a
+/// value outside float32's range is a 422 naming its place. (Foundation's decoder reports a
+/// number that does not fit a `Float`, 1e39 or even 1e-50, as "not valid JSON".) Values too
+/// small for float32 round to the nearest float32, zero included, as any narrowing does.
+enum Float32Values {
+    static func decode<Key: CodingKey>(_ c: KeyedDecodingContainer<Key>, _ key: Key) throws -> [Float] {
+        try narrow(try c.decode([Double].self, forKey: key), at: c.codingPath + [key])
+    }
+
+    static func decodeIfPresent<Key: CodingKey>(_ c: KeyedDecodingContainer<Key>, _ key: Key) throws -> [Float]? {
+        try c.decodeIfPresent([Double].self, forKey: key).map { try narrow($0, at: c.codingPath + [key]) }
+    }
+
+    static func decodeRowsIfPresent<Key: CodingKey>(_ c: KeyedDecodingContainer<Key>, _ key: Key) throws -> [[Float]]? {
+        try c.decodeIfPresent([[Double]].self, forKey: key).map { rows in
+            try rows.enumerated().map { i, row in try narrow(row, at: c.codingPath + [key, IndexKey(i)]) }
+        }
+    }
+
+    static func narrow(_ values: [Double], at path: [any CodingKey]) throws -> [Float] {
+        let limit = Double(Float.greatestFiniteMagnitude)
+        if let bad = values.firstIndex(where: { !($0.magnitude <= limit) }) {
+            throw DecodingError.dataCorrupted(
+                .init(codingPath: path + [IndexKey(bad)], debugDescription: "\(values[bad]) is outside float32's range (±3.4028235e+38)"))
+        }
+        return values.map { Float($0) }
+    }
+
+    struct IndexKey: CodingKey {
+        var intValue: Int?
+        var stringValue: String { String(intValue!) }
+        init(_ index: Int) { intValue = index }
+        init?(intValue: Int) { self.intValue = intValue }
+        init?(stringValue: String) { nil }
+    }
 }
 
 /// What a search and a batch share: `k`, the index parameters, a filter, and what hits carry.
@@ -121,7 +177,7 @@ struct SearchRequest: Decodable, Sendable {
     init(from decoder: any Decoder) throws {
         try Self.schema.checkKeys(of: decoder)
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        vector = try c.decodeIfPresent([Float].self, forKey: .vector)
+        vector = try Float32Values.decodeIfPresent(c, .vector)
         vectorBase64 = try c.decodeIfPresent(String.self, forKey: .vectorBase64)
         options = try SearchOptions(from: decoder)
     }
@@ -139,7 +195,7 @@ struct BatchSearchRequest: Decodable, Sendable {
     init(from decoder: any Decoder) throws {
         try Self.schema.checkKeys(of: decoder)
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        vectors = try c.decodeIfPresent([[Float]].self, forKey: .vectors)
+        vectors = try Float32Values.decodeRowsIfPresent(c, .vectors)
         vectorsBase64 = try c.decodeIfPresent(String.self, forKey: .vectorsBase64)
         options = try SearchOptions(from: decoder)
     }

@@ -16,6 +16,7 @@ indirect enum BodySchema: Sendable {
         case (.object(let fields), .object(let object)):
             for key in object.keys.sorted() {
                 guard let field = fields[key] else { throw Self.unknownField(path + [key], expected: fields) }
+                if case .null = object[key]! { throw Self.nullField(path + [key]) }
                 try field.check(object[key]!, at: path + [key])
             }
         case (.array(let element), .array(let items)):
@@ -37,6 +38,18 @@ extension BodySchema {
         if let unknown = container.allKeys.map(\.stringValue).sorted().first(where: { fields[$0] == nil }) {
             throw Self.unknownField([unknown], expected: fields)
         }
+        if let null = try container.allKeys.sorted(by: { $0.stringValue < $1.stringValue }).first(where: { try container.decodeNil(forKey: $0) }) {
+            throw Self.nullField([null.stringValue])
+        }
+    }
+
+    /// A declared field sent as `null`: refused rather than read as "left out", since the
+    /// document declares no field nullable and a null is more often a client's bug than intent.
+    static func nullField(_ path: [String]) -> ProblemDetails {
+        let pointer = "/" + path.map { $0.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1") }.joined(separator: "/")
+        return ProblemDetails(
+            status: .unprocessableContent, code: "invalid-field",
+            detail: "field '\(path.joined(separator: "."))' is null; leave it out for its default", pointer: pointer)
     }
 
     static func unknownField(_ path: [String], expected fields: [String: BodySchema]) -> ProblemDetails {

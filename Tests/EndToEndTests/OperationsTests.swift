@@ -140,6 +140,39 @@ struct OperationsTests {
         #expect(try await Self.call(server, "GET", "/v1/nothing-here").status == 404)
     }
 
+    /// What schemathesis found, each pinned: query parameters the operation does not declare,
+    /// a parameter given twice, a declared field sent as null, a vector value outside float32,
+    /// an empty library cursor — all 422s naming the culprit, not ignored or a 400.
+    @Test func inputTheDocumentDoesNotAllowIsRefusedPrecisely() async throws {
+        let dir = try CommandLineTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let server = try Server(dataDirectory: dir)
+        defer { _ = server.stop(signal: SIGTERM) }
+        #expect(try await Self.call(server, "POST", "/v1/libraries", ["name": "q", "dimension": 2, "metric": "l2"]).status == 201)
+        let unknown = try await Self.call(server, "GET", "/v1/libraries?limt=5")
+        #expect(unknown.status == 422)
+        #expect(unknown.json["code"] as? String == "unknown-parameter")
+        #expect((unknown.json["detail"] as? String)?.contains("expected cursor, limit") == true, "\(unknown.json)")
+        #expect(try await Self.call(server, "GET", "/v1/libraries/q/documents?consistency=leader&consistency=any").status == 422)
+        let badConsistency = try await Self.call(server, "GET", "/v1/libraries/q/documents/1?consistency=sometimes")
+        #expect(badConsistency.status == 422, "a single node checks the value too")
+        #expect(try await Self.call(server, "GET", "/v1/libraries/q/documents?consistency=leader").status == 200)
+        #expect(try await Self.call(server, "GET", "/v1/libraries?cursor=").status == 422)
+        let null = try await Self.call(server, "POST", "/v1/libraries/q/documents", raw: Data(#"{"chunks":[{"vector":[1,2]}],"metadata":null}"#.utf8))
+        #expect(null.status == 422)
+        #expect(null.json["pointer"] as? String == "/metadata", "\(null.json)")
+        let nullInSearch = try await Self.call(server, "POST", "/v1/libraries/q/search", raw: Data(#"{"vector":[1,2],"k":null}"#.utf8))
+        #expect(nullInSearch.status == 422, "\(nullInSearch.json)")
+        let huge = try await Self.call(server, "POST", "/v1/libraries/q/documents", raw: Data(#"{"chunks":[{"vector":[1,1e39]}]}"#.utf8))
+        #expect(huge.status == 422)
+        #expect((huge.json["detail"] as? String)?.contains("chunks[0].vector[1]") == true, "\(huge.json)")
+        #expect((huge.json["detail"] as? String)?.contains("float32") == true)
+        #expect(try await Self.call(server, "POST", "/v1/libraries/q/search", raw: Data(#"{"vectors":[[1,2]]}"#.utf8)).status == 422)
+        let tiny = try await Self.call(server, "POST", "/v1/libraries/q/search", raw: Data(#"{"vector":[1e-50,1]}"#.utf8))
+        #expect(tiny.status == 200, "a value below float32's precision rounds, as any narrowing: \(tiny.json)")
+        #expect(try await Self.call(server, "GET", "/v1/libraries/q").json["documents"] as? Int == 0, "nothing refused was stored")
+    }
+
     @Test func apiKeysGateRolesAndReloadOnSIGHUP() async throws {
         let dir = try CommandLineTests.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -36,12 +36,21 @@ final class RouteTable: Sendable {
         routes.withLock { $0 = byPath.values.map { ($0.0, $0.1.sorted()) } }
     }
 
-    /// The methods of every route template `path` matches.
+    /// The methods of the route template the router would pick for `path`: of the templates
+    /// that match it, the one with a literal segment where the others capture, first from the
+    /// left (the router's trie prefers literals), so `…/documents/delete` is not also
+    /// `…/documents/{document}`.
     func methods(matching path: String) -> [String] {
         let segments = path.split(separator: "/", omittingEmptySubsequences: true)
         return routes.withLock { routes in
-            Set(routes.filter { Self.matches($0.path, segments) }.flatMap(\.methods)).sorted()
+            routes.filter { Self.matches($0.path, segments) }
+                .max { Self.literals($0.path).lexicographicallyPrecedes(Self.literals($1.path)) }?.methods ?? []
         }
+    }
+
+    /// 1 for each literal segment, 0 for each capture or wildcard.
+    private static func literals(_ template: RouterPath) -> [Int] {
+        template.components.map { $0.description.contains("{") || $0.description.contains("*") ? 0 : 1 }
     }
 
     private static func matches(_ template: RouterPath, _ segments: [Substring]) -> Bool {

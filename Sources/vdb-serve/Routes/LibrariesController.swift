@@ -73,6 +73,9 @@ struct LibrariesController {
 
     @Sendable func list(request: Request, context: VDBRequestContext) async throws -> Page<LibraryInfo> {
         let page = try Pagination(request)
+        if let cursor = page.cursor, (try? LibraryDirectory.validate(name: cursor)) == nil {
+            throw ProblemDetails(status: .unprocessableContent, code: "invalid-field", detail: "field 'cursor': '\(cursor)' is not a library name")
+        }
         let items = await service.listLibraries(after: page.cursor, limit: page.limit)
         return Page(items: items, nextCursor: items.count == page.limit ? items.last?.name : nil)
     }
