@@ -15,6 +15,8 @@ let package = Package(
         .executable(name: "vdb-build", targets: ["vdb-build"]),
         .executable(name: "vdb-query", targets: ["vdb-query"]),
         .executable(name: "vdb-serve", targets: ["vdb-serve"]),
+        // A Swift client for vdb-serve's REST API, generated from its OpenAPI document.
+        .library(name: "VDBClient", targets: ["VDBClient"]),
     ],
     dependencies: [
         // Pinned exactly: only the mirrored versions resolve on our machines.
@@ -32,6 +34,9 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", exact: "2.5.0"),
         // Already built for async-http-client (through swift-certificates); SHA-256 for API keys.
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-openapi-generator.git", exact: "1.14.3"),
+        .package(url: "https://github.com/apple/swift-openapi-runtime.git", exact: "1.13.4"),
+        .package(url: "https://github.com/swift-server/swift-openapi-async-http-client.git", exact: "1.5.0"),
     ],
     targets: [
         // C distance kernels and CRC32C, with AVX-512 / AVX2 chosen at load time.
@@ -140,6 +145,21 @@ let package = Package(
             resources: [.copy("openapi.json")],
             swiftSettings: swiftSettings
         ),
+        // The client: types and calls generated at build time from Sources/vdb-serve/openapi.json
+        // (a link, so the two cannot differ) by swift-openapi-generator's plugin, and a thin
+        // facade for the common calls. It depends on nothing of the engine.
+        .target(
+            name: "VDBClient",
+            dependencies: [
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "OpenAPIAsyncHTTPClient", package: "swift-openapi-async-http-client"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            // Without InternalImportsByDefault: the generated code imports publicly.
+            swiftSettings: [.swiftLanguageMode(.v6), .enableUpcomingFeature("ExistentialAny")],
+            plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
+        ),
         .testTarget(
             name: "VDBServeTests",
             dependencies: [
@@ -161,7 +181,9 @@ let package = Package(
         // Runs the built executables as a user would; depending on them makes `swift test` build them.
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["VDBKit", "VDBCluster", "vdb-build", "vdb-query", "vdb-serve", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: [
+                "VDBKit", "VDBCluster", "VDBClient", "vdb-build", "vdb-query", "vdb-serve", .product(name: "SystemPackage", package: "swift-system"),
+            ],
             swiftSettings: swiftSettings
         ),
     ]

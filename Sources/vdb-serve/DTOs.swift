@@ -18,6 +18,11 @@ struct IndexBody: Codable, Sendable {
                 status: .unprocessableContent, code: "invalid-field",
                 detail: "field 'index.type': must be \(IndexSettings.typeNames.joined(separator: ", ")), not '\(type)'")
         }
+        for (field, value, range) in [("m", m, 2...128), ("efConstruction", efConstruction, 8...4_096), ("ef", ef, SearchParameters.efRange)] {
+            guard let value else { continue }
+            guard type == "hnsw" || type == "auto" else { throw CompactRequest.invalid("index.\(field)", "does not apply to a \(type) index") }
+            guard range.contains(value) else { throw CompactRequest.invalid("index.\(field)", "must be in \(range.lowerBound)...\(range.upperBound)") }
+        }
         let hnsw = HNSWParameters(m: m ?? 16, efConstruction: efConstruction ?? 200, efSearch: ef ?? 64)
         switch settings {
         case .hnsw: return .hnsw(hnsw)

@@ -55,13 +55,26 @@ extension Request {
     /// Keys the body's type does not declare are refused (``StrictBody``).
     func json<Value: StrictBody>(_ type: Value.Type, context: VDBRequestContext) async throws -> Value {
         let buffer = try await body.collect(upTo: context.maxUploadSize)
-        return try Value.decodeStrictly(from: Data(buffer.readableBytesView))
+        return try Self.decode(Value.self, from: Data(buffer.readableBytesView))
     }
 
     /// ``json(_:context:)`` for a body that may be left out: nil when it is empty.
     func optionalJSON<Value: StrictBody>(_ type: Value.Type, context: VDBRequestContext) async throws -> Value? {
         let buffer = try await body.collect(upTo: context.maxUploadSize)
         guard buffer.readableBytes > 0 else { return nil }
-        return try Value.decodeStrictly(from: Data(buffer.readableBytesView))
+        return try Self.decode(Value.self, from: Data(buffer.readableBytesView))
+    }
+
+    /// Foundation's decoder calls a number that does not fit its field (an integer past
+    /// Int64) "not valid JSON"; when the body does parse as JSON, that is a 422, not a 400.
+    private static func decode<Value: StrictBody>(_ type: Value.Type, from data: Data) throws -> Value {
+        do {
+            return try Value.decodeStrictly(from: data)
+        } catch DecodingError.dataCorrupted(let context) where context.codingPath.isEmpty {
+            guard (try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])) != nil else { throw DecodingError.dataCorrupted(context) }
+            throw ProblemDetails(
+                status: .unprocessableContent, code: "invalid-field",
+                detail: "a number in the body does not fit its field (out of range for its type)")
+        }
     }
 }

@@ -297,7 +297,7 @@ struct RouterTests {
             let flat = try await Self.call(client, .post, "/v1/libraries/l/search", ["vector": [5, 1], "k": 3])
             #expect((flat.object["index"] as? String)?.hasPrefix("flat") == true, "\(flat.object)")
             // Cancelling a finished job changes nothing.
-            #expect(try await Self.call(client, .delete, "/v1/jobs/\(id)").object["state"] as? String == "succeeded")
+            #expect(try await Self.call(client, .post, "/v1/jobs/\(id)/cancel").object["state"] as? String == "succeeded")
         }
     }
 

@@ -56,14 +56,15 @@ struct LifecycleController {
     }
 }
 
-/// `/v1/jobs`: the state of index builds and compactions; `DELETE` cancels one.
+/// `/v1/jobs`: the state of index builds and compactions; `POST /v1/jobs/{job}/cancel` cancels
+/// one (a custom method, not `DELETE`: the job stays readable, so clients see how it ended).
 struct JobsController {
     let service: LibraryService
 
     func addRoutes(to group: RouterGroup<VDBRequestContext>) {
         group.get(use: list)
         group.get(":job", use: get)
-        group.delete(":job", use: cancel)
+        group.post(":job/cancel", use: cancel)
     }
 
     @Sendable func list(request: Request, context: VDBRequestContext) async throws -> Page<JobInfo> {
@@ -78,6 +79,7 @@ struct JobsController {
 
     @Sendable func cancel(request: Request, context: VDBRequestContext) async throws -> JSONBody<JobInfo> {
         let id = try context.parameters.require("job")
+        _ = try await request.optionalJSON(EmptyRequest.self, context: context)
         guard let job = service.jobs.cancel(id) else { throw StorageError(.notFound, "job '\(id)' does not exist") }
         return JSONBody(job)
     }

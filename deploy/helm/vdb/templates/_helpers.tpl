@@ -1,0 +1,5 @@
+{{- define "vdb.name" -}}{{ .Release.Name }}-vdb{{- end -}}
+{{- define "vdb.labels" -}}
+app.kubernetes.io/name: vdb
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
