@@ -24,7 +24,7 @@ RUN apt-get update -qq \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /var/lib/vdb --create-home vdb
 COPY --from=build /out/ /usr/local/bin/
-USER vdb
+USER 10001
 WORKDIR /var/lib/vdb
 VOLUME ["/var/lib/vdb"]
 EXPOSE 8080
