@@ -37,6 +37,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-openapi-generator.git", exact: "1.14.3"),
         .package(url: "https://github.com/apple/swift-openapi-runtime.git", exact: "1.13.4"),
         .package(url: "https://github.com/swift-server/swift-openapi-async-http-client.git", exact: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", exact: "1.7.3"),
+        // OTLP/HTTP only: the gRPC exporter would build grpc-swift for nothing.
+        .package(url: "https://github.com/swift-otel/swift-otel.git", exact: "1.6.0", traits: ["OTLPHTTP"]),
     ],
     targets: [
         // C distance kernels and CRC32C, with AVX-512 / AVX2 chosen at load time.
@@ -47,7 +50,11 @@ let package = Package(
         // VDBKit is one target per layer; each imports only the layers below it, so the compiler
         // rejects an import that runs back up (ARCHITECTURE.md draws the graph;
         // scripts/check-layers.sh checks it).
-        .target(name: "VDBCore", dependencies: ["CVDBKernels"], swiftSettings: swiftSettings),
+        .target(
+            name: "VDBCore",
+            dependencies: ["CVDBKernels", .product(name: "Tracing", package: "swift-distributed-tracing")],
+            swiftSettings: swiftSettings
+        ),
         .target(name: "VDBKernels", dependencies: ["VDBCore", "CVDBKernels", "COpenBLAS"], swiftSettings: swiftSettings),
         .target(
             name: "VDBStorage",
@@ -141,6 +148,8 @@ let package = Package(
                 .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "OTel", package: "swift-otel"),
             ],
             resources: [.copy("openapi.json")],
             swiftSettings: swiftSettings
@@ -183,6 +192,9 @@ let package = Package(
             name: "EndToEndTests",
             dependencies: [
                 "VDBKit", "VDBCluster", "VDBClient", "vdb-build", "vdb-query", "vdb-serve", .product(name: "SystemPackage", package: "swift-system"),
+                // The OTLP/HTTP receiver the tracing test starts.
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -42,7 +42,8 @@ extension LibraryDirectory {
     /// between stay kept as retention allows. Each shard keeps the live version's WAL position,
     /// so writes it covered are not replayed onto the older rows.
     ///
-    /// - Throws: `.notFound` when the version is not kept (naming the kept ones), `.invalidArgument`
+    /// - Throws: `.notFound` when the version is not kept (naming the kept ones), `.conflict` when
+    ///   no earlier version is kept at all, `.invalidArgument`
     ///   for the live version itself.
     /// - Parameter check: called with the version to restore before anything is published
     ///   (a server refuses one whose shape it cannot switch to).
@@ -51,7 +52,7 @@ extension LibraryDirectory {
         let current = try currentManifest()
         let kept = keptVersions()
         guard let version = target ?? kept.first(where: { $0 < current.epoch }) else {
-            throw StorageError(.notFound, "library '\(name)' keeps no version before \(current.epoch) to roll back to")
+            throw StorageError(.conflict, "library '\(name)' keeps no version before \(current.epoch) to roll back to")
         }
         guard version != current.epoch else {
             throw StorageError(.invalidArgument, "version \(version) is the live version of library '\(name)'", field: "version")

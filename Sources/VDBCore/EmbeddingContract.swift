@@ -49,22 +49,35 @@ public struct EmbeddingContract: Codable, Hashable, Sendable, CustomStringConver
                 .dimensionMismatch,
                 "\(what()) has \(vector.count) components but the library's contract is \(self)")
         }
-        var squaredNorm: Float = 0
+        // In Double: a float32 sum of squares overflows long before the vector is unusable.
+        var squaredNorm: Double = 0
         for (i, x) in vector.enumerated() {
             guard x.isFinite else {
                 throw IngestError(
                     .nonFiniteValue, "\(what()) has a non-finite value (\(x)) at component \(i); contract: \(self)")
             }
-            squaredNorm += x * x
+            squaredNorm += Double(x) * Double(x)
         }
-        guard normalized else { return }
-        guard squaredNorm > 0, squaredNorm.isFinite else {
+        if normalized {
+            guard squaredNorm > 0 else {
+                throw IngestError(.zeroVector, "\(what()) has zero length and cannot be normalized; contract: \(self)")
+            }
+            // Scaled in Double too: the inverse length of a tiny vector can exceed Float's range.
+            let scale = 1 / squaredNorm.squareRoot()
+            for i in vector.indices { vector[i] = Float(Double(vector[i]) * scale) }
+            return
+        }
+        // Any two vectors inside this bound have a finite float32 distance under every metric
+        // (|a - b|² ≤ 4·max(|a|², |b|²)); past it a search would rank infinities and NaNs.
+        guard squaredNorm <= Self.largestSquaredNorm else {
             throw IngestError(
-                .zeroVector, "\(what()) has zero (or overflowing) length and cannot be normalized; contract: \(self)")
+                .vectorOutOfRange,
+                "\(what()) has length \(Float(squaredNorm.squareRoot())), past the largest a distance can be computed for (\(Float(Self.largestSquaredNorm.squareRoot()))); contract: \(self)")
         }
-        let scale = 1 / squaredNorm.squareRoot()
-        for i in vector.indices { vector[i] *= scale }
     }
+
+    /// The largest squared length an unnormalized vector may have.
+    public static let largestSquaredNorm = Double(Float.greatestFiniteMagnitude) / 8
 
     /// Array convenience over ``prepare(_:what:)``.
     public func prepared(_ vector: [Float], what: @autoclosure () -> String) throws(IngestError) -> [Float] {

@@ -138,6 +138,8 @@ extension ErrorCode where Domain == IngestDomain {
     public static var nonFiniteValue: Self { Self("non-finite-value", .invalidInput) }
     /// A zero vector where the contract normalizes.
     public static var zeroVector: Self { Self("zero-vector", .invalidInput) }
+    /// A vector too long for distances to it to stay finite, or a component its storage cannot hold.
+    public static var vectorOutOfRange: Self { Self("vector-out-of-range", .invalidInput) }
     /// The contract itself is unusable, or conflicts with the library's.
     public static var invalidContract: Self { Self("invalid-contract", .invalidInput) }
     /// The input file does not exist or cannot be opened.

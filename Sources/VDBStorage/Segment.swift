@@ -313,6 +313,22 @@ public final class Segment: @unchecked Sendable {
 /// How a segment stores its vectors.
 public enum VectorEncoding: String, Sendable, Codable, CaseIterable {
     case float32, float16
+
+    /// The largest component magnitude the encoding stores without turning it into infinity.
+    public var largestMagnitude: Float {
+        switch self {
+        case .float32: .greatestFiniteMagnitude
+        case .float16: 65_504
+        }
+    }
+
+    /// The first component of `vector` this encoding cannot hold, with its index.
+    public func firstUnrepresentable(in vector: UnsafeBufferPointer<Float>) -> (index: Int, value: Float)? {
+        guard self == .float16 else { return nil }
+        let limit = largestMagnitude
+        for (i, x) in vector.enumerated() where x.magnitude > limit { return (i, x) }
+        return nil
+    }
 }
 
 /// Where a section lies in its segment file, for size and residency reports.

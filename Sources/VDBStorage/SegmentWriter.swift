@@ -82,6 +82,11 @@ public final class SegmentWriter {
         guard rowCount < SegmentFormat.maximumRows else {
             throw StorageError(.invalidArgument, "segment \(path) is full (\(rowCount) rows)")
         }
+        if let (i, x) = storage.vectors.firstUnrepresentable(in: vector) {
+            throw StorageError(
+                .invalidArgument,
+                "chunk \(chunkID): component \(i) (\(x)) is outside \(storage.vectors.rawValue)'s range ±\(storage.vectors.largestMagnitude); store these vectors as float32")
+        }
         guard chunkIDSet.insert(chunkID).inserted else {
             throw StorageError(.alreadyExists, "chunk id \(chunkID) appears twice in segment \(path)")
         }

@@ -32,17 +32,21 @@ struct RouterOptions: Sendable {
     var metrics = PrometheusCollectorRegistry()
     /// API keys to check; nil: every request is let in.
     var keys: APIKeyStore? = nil
+    /// Whether each request gets a span (``TraceExport``).
+    var tracing = false
 }
 
 /// The routes, over a library service. Tests call this without a process or a socket.
 ///
-/// Middleware, outermost first: request id, metrics and access log; no-store; errors as
+/// Middleware, outermost first: the request's span when tracing (outside the next, so it
+/// records the request id); request id, metrics and access log; no-store; errors as
 /// problem bodies; 405 for a known path's other methods; API keys; query parameters as the
 /// OpenAPI document declares them; admission (bounds and deadlines); then, in cluster mode,
 /// forwarding to leaders and read consistency.
 func buildRouter(service: LibraryService, cluster: ClusterContext? = nil, options: RouterOptions = RouterOptions()) -> Router<VDBRequestContext> {
     let router = Router(context: VDBRequestContext.self)
     let routes = RouteTable()
+    if options.tracing { router.add(middleware: TraceExport.middleware()) }
     router.add(middleware: RequestObservationMiddleware())
     router.add(middleware: NoStoreMiddleware())
     router.add(middleware: ProblemDetailsMiddleware())
@@ -84,10 +88,10 @@ func buildRouter(service: LibraryService, cluster: ClusterContext? = nil, option
 /// with the libraries' background work as a service beside it.
 func buildApplication(
     _ configuration: ServeConfiguration, service: LibraryService, cluster: ClusterContext? = nil, options: RouterOptions = RouterOptions(),
-    logger: Logger
+    extraServices: [any Service] = [], logger: Logger
 ) -> some ApplicationProtocol {
     let portFile = configuration.portFile
-    var services: [any Service] = [LibraryMaintenanceService(libraries: service)]
+    var services: [any Service] = [LibraryMaintenanceService(libraries: service)] + extraServices
     if let cluster { services.append(ClusterService(node: cluster.node)) }
     if let keys = options.keys { services.append(KeyReloadService(keys: keys, logger: logger)) }
     return Application(

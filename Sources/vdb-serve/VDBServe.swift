@@ -48,6 +48,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Check API keys from this file (made by `vdb-serve keys create`; reloaded on SIGHUP). Without it, no checks.")
     var apiKeys: String?
 
+    @Option(name: .long, help: "Send traces over OTLP/HTTP to this collector, http(s)://HOST:PORT (its /v1/traces). Without it, no tracing.")
+    var otlpEndpoint: String?
+
     @Option(name: .long, help: "Searches running at once; past it a search is a 503 with Retry-After at once.")
     var maxSearches = RequestLimits().searchesInFlight
 
@@ -114,6 +117,9 @@ struct ServeCommand: AsyncParsableCommand {
         guard (0...65_535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
         guard ["json", "text"].contains(logFormat) else { throw ValidationError("--log-format must be json or text") }
+        if let otlpEndpoint, !TraceExport.validate(otlpEndpoint) {
+            throw ValidationError("--otlp-endpoint must be an http:// or https:// URL with a host, not '\(otlpEndpoint)'")
+        }
         guard (1...100_000).contains(maxSearches) else { throw ValidationError("--max-searches must be in 1...100000") }
         guard (1...1_000_000).contains(maxShardWrites) else { throw ValidationError("--max-shard-writes must be in 1...1000000") }
         guard requestTimeout > 0, requestTimeout <= 3600 else { throw ValidationError("--request-timeout must be in (0, 3600] seconds") }
@@ -160,6 +166,15 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let metrics = Self.bootstrapMetrics()
         let logger = Logger(label: "vdb-serve")
+        var extraServices: [any Service] = []
+        if let otlpEndpoint {
+            do {
+                extraServices.append(try TraceExport.bootstrap(endpoint: otlpEndpoint))
+            } catch {
+                printError("vdb-serve: cannot set up trace export to \(otlpEndpoint): \(error)")
+                throw ExitCode(ExitStatus.usage)
+            }
+        }
         var keys: APIKeyStore? = nil
         if let apiKeys {
             do {
@@ -181,11 +196,16 @@ struct ServeCommand: AsyncParsableCommand {
         let configuration = ServeConfiguration(dataDirectory: dataDir, host: host, port: port, policy: try policy(), portFile: portFile)
         let clusterContext = try await joinCluster(service: service, logger: logger)
         let options = RouterOptions(
-            limits: RequestLimits(searchesInFlight: maxSearches, deadline: .milliseconds(Int64(requestTimeout * 1000))), metrics: metrics, keys: keys)
-        let app = buildApplication(configuration, service: service, cluster: clusterContext, options: options, logger: logger)
+            limits: RequestLimits(searchesInFlight: maxSearches, deadline: .milliseconds(Int64(requestTimeout * 1000))), metrics: metrics, keys: keys,
+            tracing: otlpEndpoint != nil)
+        let app = buildApplication(
+            configuration, service: service, cluster: clusterContext, options: options, extraServices: extraServices, logger: logger)
         logger.info(
             "serving \(dataDir) on \(host):\(port), fsync \(configuration.policy)",
-            metadata: ["api_keys": .string(keys.map { "\($0.count) from \($0.path)" } ?? "off")])
+            metadata: [
+                "api_keys": .string(keys.map { "\($0.count) from \($0.path)" } ?? "off"),
+                "traces": .string(otlpEndpoint.map(TraceExport.tracesURL) ?? "off"),
+            ])
         // runService handles SIGTERM/SIGINT: the server stops taking requests and finishes the
         // ones in flight, the maintenance service finishes the flush or build under way.
         try await app.runService()

@@ -17,13 +17,16 @@ struct ServerTests {
         var logFile: URL? { logURL }
         private var logURL: URL?
 
-        init(dataDirectory: URL, fsync: String = "group:2", extraArguments: [String] = [], keepLog: Bool = false) throws {
+        init(
+            dataDirectory: URL, fsync: String = "group:2", extraArguments: [String] = [], keepLog: Bool = false, environment: [String: String] = [:]
+        ) throws {
             self.dataDirectory = dataDirectory
             let portFile = dataDirectory.appendingPathComponent("port-\(UUID().uuidString.prefix(6))")
             process.executableURL = CommandLineTests.productsDirectory.appendingPathComponent("vdb-serve")
             process.arguments = ["--data-dir", dataDirectory.appendingPathComponent("data").path, "--port", "0", "--port-file", portFile.path, "--fsync", fsync, "--log-level", "warning"] + extraArguments
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
+            if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
             if keepLog {
                 let log = dataDirectory.appendingPathComponent("serve-\(UUID().uuidString.prefix(6)).log")
                 FileManager.default.createFile(atPath: log.path, contents: nil)

@@ -136,6 +136,41 @@ struct RouterTests {
         }
     }
 
+    /// Vectors whose distances would overflow, and components a float16 library cannot store,
+    /// are refused when written: the schema fuzz once found them answered later as a 500 on
+    /// read, a `null` distance, and rows silently missing from searches after a flush.
+    @Test(arguments: Backend.allCases)
+    func vectorsOutsideTheRepresentableRange(backend: Backend) async throws {
+        try await Self.run(backend) { client in
+            #expect(try await Self.call(client, .post, "/v1/libraries", ["name": "h", "dimension": 2, "metric": "l2", "storage": ["vectors": "float16"]]).status == .created)
+            Self.expectProblem(
+                try await Self.call(client, .post, "/v1/libraries/h/documents", ["id": 1, "chunks": [["vector": [1e10, 1]]]]),
+                .unprocessableContent, mentions: "float16")
+            Self.expectProblem(
+                try await Self.call(client, .post, "/v1/libraries/h/search", ["vector": [3e38, 3e38]]), .unprocessableContent, code: "vector-out-of-range")
+            #expect(try await Self.call(client, .post, "/v1/libraries/h/documents", ["id": 2, "chunks": [["vector": [60_000, -60_000]]]]).status == .created)
+            #expect(try await Self.call(client, .post, "/v1/libraries", ["name": "w", "dimension": 2, "metric": "l2"]).status == .created)
+            Self.expectProblem(
+                try await Self.call(client, .post, "/v1/libraries/w/documents", ["id": 1, "chunks": [["vector": [3e38, -3e38]]]]),
+                .unprocessableContent, mentions: "length")
+            #expect(try await Self.call(client, .post, "/v1/libraries/w/documents", ["id": 2, "chunks": [["vector": [1e18, 1]]]]).status == .created)
+            // Cosine normalizes in double precision: huge and tiny vectors are both fine.
+            #expect(try await Self.call(client, .post, "/v1/libraries", ["name": "c", "dimension": 2, "metric": "cosine"]).status == .created)
+            #expect(try await Self.call(client, .post, "/v1/libraries/c/documents", ["id": 1, "chunks": [["vector": [3e38, 3e38]]]]).status == .created)
+            #expect(try await Self.call(client, .post, "/v1/libraries/c/documents", ["id": 2, "chunks": [["vector": [1e-44, 0]]]]).status == .created)
+            for library in ["h", "w", "c"] {
+                #expect(try await Self.call(client, .post, "/v1/libraries/\(library)/flush").status == .ok)
+                let search = try await Self.call(client, .post, "/v1/libraries/\(library)/search", ["vector": [1, 1]])
+                let hits = search.object["hits"] as? [[String: Any]] ?? []
+                #expect(search.status == .ok && !hits.isEmpty && hits.allSatisfy { $0["distance"] is Double }, "\(library): \(search.object)")
+                #expect(try await Self.call(client, .get, "/v1/libraries/\(library)/documents/2").status == .ok)
+            }
+            // Nothing to roll back to is a conflict with the library's state, not a missing thing.
+            #expect(try await Self.call(client, .post, "/v1/libraries", ["name": "r", "dimension": 2, "metric": "l2"]).status == .created)
+            Self.expectProblem(try await Self.call(client, .post, "/v1/libraries/r/rollback"), .conflict, mentions: "keeps no version")
+        }
+    }
+
     /// Base64 little-endian float32 of a vector, as a client would send it.
     static func base64(_ values: [Float]) -> String {
         var bytes: [UInt8] = []

@@ -49,6 +49,18 @@ extension Searcher {
         _ queries: [[Float]], k: Int, parameters: SearchParameters = SearchParameters(), filter: Filter? = nil,
         payload: HitPayload = .all
     ) throws -> [[PayloadHit]] {
+        try Traces.span("vdb.search.batch") { span in
+            span?.attributes["vdb.library"] = snapshot.directory.name
+            span?.attributes["vdb.k"] = k
+            span?.attributes["vdb.queries"] = queries.count
+            span?.attributes["vdb.filtered"] = filter != nil
+            return try searchBatchUntraced(queries, k: k, parameters: parameters, filter: filter, payload: payload)
+        }
+    }
+
+    private func searchBatchUntraced(
+        _ queries: [[Float]], k: Int, parameters: SearchParameters, filter: Filter?, payload: HitPayload
+    ) throws -> [[PayloadHit]] {
         guard !queries.isEmpty else { throw QueryError(.invalidArgument, "a batch needs at least one query", field: "queries") }
         guard queries.count <= Self.maximumBatch else {
             throw QueryError(.invalidArgument, "a batch takes at most \(Self.maximumBatch) queries, not \(queries.count)", field: "queries")

@@ -102,30 +102,51 @@ extension Searcher {
         top.reset(k: k)
         var plans = filter.plans
         for (i, source) in sources.enumerated() {
-            let idBase = UInt64(i) << 32
-            switch plans[i].strategy {
-            case .none, .exactFallback:
-                continue
-            case .exact:
-                source.scoreExactly(query, rows: filter.matching[i], metric: contract.metric, idBase: idBase, into: &top)
-            case .index:
-                scratch.reset(k: k)
-                source.index.search(query, k: k, filter: filter.matching[i], parameters: filter.parameters[i], idBase: idBase, into: &scratch)
-                if scratch.count < min(k, plans[i].matches) {
-                    plans[i].strategy = .exactFallback
-                    source.scoreExactly(query, rows: filter.matching[i], metric: contract.metric, idBase: idBase, into: &top)
-                } else {
-                    scratch.forEachUnordered { distance, id in top.insert(distance: distance, id: id) }
-                }
-            }
+            traced(part: i) { searchPart(i, source, query, k: k, filter: filter, plan: &plans[i], into: &top, scratch: &scratch) }
         }
         return plans
+    }
+
+    /// One part of ``searchPrepared(_:k:filter:into:scratch:)``, by its plan.
+    @inline(__always)
+    private func searchPart(
+        _ i: Int, _ source: Source, _ query: UnsafeBufferPointer<Float>, k: Int, filter: PreparedFilter, plan: inout SearchPlan,
+        into top: inout TopK, scratch: inout TopK
+    ) {
+        let idBase = UInt64(i) << 32
+        switch plan.strategy {
+        case .none, .exactFallback:
+            return
+        case .exact:
+            source.scoreExactly(query, rows: filter.matching[i], metric: contract.metric, idBase: idBase, into: &top)
+        case .index:
+            scratch.reset(k: k)
+            source.index.search(query, k: k, filter: filter.matching[i], parameters: filter.parameters[i], idBase: idBase, into: &scratch)
+            if scratch.count < min(k, plan.matches) {
+                plan.strategy = .exactFallback
+                source.scoreExactly(query, rows: filter.matching[i], metric: contract.metric, idBase: idBase, into: &top)
+            } else {
+                scratch.forEachUnordered { distance, id in top.insert(distance: distance, id: id) }
+            }
+        }
     }
 
     /// Searches with a metadata filter (``prepare(_:k:parameters:)`` then the filtered hot
     /// path): never fewer than min(k, matches) hits per part.
     public func search(
         _ query: [Float], k: Int, parameters: SearchParameters = SearchParameters(), filter: Filter?, payload: HitPayload = .all
+    ) throws -> FilteredSearchResult {
+        try Traces.span("vdb.search") { span in
+            span?.attributes["vdb.library"] = snapshot.directory.name
+            span?.attributes["vdb.k"] = k
+            span?.attributes["vdb.parts"] = sources.count
+            span?.attributes["vdb.filtered"] = filter != nil
+            return try searchUntraced(query, k: k, parameters: parameters, filter: filter, payload: payload)
+        }
+    }
+
+    private func searchUntraced(
+        _ query: [Float], k: Int, parameters: SearchParameters, filter: Filter?, payload: HitPayload
     ) throws -> FilteredSearchResult {
         try SearchParameters.validate(k: k)
         try parameters.validate()

@@ -144,7 +144,20 @@ public final class Searcher: Sendable {
     public func searchPrepared(_ query: UnsafeBufferPointer<Float>, k: Int, parameters: SearchParameters, into top: inout TopK) {
         top.reset(k: k)
         for (i, source) in sources.enumerated() {
-            source.index.search(query, k: k, filter: source.live, parameters: parameters, idBase: UInt64(i) << 32, into: &top)
+            traced(part: i) { source.index.search(query, k: k, filter: source.live, parameters: parameters, idBase: UInt64(i) << 32, into: &top) }
+        }
+    }
+
+    /// Runs `body`, the search of part `i`, inside a `vdb.search.part` span when tracing is on.
+    @inline(__always)
+    func traced<T>(part i: Int, _ body: () -> T) -> T {
+        guard Traces.isEnabled else { return body() }
+        return Traces.span("vdb.search.part") { span in
+            span?.attributes["vdb.shard"] = Int(sources[i].shard)
+            span?.attributes["vdb.part"] = sources[i].partName
+            span?.attributes["vdb.part.rows"] = sources[i].rowCount
+            span?.attributes["vdb.index"] = sources[i].index.kind.rawValue
+            return body()
         }
     }
 
@@ -155,7 +168,7 @@ public final class Searcher: Sendable {
     ) {
         for i in tops.indices { tops[i].reset(k: k) }
         for (i, source) in sources.enumerated() {
-            source.index.searchBatch(queries, k: k, filter: source.live, parameters: parameters, idBase: UInt64(i) << 32, into: tops)
+            traced(part: i) { source.index.searchBatch(queries, k: k, filter: source.live, parameters: parameters, idBase: UInt64(i) << 32, into: tops) }
         }
     }
 

@@ -63,7 +63,7 @@ public final class LiveLibrary: Sendable {
         let tombstones = try manifest.tombstones.map { try ShardTombstones.read(snapshot.directory.root.appending($0)) }
         return ShardWriter.Published(
             segments: segments, segmentIDs: ids, indexes: indexes, tombstones: tombstones, coveredSequence: manifest.walSequence ?? 0,
-            epoch: snapshot.epoch, schema: snapshot.manifest.metadataSchema)
+            epoch: snapshot.epoch, schema: snapshot.manifest.metadataSchema, vectorEncoding: snapshot.manifest.segmentStorage.vectors)
     }
 
     /// The published version the shards build on.

@@ -42,16 +42,20 @@ final class ShardState {
     let epoch: Epoch
     /// The declared metadata fields: writes are checked against them.
     let schema: MetadataSchema
+    /// How flushes will store vectors: a component it cannot hold is refused at write time,
+    /// since a flush must never fail on data already acknowledged.
+    let vectorEncoding: VectorEncoding
     /// Document metadata as the segments hold it (changes since go to the delta's log).
     let publishedDocuments: PublishedDocumentMetadata
 
     /// The state the published segments and tombstones describe (before any WAL replay).
     init(
         contract: EmbeddingContract, epoch: Epoch, segments: [Segment], segmentIDs: [UInt32], indexes: [any VectorIndex],
-        tombstones: ShardTombstones?, schema: MetadataSchema = MetadataSchema()
+        tombstones: ShardTombstones?, schema: MetadataSchema = MetadataSchema(), vectorEncoding: VectorEncoding = .float32
     ) {
         self.epoch = epoch
         self.schema = schema
+        self.vectorEncoding = vectorEncoding
         publishedDocuments = PublishedDocumentMetadata(segments: segments)
         precondition(segments.count == segmentIDs.count && segments.count == indexes.count, "one id and index per segment")
         self.contract = contract
@@ -116,6 +120,11 @@ final class ShardState {
                 prepared.vector = try contract.prepared(chunk.vector, what: what)
             } catch {
                 throw UpdateError(.invalidArgument, error.message)
+            }
+            if let (i, x) = prepared.vector.withUnsafeBufferPointer({ vectorEncoding.firstUnrepresentable(in: $0) }) {
+                throw UpdateError(
+                    .invalidArgument,
+                    "\(what): component \(i) (\(x)) is outside the range of the library's \(vectorEncoding.rawValue) vector storage (±\(vectorEncoding.largestMagnitude))")
             }
             return prepared
         }

@@ -42,12 +42,15 @@ public actor ShardWriter {
         /// The library's declared metadata fields (checked on write, indexed in the delta and
         /// in flushed segments).
         public var schema: MetadataSchema
+        /// How flushed segments store vectors: a write whose components it cannot hold is refused.
+        public var vectorEncoding: VectorEncoding
 
         public init(
             segments: [Segment], segmentIDs: [UInt32], indexes: [any VectorIndex], tombstones: ShardTombstones?, coveredSequence: UInt64,
-            epoch: Epoch, schema: MetadataSchema = MetadataSchema()
+            epoch: Epoch, schema: MetadataSchema = MetadataSchema(), vectorEncoding: VectorEncoding = .float32
         ) {
             self.schema = schema
+            self.vectorEncoding = vectorEncoding
             self.epoch = epoch
             self.segments = segments
             self.segmentIDs = segmentIDs
@@ -82,7 +85,7 @@ public actor ShardWriter {
     ) throws -> (ShardState, UInt64) {
         let state = ShardState(
             contract: contract, epoch: published.epoch, segments: published.segments, segmentIDs: published.segmentIDs, indexes: published.indexes,
-            tombstones: published.tombstones, schema: published.schema)
+            tombstones: published.tombstones, schema: published.schema, vectorEncoding: published.vectorEncoding)
         let recovery = try WriteAheadLog.recover(directory: walDirectory, after: published.coveredSequence)
         for tail in recovery.droppedTails { logger.warning("dropped a torn WAL tail", metadata: ["shard": "\(shard)", "file": "\(tail)"]) }
         var last = published.coveredSequence
@@ -170,16 +173,20 @@ public actor ShardWriter {
     ///   `StorageError` when the WAL cannot be written (nothing is acknowledged), and what the
     ///   replication throws when no quorum confirms the record in time.
     public func apply(_ mutations: [Mutation]) async throws -> UInt64 {
-        let prepared = try state.prepare(mutations)
-        let payload = Array(try JSONEncoder().encode(prepared))
-        let sequence = try wal.append(payload)
-        state.apply(prepared)
-        appliedSequence = sequence
-        // Handed over before any suspension, so records reach the replication in sequence order.
-        let replicated = replication?.send(sequence: sequence, payload: payload)
-        try await awaitDurable(sequence)
-        if let replicated { try await replicated() }
-        return sequence
+        try await Traces.span("vdb.shard.apply") { span in
+            span?.attributes["vdb.shard"] = Int(shard)
+            span?.attributes["vdb.changes"] = mutations.count
+            let prepared = try state.prepare(mutations)
+            let payload = Array(try JSONEncoder().encode(prepared))
+            let sequence = try wal.append(payload)
+            state.apply(prepared)
+            appliedSequence = sequence
+            // Handed over before any suspension, so records reach the replication in sequence order.
+            let replicated = replication?.send(sequence: sequence, payload: payload)
+            try await Traces.span("vdb.wal.durable") { _ in try await awaitDurable(sequence) }
+            if let replicated { try await Traces.span("vdb.replication.quorum") { _ in try await replicated() } }
+            return sequence
+        }
     }
 
     /// Returns once `sequence` is durable under the fsync policy, publishing the state that

@@ -235,6 +235,13 @@ public final class WriteAheadLog {
     /// ``synchronize()`` has covered it.
     @discardableResult
     public func append(_ payload: [UInt8]) throws(StorageError) -> UInt64 {
+        try Traces.span("vdb.wal.append") { (span) throws(StorageError) in
+            span?.attributes["vdb.wal.bytes"] = payload.count
+            return try appendRecord(payload)
+        }
+    }
+
+    private func appendRecord(_ payload: [UInt8]) throws(StorageError) -> UInt64 {
         guard payload.count <= Self.maximumPayload else {
             throw StorageError(.invalidArgument, "a transaction of \(payload.count) bytes exceeds the WAL's \(Self.maximumPayload)-byte limit")
         }
@@ -261,6 +268,13 @@ public final class WriteAheadLog {
     /// Makes every appended record durable.
     public func synchronize() throws(StorageError) {
         guard let fd, durableSequence < nextSequence - 1 else { return }
+        try Traces.span("vdb.wal.fsync") { (span) throws(StorageError) in
+            span?.attributes["vdb.wal.records"] = Int(nextSequence - 1 - durableSequence)
+            try synchronizeData(fd)
+        }
+    }
+
+    private func synchronizeData(_ fd: FileDescriptor) throws(StorageError) {
         let started = ContinuousClock.now
         defer { WALMetrics.fsync.record(since: started) }
         do {
