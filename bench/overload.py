@@ -18,11 +18,10 @@ import os
 import random
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import OUT, ROOT, build_tools, percentile, sh  # noqa: E402
+from common import OUT, ROOT, Server, build_tools, percentile, sh  # noqa: E402
 
 DATA = os.path.join(OUT, "overload-data")
 
@@ -97,24 +96,14 @@ def main():
     sh(f"{bin_dir}/vdb-build", "ingest", source, "--library", "flat", "--data-dir", DATA)
     rng = random.Random(3)
     bodies = [json.dumps({"vector": [rng.uniform(-1, 1) for _ in range(384)], "k": 10, "include": []}).encode() for _ in range(64)]
-    port_file = tempfile.mktemp()
-    server = subprocess.Popen([f"{bin_dir}/vdb-serve", "--data-dir", DATA, "--port", "0", "--port-file", port_file,
-                               "--log-level", "error", "--max-searches", str(args.max_searches), "--request-timeout", "5"])
-    try:
-        for _ in range(600):
-            if os.path.exists(port_file):
-                break
-            time.sleep(0.05)
-        port = int(open(port_file).read())
-        asyncio.run(phase(port, bodies, 2, 5))  # warm the page cache and the allocator
-        carried = asyncio.run(phase(port, bodies, 2, 30))
+    with Server(bin_dir, DATA, "--log-level", "error", "--max-searches", str(args.max_searches), "--request-timeout", "5") as server:
+        pid = server.process.pid
+        asyncio.run(phase(server.port, bodies, 2, 5))  # warm the page cache and the allocator
+        carried = asyncio.run(phase(server.port, bodies, 2, 30))
         memory = []
-        before = rss_mib(server.pid)
-        overload = asyncio.run(phase(port, bodies, 64, int(args.minutes * 60), pid=server.pid, memory=memory))
-        after = rss_mib(server.pid)
-    finally:
-        server.terminate()
-        server.wait()
+        before = rss_mib(pid)
+        overload = asyncio.run(phase(server.port, bodies, 64, int(args.minutes * 60), pid=pid, memory=memory))
+        after = rss_mib(pid)
     result = dict(library="50k x 384 cosine, flat (exact)", max_searches=args.max_searches, carried=carried, overload=overload,
                   rss_mib=dict(before=before, after=after, max=max(m for _, m in memory), samples=memory))
     print(json.dumps(result, indent=2))

@@ -11,32 +11,13 @@ import os
 import random
 import subprocess
 import sys
-import tempfile
-import time
 
 import h5py
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import OUT, build_tools, lua_bodies, sh, wrk  # noqa: E402
+from common import OUT, Server, build_tools, lua_bodies, sh, wrk  # noqa: E402
 
 DATA = os.path.join(OUT, "serve-data")
-
-
-class Server:
-    def __init__(self, bin_dir, fsync):
-        self.port_file = tempfile.mktemp()
-        self.process = subprocess.Popen([f"{bin_dir}/vdb-serve", "--data-dir", DATA, "--port", "0", "--port-file", self.port_file,
-                                         "--fsync", fsync, "--log-level", "error"])
-        for _ in range(600):
-            if os.path.exists(self.port_file):
-                self.port = int(open(self.port_file).read())
-                return
-            time.sleep(0.05)
-        raise RuntimeError("server did not start")
-
-    def stop(self):
-        self.process.terminate()
-        self.process.wait()
 
 
 def main():
@@ -55,7 +36,7 @@ def main():
     rows = []
     script = os.path.join(OUT, "search.lua")
     lua_bodies(script, "POST", [{"vector": q, "k": 10} for q in queries])
-    server = Server(bin_dir, "group:5")
+    server = Server(bin_dir, DATA, "--fsync", "group:5", "--log-level", "error")
     try:
         for lib in ("flat384", "hnsw384"):
             r = wrk(f"http://127.0.0.1:{server.port}/v1/libraries/{lib}/search", script)
@@ -68,7 +49,7 @@ def main():
     inserts = os.path.join(OUT, "insert.lua")
     lua_bodies(inserts, "POST", [{"chunks": [{"text": "t", "vector": [rng.uniform(-1, 1) for _ in range(384)]}]} for _ in range(200)])
     for policy in ("always", "group:5", "never"):
-        server = Server(bin_dir, policy)
+        server = Server(bin_dir, DATA, "--fsync", policy, "--log-level", "error")
         try:
             r = wrk(f"http://127.0.0.1:{server.port}/v1/libraries/updates/documents", inserts, seconds=8)
             rows.append((f"insert 1-chunk document, fsync {policy}", r))

@@ -7,23 +7,12 @@ import VDBClient
 /// installs httpx and the package), once without keys and once behind `--api-keys`.
 @Suite("clients against vdb-serve", .serialized)
 struct ClientTests {
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
+    static var repository: URL { ChildProcess.repository }
     static var python: URL { repository.appendingPathComponent(".venv-tools/bin/python") }
     static var client: URL { repository.appendingPathComponent("clients/python") }
 
-    static func run(_ arguments: [String], environment extra: [String: String] = [:]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = python
-        process.arguments = arguments
-        process.currentDirectoryURL = client
-        process.environment = ProcessInfo.processInfo.environment.merging(extra) { $1 }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> ChildProcess.Outcome {
+        try ChildProcess.run(python, arguments, in: client, environment: environment)
     }
 
     static func requirePython() throws {

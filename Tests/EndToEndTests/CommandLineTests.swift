@@ -7,11 +7,7 @@ import VDBKit
 /// their output and exit codes (sysexits, DESIGN "Edges").
 @Suite("Command-line tools", .serialized)
 struct CommandLineTests {
-    struct Outcome {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
+    typealias Outcome = ChildProcess.Outcome
 
     /// The directory holding the built products: the test bundle sits beside them.
     static let productsDirectory: URL = {
@@ -19,18 +15,7 @@ struct CommandLineTests {
     }()
 
     static func run(_ tool: String, _ arguments: [String], in directory: URL) throws -> Outcome {
-        let process = Process()
-        process.executableURL = productsDirectory.appendingPathComponent(tool)
-        process.arguments = arguments
-        process.currentDirectoryURL = directory
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Outcome(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+        try ChildProcess.run(productsDirectory.appendingPathComponent(tool), arguments, in: directory)
     }
 
     static func temporaryDirectory() throws -> URL {

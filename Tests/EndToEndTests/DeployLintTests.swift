@@ -7,22 +7,12 @@ import Testing
 /// arguments each of them gives `vdb-serve` are parsed by the real binary.
 @Suite("deploy files")
 struct DeployLintTests {
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
+    static var repository: URL { ChildProcess.repository }
 
-    static func tool(_ name: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    static func tool(_ name: String, _ arguments: [String]) throws -> ChildProcess.Outcome {
         let binary = repository.appendingPathComponent(".venv-tools/bin/\(name)")
         try #require(FileManager.default.isExecutableFile(atPath: binary.path), "\(name) is missing: run scripts/ensure-system-libraries.sh")
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
-        process.currentDirectoryURL = repository
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        return try ChildProcess.run(binary, arguments, in: repository)
     }
 
     @Test func theDockerfilePassesHadolint() throws {

@@ -88,6 +88,4 @@ final class InFlightCounter: Sendable {
     }
 
     func leave() { count.wrappingSubtract(1, ordering: .relaxed) }
-
-    var current: Int { count.load(ordering: .relaxed) }
 }

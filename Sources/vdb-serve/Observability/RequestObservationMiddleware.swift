@@ -34,7 +34,9 @@ struct RequestObservationMiddleware: RouterMiddleware {
         let route = context.endpointPath ?? "unmatched"
         metrics.record(route: route, method: request.method, status: response.status.code, duration: elapsed)
         let status = response.status.code
-        let level: Logger.Level = status >= 500 ? .error : .info
+        // A 503 is load shed or a deadline passed, answers by design (the metrics count them):
+        // at error level a flood of them would bury the faults and cost the server its disk.
+        let level: Logger.Level = status >= 500 && status != 503 ? .error : .info
         if context.logger.logLevel <= level {
             var fields: Logger.Metadata = [
                 "method": .string(request.method.rawValue),
