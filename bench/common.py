@@ -23,18 +23,28 @@ def build_tools(products=("vdb-build", "vdb-query")):
     return sh("swift", "build", "-c", "release", "--show-bin-path", cwd=ROOT).strip()
 
 
+# Generated sets by name: rows, dimension, metric, clusters. The million-row sets are the
+# scale runs (issue 17): 1,000 clusters, as the issue's measurement used.
+SYNTHETIC = {
+    "synth-100k-128": (100_000, 128, "l2", 64),
+    "synth-100k-384": (100_000, 384, "cosine", 64),
+    "synth-1m-128": (1_000_000, 128, "l2", 1000),
+    "synth-1m-384": (1_000_000, 384, "cosine", 1000),
+}
+
+
 def datasets(bin_dir, names):
     out = []
     for name in names:
         if name == "pypi-dev":
             path = os.path.join(ROOT, "..", "shared", "datasets", "pypi-summaries-dev.hdf5")
         else:
-            dim, metric = {"synth-100k-128": (128, "l2"), "synth-100k-384": (384, "cosine")}[name]
+            rows, dim, metric, clusters = SYNTHETIC[name]
             path = os.path.join(OUT, f"{name}.hdf5")
             if not os.path.exists(path):
                 os.makedirs(OUT, exist_ok=True)
-                sh(f"{bin_dir}/vdb-build", "generate", "--output", path, "--rows", "100000", "--queries", "1000",
-                   "--dimension", str(dim), "--metric", metric, "--seed", "42")
+                sh(f"{bin_dir}/vdb-build", "generate", "--output", path, "--rows", str(rows), "--queries", "1000",
+                   "--dimension", str(dim), "--metric", metric, "--clusters", str(clusters), "--seed", "42")
         out.append((name, os.path.abspath(path)))
     return out
 

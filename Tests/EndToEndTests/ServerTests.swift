@@ -92,6 +92,28 @@ struct ServerTests {
         _ = again.stop(signal: SIGTERM)
     }
 
+    /// An empty shard costs next to nothing: a library of 1,024 shards once took 512 MiB of
+    /// resident memory (each shard's delta block table was filled in up front) and seconds to
+    /// create.
+    @Test func emptyShardsCostLittleMemory() async throws {
+        let dir = try CommandLineTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let server = try Server(dataDirectory: dir, fsync: "never")
+        defer { _ = server.stop(signal: SIGTERM) }
+        let before = try Self.residentMiB(of: server.process.processIdentifier)
+        let created = try await server.request("POST", "/v1/libraries", ["name": "wide", "dimension": 8, "metric": "l2", "shards": 1024])
+        #expect(created.status == 201, "\(created.json)")
+        let after = try Self.residentMiB(of: server.process.processIdentifier)
+        #expect(after - before < 96, "1,024 empty shards grew the server from \(before) MiB to \(after) MiB")
+    }
+
+    static func residentMiB(of pid: Int32) throws -> Double {
+        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
+        let kib = line.flatMap { Double($0.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") } ?? 0
+        return kib / 1024
+    }
+
     /// What one document should look like: chunk id -> vector.
     typealias DocumentState = [Int: [Double]]
 

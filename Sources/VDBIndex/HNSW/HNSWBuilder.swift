@@ -45,13 +45,16 @@ public struct HNSWParameters: Sendable, Hashable, Codable {
 /// layers and 2M on layer 0, neighbours chosen by the diversity heuristic, per-node spin locks
 /// so threads insert concurrently.
 enum HNSWBuilder {
+    /// - Parameter codes: the rows' 8-bit codes, when the index keeps them: the construction
+    ///   walks then score on the codes (a quarter of the bytes per step), and only the
+    ///   candidates they return are measured exactly, for the neighbour selection and pruning.
     static func build(
         vectors: UnsafeBufferPointer<Float>, dimension: Int, metric: Metric, parameters: HNSWParameters, threads: Int,
-        progress: ProgressHandler?
+        codes: QuantizedCodes? = nil, progress: ProgressHandler?
     ) -> HNSWGraph {
         switch metric {
-        case .l2: return build(SquaredL2Kernel.self, vectors, dimension, parameters, threads, progress)
-        case .cosine, .dot: return build(NegatedDotKernel.self, vectors, dimension, parameters, threads, progress)
+        case .l2: return build(SquaredL2Kernel.self, vectors, dimension, metric, parameters, threads, codes, progress)
+        case .cosine, .dot: return build(NegatedDotKernel.self, vectors, dimension, metric, parameters, threads, codes, progress)
         }
     }
 
@@ -66,8 +69,8 @@ enum HNSWBuilder {
     }
 
     private static func build<D: DistanceKernel>(
-        _ kernel: D.Type, _ vectors: UnsafeBufferPointer<Float>, _ dimension: Int, _ parameters: HNSWParameters,
-        _ threads: Int, _ progress: ProgressHandler?
+        _ kernel: D.Type, _ vectors: UnsafeBufferPointer<Float>, _ dimension: Int, _ metric: Metric, _ parameters: HNSWParameters,
+        _ threads: Int, _ codes: QuantizedCodes?, _ progress: ProgressHandler?
     ) -> HNSWGraph {
         let count = vectors.count / dimension
         let graph = HNSWGraph(
@@ -82,9 +85,10 @@ enum HNSWBuilder {
         graph.topLevel = graph.level(of: 0)
         let next = Atomic<Int>(1)
         let done = Atomic<Int>(1)
-        let context = BuildContext(graph: graph, vectors: base, dimension: dimension, locks: locks, parameters: parameters)
+        let context = BuildContext(
+            graph: graph, vectors: base, dimension: dimension, metric: metric, codes: codes, locks: locks, parameters: parameters)
         let worker: @Sendable (Int) -> Void = { _ in
-            let scratch = SearchScratch(nodeCount: count, maxDegree: graph.maxDegree0)
+            let scratch = SearchScratch(nodeCount: count, maxDegree: graph.maxDegree0, dimension: dimension)
             let buffer = scratch.linkBuffer
             while true {
                 let node = next.wrappingAdd(1, ordering: .relaxed).oldValue
@@ -110,6 +114,9 @@ private struct BuildContext: @unchecked Sendable {
     let graph: HNSWGraph
     let vectors: UnsafePointer<Float>
     let dimension: Int
+    let metric: Metric
+    /// The walks' scoring when set (``HNSWBuilder/build(vectors:dimension:metric:parameters:threads:codes:progress:)``).
+    let codes: QuantizedCodes?
     let locks: UnsafeMutablePointer<UInt8>
     let parameters: HNSWParameters
 
@@ -140,7 +147,21 @@ private struct BuildContext: @unchecked Sendable {
         _ kernel: D.Type, _ node: UInt32, level: Int, query: UnsafePointer<Float>, from entry: (node: UInt32, level: Int),
         access: LockedLinks, scratch: SearchScratch, buffer: UnsafeMutablePointer<UInt32>
     ) {
-        let scorer = FloatScorer<D>(query: query, vectors: vectors, dimension: dimension)
+        if let codes {
+            let scorer = QuantizedScorer(query: query, codes: codes, metric: metric, weights: scratch.queryWeights)
+            insertBody(D.self, node, level: level, query: query, from: entry, scorer: scorer, exact: false, access: access, scratch: scratch, buffer: buffer)
+        } else {
+            let scorer = FloatScorer<D>(query: query, vectors: vectors, dimension: dimension)
+            insertBody(D.self, node, level: level, query: query, from: entry, scorer: scorer, exact: true, access: access, scratch: scratch, buffer: buffer)
+        }
+    }
+
+    /// - Parameter exact: whether `scorer` gives exact distances; if not, each layer's
+    ///   candidates are measured again exactly before the neighbours are chosen from them.
+    private func insertBody<D: DistanceKernel, S: NodeScorer>(
+        _ kernel: D.Type, _ node: UInt32, level: Int, query: UnsafePointer<Float>, from entry: (node: UInt32, level: Int),
+        scorer: S, exact: Bool, access: LockedLinks, scratch: SearchScratch, buffer: UnsafeMutablePointer<UInt32>
+    ) {
         var current = entry.node
         var currentDistance = scorer.score(current)
         if entry.level > level {
@@ -161,12 +182,28 @@ private struct BuildContext: @unchecked Sendable {
                 current = nearest.node
                 currentDistance = nearest.distance
             }
+            if !exact { remeasure(D.self, &scratch.selection, from: query) }
             selectDiverse(D.self, &scratch.selection, limit: parameters.m)
             let chosen = scratch.selection.map(\.node)
             setLinks(D.self, of: node, level: layer, to: scratch.selection, scratch: scratch)
             for neighbor in chosen { connect(D.self, neighbor, to: node, level: layer, scratch: scratch) }
             layer -= 1
         }
+    }
+
+    /// Replaces the walk's code distances of `candidates` by exact ones, nearest first. The
+    /// walk read only their codes, so each vector is a miss: `lookahead` of them load while
+    /// one is measured.
+    private func remeasure<D: DistanceKernel>(_ kernel: D.Type, _ candidates: inout [(distance: Float, node: UInt32)], from query: UnsafePointer<Float>) {
+        let lookahead = 8
+        let lines = min(8, (dimension * 4 + 63) / 64)
+        let count = candidates.count
+        for i in 0..<min(lookahead, count) { vdb_prefetch_lines(vector(candidates[i].node), lines) }
+        for i in 0..<count {
+            if i + lookahead < count { vdb_prefetch_lines(vector(candidates[i + lookahead].node), lines) }
+            candidates[i].distance = D.distance(query, vector(candidates[i].node), dimension)
+        }
+        candidates.sort { $0.distance < $1.distance }
     }
 
     /// The neighbour-diversity heuristic: walking candidates nearest first, keep one only if it

@@ -14,14 +14,21 @@ public struct HNSWFamily: IndexFamily {
     public func open(_ segment: Segment) throws -> any VectorIndex { try HNSWIndex(segment: segment, defaultEf: parameters.efSearch) }
 
     public func build(for segment: Segment, threads: Int, progress: ProgressHandler?) throws -> [(SegmentFormat.SectionKind, [UInt8])] {
-        let graph = HNSWBuilder.build(
-            vectors: segment.vectors, dimension: segment.dimension, metric: segment.metric, parameters: parameters, threads: threads,
-            progress: progress)
-        var sections: [(SegmentFormat.SectionKind, [UInt8])] = [(.hnswGraph, graph.serialized())]
-        if parameters.quantizer == .sq8 {
-            let quantizer = ScalarQuantizer.train(vectors: segment.vectors, dimension: segment.dimension)
-            sections.append((.sq8Codes, quantizer.encodeSection(vectors: segment.vectors)))
+        guard parameters.quantizer == .sq8 else {
+            let graph = HNSWBuilder.build(
+                vectors: segment.vectors, dimension: segment.dimension, metric: segment.metric, parameters: parameters, threads: threads,
+                progress: progress)
+            return [(.hnswGraph, graph.serialized())]
         }
-        return sections
+        // The codes come first: the construction walks score on them, as searches do.
+        let quantizer = ScalarQuantizer.train(vectors: segment.vectors, dimension: segment.dimension)
+        let codesSection = quantizer.encodeSection(vectors: segment.vectors)
+        let graph = try codesSection.withUnsafeBytes { (raw) throws(StorageError) in
+            let codes = try QuantizedCodes(section: raw, dimension: segment.dimension, rows: segment.rowCount, name: "new sq8 codes")
+            return HNSWBuilder.build(
+                vectors: segment.vectors, dimension: segment.dimension, metric: segment.metric, parameters: parameters, threads: threads,
+                codes: codes, progress: progress)
+        }
+        return [(.hnswGraph, graph.serialized()), (.sq8Codes, codesSection)]
     }
 }

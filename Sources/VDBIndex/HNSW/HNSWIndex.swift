@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CVDBKernels
 public import VDBCore
 public import VDBStorage
 /// Approximate search over one segment through its HNSW graph (``HNSWGraph``), read in place
@@ -91,8 +92,16 @@ public final class HNSWIndex: VectorIndex {
                 let scorer = QuantizedScorer(query: query, codes: codes, metric: metric, weights: scratch.queryWeights)
                 walk(scorer, graph: graph, ef: ef, accept: accept, scratch: scratch)
                 // The walk ranked by codes; rank its `ef` survivors by their exact vectors.
+                // The vectors are scattered rows: keep `lookahead` of them loading while one is
+                // measured, so the re-rank's misses overlap instead of queueing one by one.
                 let results = scratch.results
+                let lookahead = 8
+                let lines = min(8, (dimension * 4 + 63) / 64)
+                for i in 0..<min(lookahead, results.count) { vdb_prefetch_lines(vectors + Int(results.nodes[i]) * dimension, lines) }
                 for i in 0..<results.count {
+                    if i + lookahead < results.count {
+                        vdb_prefetch_lines(vectors + Int(results.nodes[i + lookahead]) * dimension, lines)
+                    }
                     let node = results.nodes[i]
                     top.insert(distance: D.distance(query, vectors + Int(node) * dimension, dimension), id: idBase + UInt64(node))
                 }

@@ -98,6 +98,9 @@ enum HNSWSearch {
         while !candidates.isEmpty {
             if candidates.topDistance > lowerBound && (!P.filters || results.count == ef) { break }
             let candidate = candidates.pop().node
+            // The next expansion is most likely the new top: start loading its list now, so
+            // its miss overlaps this node's scoring instead of stalling the next step.
+            if !candidates.isEmpty { vdb_prefetch(graph.links(candidates.topNode, level: level)) }
             let (list, count) = access.read(graph, candidate, level: level, into: buffer)
             // Two passes: first drop visited neighbours and request every remaining one, so
             // their cache misses overlap; then score them.

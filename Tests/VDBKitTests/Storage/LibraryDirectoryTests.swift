@@ -16,6 +16,21 @@ struct LibraryDirectoryTests {
         return try Ingestor.ingest(source: &source, dataDirectory: dir.path, options: IngestOptions(library: "lib", replace: replace))
     }
 
+    /// `mkdir -p`: missing parents are made, existing ones are fine, and a file in the way is
+    /// an error.
+    @Test func createDirectoriesMakesMissingParents() throws {
+        let dir = TemporaryDirectory()
+        let deep = dir.path.appending("a/b/c")
+        try createDirectories(deep)
+        #expect(fileExists(deep))
+        try createDirectories(deep)
+        try createDirectories(dir.path.appending("a/b/d"))
+        #expect(fileExists(dir.path.appending("a/b/d")))
+        let file = try FileDescriptor.open(dir.path.appending("f"), .writeOnly, options: [.create], permissions: .ownerReadWrite)
+        try file.close()
+        #expect(throws: Errno.self) { try createDirectories(dir.path.appending("f/x")) }
+    }
+
     @Test func publishSwitchesCurrentAtomically() throws {
         let dir = TemporaryDirectory()
         let first = try ingest(dir, rows: 10, seed: 1)
