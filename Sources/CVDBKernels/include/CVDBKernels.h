@@ -126,9 +126,10 @@ void vdb_dot_bf16_blocked16_batch(const uint16_t *queries, size_t count, size_t 
 void vdb_dot_bf16_blocked16_batch_portable(
     const uint16_t *queries, size_t count, size_t pairs, const uint16_t *blocks, size_t nblocks, float *out);
 
-/// The row of `base` nearest to `q` by squared L2 (the first on ties); `distances` is scratch
-/// of `rows` floats (k-means assignment and PQ encoding in small sub-spaces).
-size_t vdb_nearest_l2sq(const float *q, const float *base, size_t rows, size_t dim, float *distances);
+/// The index of the nearest (squared L2, the first on ties) of `k` centroids stored
+/// transposed, `dim` rows of `k` floats; `distances` has room for `k` floats (scratch). For
+/// k-means assignment and PQ encoding in small sub-spaces.
+size_t vdb_nearest_l2sq_transposed(const float *q, const float *centroids_t, size_t k, size_t dim, float *distances);
 
 /// IEEE 754 binary16 (float16) vectors: conversions (round to nearest even) and distances from
 /// a float query to a half row. `_portable` variants are the software conversions, for tests.

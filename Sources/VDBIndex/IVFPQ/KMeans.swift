@@ -18,18 +18,24 @@ enum KMeans {
     /// for inner products). `iterationDone` hears the number of rounds finished.
     static func train(
         data: UnsafeBufferPointer<Float>, dimension: Int, k: Int, iterations: Int = 12, seed: UInt64, threads: Int = 1,
-        spherical: Bool = false, innerProduct: Bool = false, iterationDone: ((Int) -> Void)? = nil
+        spherical: Bool = false, innerProduct: Bool = false, from initial: [Float]? = nil, iterationDone: ((Int) -> Void)? = nil
     ) -> [Float] {
         let n = data.count / dimension
         precondition(n >= 1 && k >= 1, "k-means needs data and at least one centroid")
         var rng = SeededGenerator(seed: seed)
         var centroids = [Float](repeating: 0, count: k * dimension)
-        // Distinct starting rows (with repeats only when there are fewer rows than centroids).
-        var order = Array(0..<n)
-        for i in 0..<min(k, n) { order.swapAt(i, i + Int(rng.next() % UInt64(n - i))) }
-        for c in 0..<k {
-            let row = order[c % n]
-            for j in 0..<dimension { centroids[c * dimension + j] = data[row * dimension + j] }
+        if let initial {
+            // Going on from earlier rounds (IVF-PQ's probe of two rules, then the winner's rest).
+            precondition(initial.count == k * dimension, "initial centroids must be k x dimension")
+            centroids = initial
+        } else {
+            // Distinct starting rows (with repeats only when there are fewer rows than centroids).
+            var order = Array(0..<n)
+            for i in 0..<min(k, n) { order.swapAt(i, i + Int(rng.next() % UInt64(n - i))) }
+            for c in 0..<k {
+                let row = order[c % n]
+                for j in 0..<dimension { centroids[c * dimension + j] = data[row * dimension + j] }
+            }
         }
         var assignment = [Int32](repeating: 0, count: n)
         var sums = [Double](repeating: 0, count: k * dimension)
@@ -65,6 +71,16 @@ enum KMeans {
         return centroids
     }
 
+    /// `k` rows of `dimension` floats as `dimension` rows of `k` (``vdb_nearest_l2sq_transposed``);
+    /// the caller deallocates.
+    static func transposed(_ rows: UnsafeBufferPointer<Float>, k: Int, dimension: Int) -> UnsafeMutablePointer<Float> {
+        let out = UnsafeMutablePointer<Float>.allocate(capacity: k * dimension)
+        for c in 0..<k {
+            for t in 0..<dimension { out[t * k + c] = rows[c * dimension + t] }
+        }
+        return out
+    }
+
     /// The nearest centroid (squared L2) of every row, or with `innerProduct` the one of largest
     /// inner product (always through BLAS).
     static func assign(
@@ -76,12 +92,15 @@ enum KMeans {
         centroids.withUnsafeBufferPointer { c in
             assignment.withUnsafeMutableBufferPointer { out in
                 if dimension <= directAssignmentDimension && !innerProduct {
-                    // Workers write disjoint ranges of `out` and only read the rest.
-                    let (rows, centres, result) = (data.baseAddress!, c.baseAddress!, out.baseAddress!)
+                    // Workers write disjoint ranges of `out` and only read the rest. The centroids
+                    // go transposed, so each component is one vectorised pass over all of them.
+                    let transposed = Self.transposed(c, k: k, dimension: dimension)
+                    defer { transposed.deallocate() }
+                    let (rows, centres, result) = (data.baseAddress!, UnsafePointer(transposed), out.baseAddress!)
                     Parallel.forEachBlock(count: n, blockSize: 1024, threads: threads) { range in
                         let distances = UnsafeMutablePointer<Float>.allocate(capacity: k)
                         defer { distances.deallocate() }
-                        for r in range { result[r] = Int32(vdb_nearest_l2sq(rows + r * dimension, centres, k, dimension, distances)) }
+                        for r in range { result[r] = Int32(vdb_nearest_l2sq_transposed(rows + r * dimension, centres, k, dimension, distances)) }
                     }
                 } else {
                     // BLAS products (OpenBLAS threads them itself), 4096 rows at a time.

@@ -138,9 +138,10 @@ struct DistanceKernelTests {
                 #expect(Array(batchTables[i * m * 256..<(i + 1) * m * 256]) == one, "batched tables, query \(i)")
                 #expect(zip(batchDots[i * blocks * 16..<(i + 1) * blocks * 16], dots).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($1)) }, "batched products, query \(i)")
             }
-            // Nearest codeword of sub-space 0 for the query's first sub-vector.
+            // Nearest codeword of sub-space 0 for the query's first sub-vector, from the
+            // transposed codebook (sub rows of 256).
             var scratch = [Float](repeating: 0, count: 256)
-            let nearest = vdb_nearest_l2sq(q, books, 256, sub, &scratch)
+            let nearest = vdb_nearest_l2sq_transposed(q, transposed, 256, sub, &scratch)
             let distances = (0..<256).map { c in (0..<sub).reduce(Float(0)) { $0 + (q[$1] - books[c * sub + $1]) * (q[$1] - books[c * sub + $1]) } }
             #expect(abs(distances[nearest] - distances.min()!) <= 1e-5 * max(1, distances.min()!))
         }
