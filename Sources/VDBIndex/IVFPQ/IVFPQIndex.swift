@@ -160,11 +160,7 @@ public final class IVFPQIndex: VectorIndex, @unchecked Sendable {
         }
         let (m, sub) = (layout.m, layout.subDimension)
         codebooksTransposed = .allocate(capacity: m * sub * 256)
-        for j in 0..<m {
-            for c in 0..<256 {
-                for t in 0..<sub { codebooksTransposed[(j * sub + t) * 256 + c] = codebooks[(j * 256 + c) * sub + t] }
-            }
-        }
+        for j in 0..<m { KMeans.transpose(codebooks + j * 256 * sub, k: 256, dimension: sub, into: codebooksTransposed + j * sub * 256) }
         self.layout = layout
         self.segment = segment
         self.defaults = defaults

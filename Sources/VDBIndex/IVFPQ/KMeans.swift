@@ -71,14 +71,12 @@ enum KMeans {
         return centroids
     }
 
-    /// `k` rows of `dimension` floats as `dimension` rows of `k` (``vdb_nearest_l2sq_transposed``);
-    /// the caller deallocates.
-    static func transposed(_ rows: UnsafeBufferPointer<Float>, k: Int, dimension: Int) -> UnsafeMutablePointer<Float> {
-        let out = UnsafeMutablePointer<Float>.allocate(capacity: k * dimension)
+    /// Writes `k` rows of `dimension` floats into `out` as `dimension` rows of `k`: the layout
+    /// of ``vdb_nearest_l2sq_transposed`` and of the PQ query tables' codebooks.
+    static func transpose(_ rows: UnsafePointer<Float>, k: Int, dimension: Int, into out: UnsafeMutablePointer<Float>) {
         for c in 0..<k {
             for t in 0..<dimension { out[t * k + c] = rows[c * dimension + t] }
         }
-        return out
     }
 
     /// The nearest centroid (squared L2) of every row, or with `innerProduct` the one of largest
@@ -94,8 +92,9 @@ enum KMeans {
                 if dimension <= directAssignmentDimension && !innerProduct {
                     // Workers write disjoint ranges of `out` and only read the rest. The centroids
                     // go transposed, so each component is one vectorised pass over all of them.
-                    let transposed = Self.transposed(c, k: k, dimension: dimension)
+                    let transposed = UnsafeMutablePointer<Float>.allocate(capacity: k * dimension)
                     defer { transposed.deallocate() }
+                    Self.transpose(c.baseAddress!, k: k, dimension: dimension, into: transposed)
                     let (rows, centres, result) = (data.baseAddress!, UnsafePointer(transposed), out.baseAddress!)
                     Parallel.forEachBlock(count: n, blockSize: 1024, threads: threads) { range in
                         let distances = UnsafeMutablePointer<Float>.allocate(capacity: k)
