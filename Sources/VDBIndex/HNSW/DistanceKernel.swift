@@ -39,3 +39,10 @@ struct RowsInSet: RowPredicate {
     let set: RowSet
     @inline(__always) func accepts(_ row: UInt32) -> Bool { set.contains(row) }
 }
+
+/// Nodes of a renumbered graph whose rows are in a set.
+struct NodesWithRowsInSet: RowPredicate {
+    let set: RowSet
+    let rows: UnsafePointer<UInt32>
+    @inline(__always) func accepts(_ node: UInt32) -> Bool { set.contains(rows[Int(node)]) }
+}

@@ -29,6 +29,12 @@ public struct HNSWFamily: IndexFamily {
                 vectors: segment.vectors, dimension: segment.dimension, metric: segment.metric, parameters: parameters, threads: threads,
                 codes: codes, progress: progress)
         }
-        return [(.hnswGraph, graph.serialized()), (.sq8Codes, codesSection)]
+        // Built in row order (the insertion order is the rows'), then renumbered so nodes near
+        // in space are near in memory; the codes follow the nodes. Walks see the same graph.
+        let order = LocalityOrder.order(vectors: segment.vectors, dimension: segment.dimension, seed: parameters.seed, threads: threads)
+        return [
+            (.hnswGraph, graph.renumbered(by: order).serialized()),
+            (.sq8Codes, ScalarQuantizer.reordered(section: codesSection, by: order, dimension: segment.dimension)),
+        ]
     }
 }

@@ -7,11 +7,15 @@ import VDBStorage
 /// (2M) and upper-layer degree ≤ `maxDegree` (M); no self links; every link names a node that
 /// exists on that layer; the entry point is on the top layer.
 ///
-/// Serialized as the segment section `hnsw graph`, format 1, little-endian:
+/// Nodes are numbered either as the segment's rows (format 1) or in an order of their own
+/// (format 2, ``LocalityOrder``), in which case `rows` maps each node to its row and the
+/// segment's codes are stored in node order too.
+///
+/// Serialized as the segment section `hnsw graph`, format 1 or 2, little-endian:
 ///
 /// | offset | size | field |
 /// |-------:|-----:|-------|
-/// | 0 | 4 | graph format (1) |
+/// | 0 | 4 | graph format (1 or 2) |
 /// | 4 | 4 | M (upper-layer degree) |
 /// | 8 | 4 | layer-0 degree (2M) |
 /// | 12 | 4 | ef_construction used |
@@ -24,6 +28,7 @@ import VDBStorage
 /// | aligned 64 | n | level of each node (UInt8) |
 /// | aligned 64 | n·4 | first upper block of each node |
 /// | aligned 64 | blocks·(M+1)·4 | upper layers: per (node, level ≥ 1), count then M slots |
+/// | aligned 64 | n·4 | format 2 only: the row of each node (a permutation) |
 final class HNSWGraph: @unchecked Sendable {
     // @unchecked Sendable: after `build` returns, nothing writes these arrays; while building,
     // writes to a node's lists happen only under that node's lock (HNSWBuilder).
@@ -38,10 +43,15 @@ final class HNSWGraph: @unchecked Sendable {
     let upperStart: UnsafeMutablePointer<UInt32>
     let upperLinks: UnsafeMutablePointer<UInt32>
     let upperBlockCount: Int
+    /// The row of each node, when nodes are not numbered as rows (format 2).
+    private(set) var rows: UnsafeMutablePointer<UInt32>?
     /// The memory the arrays live in when they are not owned (a mapped segment).
     private let backing: AnyObject?
 
+    /// Nodes numbered as rows.
     static let formatVersion: UInt32 = 1
+    /// Nodes in an order of their own, with the row of each.
+    static let orderedFormatVersion: UInt32 = 2
     static let headerSize = 64
 
     var stride0: Int { maxDegree0 + 1 }
@@ -76,7 +86,10 @@ final class HNSWGraph: @unchecked Sendable {
         func bad(_ what: String) -> StorageError { StorageError(.corruptSegment, "\(name): hnsw graph section: \(what)") }
         guard section.count >= Self.headerSize else { throw bad("shorter than its header") }
         let format: UInt32 = section.loadLittleEndian(at: 0)
-        guard format == Self.formatVersion else { throw StorageError(.versionMismatch, "\(name): hnsw graph format \(format); this build reads \(Self.formatVersion)") }
+        guard format == Self.formatVersion || format == Self.orderedFormatVersion else {
+            throw StorageError(
+                .versionMismatch, "\(name): hnsw graph format \(format); this build reads \(Self.formatVersion) and \(Self.orderedFormatVersion)")
+        }
         maxDegree = Int(section.loadLittleEndian(at: 4, as: UInt32.self))
         maxDegree0 = Int(section.loadLittleEndian(at: 8, as: UInt32.self))
         efConstruction = Int(section.loadLittleEndian(at: 12, as: UInt32.self))
@@ -87,15 +100,18 @@ final class HNSWGraph: @unchecked Sendable {
         guard nodeCount == expectedNodes, maxDegree >= 1, maxDegree <= 4096, maxDegree0 >= maxDegree, maxDegree0 <= 8192,
               nodeCount == 0 || Int(entryPoint) < nodeCount, topLevel < 64
         else { throw bad("implausible header (\(nodeCount) nodes for \(expectedNodes) rows, M \(maxDegree))") }
-        let layout = Self.layout(nodes: nodeCount, maxDegree: maxDegree, maxDegree0: maxDegree0, blocks: upperBlockCount)
+        let ordered = format == Self.orderedFormatVersion
+        let layout = Self.layout(nodes: nodeCount, maxDegree: maxDegree, maxDegree0: maxDegree0, blocks: upperBlockCount, ordered: ordered)
         guard section.count == layout.total else { throw bad("is \(section.count) bytes; \(layout.total) expected") }
         let base = UnsafeMutableRawPointer(mutating: section.baseAddress!)
         level0 = (base + layout.level0).assumingMemoryBound(to: UInt32.self)
         levels = (base + layout.levels).assumingMemoryBound(to: UInt8.self)
         upperStart = (base + layout.upperStart).assumingMemoryBound(to: UInt32.self)
         upperLinks = (base + layout.upperLinks).assumingMemoryBound(to: UInt32.self)
+        rows = ordered ? (base + layout.rows).assumingMemoryBound(to: UInt32.self) : nil
         self.backing = backing
         try validateLinks(name: name)
+        try validateRows(name: name)
     }
 
     deinit {
@@ -104,7 +120,37 @@ final class HNSWGraph: @unchecked Sendable {
         levels.deallocate()
         upperStart.deallocate()
         upperLinks.deallocate()
+        rows?.deallocate()
     }
+
+    /// The same graph with its nodes renumbered: node i of the result is node (row)
+    /// `order[i]` of this one, and the result records that row. Links, levels and the entry
+    /// point move with their nodes, so every walk visits the same rows as before.
+    func renumbered(by order: [UInt32]) -> HNSWGraph {
+        precondition(rows == nil && order.count == nodeCount, "renumbering needs a row-numbered graph and one node per row")
+        var position = [UInt32](repeating: 0, count: nodeCount)
+        for (node, row) in order.enumerated() { position[Int(row)] = UInt32(node) }
+        let out = HNSWGraph(levels: order.map { levels[Int($0)] }, maxDegree: maxDegree, efConstruction: efConstruction)
+        for node in 0..<nodeCount {
+            let old = order[node]
+            for level in 0...level(of: old) {
+                let source = links(old, level: level), target = out.links(UInt32(node), level: level)
+                let count = Int(source[0])
+                target[0] = source[0]
+                for i in 0..<count { target[i + 1] = position[Int(source[i + 1])] }
+            }
+        }
+        out.entryPoint = nodeCount > 0 ? position[Int(entryPoint)] : 0
+        out.topLevel = topLevel
+        let rows = UnsafeMutablePointer<UInt32>.allocate(capacity: max(1, nodeCount))
+        rows.initialize(from: order, count: nodeCount)
+        out.rows = rows
+        return out
+    }
+
+    /// The row of `node`.
+    @inline(__always)
+    func row(of node: UInt32) -> UInt32 { rows.map { $0[Int(node)] } ?? node }
 
     /// The count-prefixed neighbour list of `node` on `level`.
     @inline(__always)
@@ -117,27 +163,32 @@ final class HNSWGraph: @unchecked Sendable {
     func level(of node: UInt32) -> Int { Int(levels[Int(node)]) }
 
     /// Bytes of the graph's arrays.
-    var memoryFootprint: Int {
-        Self.layout(nodes: nodeCount, maxDegree: maxDegree, maxDegree0: maxDegree0, blocks: upperBlockCount).total
+    var memoryFootprint: Int { layout.total }
+
+    private var layout: (level0: Int, levels: Int, upperStart: Int, upperLinks: Int, rows: Int, total: Int) {
+        Self.layout(nodes: nodeCount, maxDegree: maxDegree, maxDegree0: maxDegree0, blocks: upperBlockCount, ordered: rows != nil)
     }
 
-    static func layout(nodes: Int, maxDegree: Int, maxDegree0: Int, blocks: Int)
-        -> (level0: Int, levels: Int, upperStart: Int, upperLinks: Int, total: Int)
+    static func layout(nodes: Int, maxDegree: Int, maxDegree0: Int, blocks: Int, ordered: Bool)
+        -> (level0: Int, levels: Int, upperStart: Int, upperLinks: Int, rows: Int, total: Int)
     {
         let level0 = headerSize
         let levels = SegmentFormat.aligned(level0 + nodes * (maxDegree0 + 1) * 4)
         let upperStart = SegmentFormat.aligned(levels + nodes)
         let upperLinks = SegmentFormat.aligned(upperStart + nodes * 4)
-        return (level0, levels, upperStart, upperLinks, upperLinks + blocks * (maxDegree + 1) * 4)
+        let end = upperLinks + blocks * (maxDegree + 1) * 4
+        guard ordered else { return (level0, levels, upperStart, upperLinks, end, end) }
+        let rows = SegmentFormat.aligned(end)
+        return (level0, levels, upperStart, upperLinks, rows, rows + nodes * 4)
     }
 
     /// The section bytes (see the type's layout table).
     func serialized() -> [UInt8] {
-        let layout = Self.layout(nodes: nodeCount, maxDegree: maxDegree, maxDegree0: maxDegree0, blocks: upperBlockCount)
+        let layout = self.layout
         var out = [UInt8](repeating: 0, count: layout.total)
         out.withUnsafeMutableBytes { raw in
             let header: [UInt32] = [
-                Self.formatVersion, UInt32(maxDegree), UInt32(maxDegree0), UInt32(efConstruction), UInt32(nodeCount),
+                rows == nil ? Self.formatVersion : Self.orderedFormatVersion, UInt32(maxDegree), UInt32(maxDegree0), UInt32(efConstruction), UInt32(nodeCount),
                 entryPoint, UInt32(topLevel), UInt32(upperBlockCount),
             ]
             for (i, v) in header.enumerated() { raw.storeBytes(of: v.littleEndian, toByteOffset: i * 4, as: UInt32.self) }
@@ -145,8 +196,22 @@ final class HNSWGraph: @unchecked Sendable {
             (raw.baseAddress! + layout.levels).copyMemory(from: levels, byteCount: nodeCount)
             (raw.baseAddress! + layout.upperStart).copyMemory(from: upperStart, byteCount: nodeCount * 4)
             (raw.baseAddress! + layout.upperLinks).copyMemory(from: upperLinks, byteCount: upperBlockCount * strideUpper * 4)
+            if let rows { (raw.baseAddress! + layout.rows).copyMemory(from: rows, byteCount: nodeCount * 4) }
         }
         return out
+    }
+
+    /// Checks that a format-2 graph's rows are a permutation: every row exactly once.
+    private func validateRows(name: String) throws(StorageError) {
+        guard let rows else { return }
+        var seen = [Bool](repeating: false, count: nodeCount)
+        for node in 0..<nodeCount {
+            let row = Int(rows[node])
+            guard row < nodeCount, !seen[row] else {
+                throw StorageError(.corruptSegment, "\(name): hnsw graph section: node \(node) names row \(row) out of range or twice")
+            }
+            seen[row] = true
+        }
     }
 
     /// Checks the structural invariants on a graph read from disk, so a bad file is an error

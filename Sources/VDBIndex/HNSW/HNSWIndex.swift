@@ -29,6 +29,11 @@ public final class HNSWIndex: VectorIndex {
         let codes = try segment.sq8Section.map { (s) throws(StorageError) in
             try QuantizedCodes(section: s, dimension: segment.dimension, rows: segment.rowCount, name: name)
         }
+        // Node-ordered codes belong to a node-ordered graph, and such a graph is only walked
+        // on its codes (the float vectors stay in row order).
+        guard (graph.rows != nil) == (codes?.inNodeOrder ?? false) else {
+            throw StorageError(.corruptSegment, "\(name): the hnsw graph's node order and the sq8 codes' order disagree")
+        }
         self.init(segment: segment, graph: graph, codes: codes, defaultEf: defaultEf)
     }
 
@@ -71,11 +76,23 @@ public final class HNSWIndex: VectorIndex {
         precondition(query.count == segment.dimension, "query dimension differs from the segment's")
         guard graph.nodeCount > 0, let q = query.baseAddress, let vectors = vectors.baseAddress else { return }
         let ef = max(parameters.ef ?? defaultEf, k)
-        switch (segment.metric, filter) {
-        case (.l2, nil): run(SquaredL2Kernel.self, q, vectors, k: k, ef: ef, accept: AllRows(), idBase: idBase, into: &results)
-        case (.l2, let set?): run(SquaredL2Kernel.self, q, vectors, k: k, ef: ef, accept: RowsInSet(set: set), idBase: idBase, into: &results)
-        case (_, nil): run(NegatedDotKernel.self, q, vectors, k: k, ef: ef, accept: AllRows(), idBase: idBase, into: &results)
-        case (_, let set?): run(NegatedDotKernel.self, q, vectors, k: k, ef: ef, accept: RowsInSet(set: set), idBase: idBase, into: &results)
+        switch segment.metric {
+        case .l2: run(SquaredL2Kernel.self, q, vectors, k: k, ef: ef, filter: filter, idBase: idBase, into: &results)
+        case .cosine, .dot: run(NegatedDotKernel.self, q, vectors, k: k, ef: ef, filter: filter, idBase: idBase, into: &results)
+        }
+    }
+
+    /// Picks the walk's node predicate: the filter's rows, looked up through the node order
+    /// when the graph has one.
+    private func run<D: DistanceKernel>(
+        _ kernel: D.Type, _ query: UnsafePointer<Float>, _ vectors: UnsafePointer<Float>, k: Int, ef: Int, filter: RowSet?,
+        idBase: UInt64, into top: inout TopK
+    ) {
+        switch (filter, graph.rows) {
+        case (nil, _): run(D.self, query, vectors, k: k, ef: ef, accept: AllRows(), idBase: idBase, into: &top)
+        case (let set?, nil): run(D.self, query, vectors, k: k, ef: ef, accept: RowsInSet(set: set), idBase: idBase, into: &top)
+        case (let set?, let rows?):
+            run(D.self, query, vectors, k: k, ef: ef, accept: NodesWithRowsInSet(set: set, rows: UnsafePointer(rows)), idBase: idBase, into: &top)
         }
     }
 
@@ -97,13 +114,15 @@ public final class HNSWIndex: VectorIndex {
                 let results = scratch.results
                 let lookahead = 8
                 let lines = min(8, (dimension * 4 + 63) / 64)
-                for i in 0..<min(lookahead, results.count) { vdb_prefetch_lines(vectors + Int(results.nodes[i]) * dimension, lines) }
+                for i in 0..<min(lookahead, results.count) {
+                    vdb_prefetch_lines(vectors + Int(graph.row(of: results.nodes[i])) * dimension, lines)
+                }
                 for i in 0..<results.count {
                     if i + lookahead < results.count {
-                        vdb_prefetch_lines(vectors + Int(results.nodes[i + lookahead]) * dimension, lines)
+                        vdb_prefetch_lines(vectors + Int(graph.row(of: results.nodes[i + lookahead])) * dimension, lines)
                     }
-                    let node = results.nodes[i]
-                    top.insert(distance: D.distance(query, vectors + Int(node) * dimension, dimension), id: idBase + UInt64(node))
+                    let row = graph.row(of: results.nodes[i])
+                    top.insert(distance: D.distance(query, vectors + Int(row) * dimension, dimension), id: idBase + UInt64(row))
                 }
             } else {
                 let scorer = FloatScorer<D>(query: query, vectors: vectors, dimension: dimension)

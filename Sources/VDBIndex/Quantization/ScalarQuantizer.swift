@@ -6,24 +6,27 @@ import VDBStorage
 /// x ≈ min[i] + scale[i] · c. Graph traversal scores these codes (a quarter of the bytes of the
 /// float vectors) and the final candidates are re-ranked with the exact vectors.
 ///
-/// Stored as the segment section `sq8 codes`, format 1, little-endian:
+/// Stored as the segment section `sq8 codes`, format 1 (codes in row order) or 2 (codes in
+/// the node order of the segment's format-2 HNSW graph), little-endian:
 ///
 /// | offset | size | field |
 /// |-------:|-----:|-------|
-/// | 0 | 4 | format (1) |
+/// | 0 | 4 | format (1 or 2) |
 /// | 4 | 4 | dimension d |
 /// | 8 | 8 | rows n |
 /// | 16 | 48 | reserved, zero |
 /// | 64 | 4d | min per dimension (Float32) |
 /// | 64 + 4d | 4d | scale per dimension (Float32) |
-/// | aligned 64 | 4n | squared norm of each decoded row (Float32) |
-/// | aligned 64 | n·d | codes, row-major (UInt8) |
+/// | aligned 64 | 4n | squared norm of each decoded row (Float32), in code order |
+/// | aligned 64 | n·d | codes, one row after another (UInt8) |
 struct ScalarQuantizer {
     let dimension: Int
     let mins: [Float]
     let scales: [Float]
 
     static let formatVersion: UInt32 = 1
+    /// Codes in graph node order.
+    static let nodeOrderFormatVersion: UInt32 = 2
 
     /// Fits the per-dimension range to the rows.
     static func train(vectors: UnsafeBufferPointer<Float>, dimension: Int) -> ScalarQuantizer {
@@ -73,6 +76,24 @@ struct ScalarQuantizer {
         return out
     }
 
+    /// A format-1 section's codes and norms put in node order: entry i is row `order[i]`'s.
+    static func reordered(section: [UInt8], by order: [UInt32], dimension: Int) -> [UInt8] {
+        let layout = Self.layout(dimension: dimension, rows: order.count)
+        precondition(section.count == layout.total, "the section does not hold these rows")
+        var out = section
+        out.withUnsafeMutableBytes { target in
+            section.withUnsafeBytes { source in
+                target.storeBytes(of: nodeOrderFormatVersion.littleEndian, toByteOffset: 0, as: UInt32.self)
+                for (node, row) in order.enumerated() {
+                    (target.baseAddress! + layout.norms + 4 * node).copyMemory(from: source.baseAddress! + layout.norms + 4 * Int(row), byteCount: 4)
+                    (target.baseAddress! + layout.codes + dimension * node)
+                        .copyMemory(from: source.baseAddress! + layout.codes + dimension * Int(row), byteCount: dimension)
+                }
+            }
+        }
+        return out
+    }
+
     static func layout(dimension: Int, rows: Int) -> (mins: Int, scales: Int, norms: Int, codes: Int, total: Int) {
         let mins = 64
         let scales = mins + 4 * dimension
@@ -91,14 +112,19 @@ struct QuantizedCodes: @unchecked Sendable {
     let scales: UnsafePointer<Float>
     let norms: UnsafePointer<Float>
     let codes: UnsafePointer<UInt8>
+    /// Whether the codes are in graph node order (format 2) rather than row order.
+    let inNodeOrder: Bool
 
     init(section: UnsafeRawBufferPointer, dimension expected: Int, rows expectedRows: Int, name: String) throws(StorageError) {
         func bad(_ what: String) -> StorageError { StorageError(.corruptSegment, "\(name): sq8 codes section: \(what)") }
         guard section.count >= 64 else { throw bad("shorter than its header") }
         let format: UInt32 = section.loadLittleEndian(at: 0)
-        guard format == ScalarQuantizer.formatVersion else {
-            throw StorageError(.versionMismatch, "\(name): sq8 codes format \(format); this build reads \(ScalarQuantizer.formatVersion)")
+        guard format == ScalarQuantizer.formatVersion || format == ScalarQuantizer.nodeOrderFormatVersion else {
+            throw StorageError(
+                .versionMismatch,
+                "\(name): sq8 codes format \(format); this build reads \(ScalarQuantizer.formatVersion) and \(ScalarQuantizer.nodeOrderFormatVersion)")
         }
+        inNodeOrder = format == ScalarQuantizer.nodeOrderFormatVersion
         dimension = Int(section.loadLittleEndian(at: 4, as: UInt32.self))
         rows = Int(section.loadLittleEndian(at: 8, as: UInt64.self))
         guard dimension == expected, rows == expectedRows else { throw bad("has \(rows) x \(dimension) codes for \(expectedRows) x \(expected) rows") }
