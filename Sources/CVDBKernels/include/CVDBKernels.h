@@ -131,6 +131,13 @@ void vdb_dot_bf16_blocked16_batch_portable(
 /// k-means assignment and PQ encoding in small sub-spaces.
 size_t vdb_nearest_l2sq_transposed(const float *q, const float *centroids_t, size_t k, size_t dim, float *distances);
 
+/// The first index of the smallest `offsets[j] + scale · scores[j]` over `k` (`offsets` may be
+/// NULL for zero): a k-means assignment from a row of BLAS products (scale −2 and the
+/// centroids' squared norms for L2; scale −1 for the largest inner product). `_portable` is
+/// the scalar loop, for tests.
+size_t vdb_argmin_affine(const float *scores, const float *offsets, float scale, size_t k);
+size_t vdb_argmin_affine_portable(const float *scores, const float *offsets, float scale, size_t k);
+
 /// IEEE 754 binary16 (float16) vectors: conversions (round to nearest even) and distances from
 /// a float query to a half row. `_portable` variants are the software conversions, for tests.
 void vdb_f16_to_f32(const uint16_t *in, float *out, size_t n);

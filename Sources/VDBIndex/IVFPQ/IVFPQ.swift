@@ -137,8 +137,19 @@ enum IVFPQBuilder {
     /// pypi-dev (1,379 lists) and synthetic 100k x 384 (1,024 lists), and saved 17-24% of the build.
     static let coarseRounds = 10
     /// Rounds each cosine rule trains before the choice between them (``build``).
-    static let coarseProbeRounds = 5
+    static let coarseProbeRounds = 3
     static let codebookRounds = 25
+    /// Of those, the first rounds run on a quarter-size sample (64 rows per codeword): the
+    /// codewords move most early, when a rough fit is all a round buys, and the last rounds
+    /// polish them on every sample row. Measured on pypi-dev (1,379 lists, m 96, with 3 probe
+    /// rounds): the build went from 19.8 s to 14.8 s, recall@10 per nprobe 1-64 within 0.003
+    /// of 25 full rounds on PQ estimates and within 0.001 re-ranked.
+    static let codebookWarmRounds = 15
+    static let codebookWarmRows = 64 * 256
+    /// Rows each codebook trains on: 256 per codeword, FAISS's cap. A million-row build
+    /// otherwise trains its 256 codewords on the coarse sample's 256,000 rows, 4x the work
+    /// for codewords of the same quality.
+    static let codebookSampleRows = 256 * 256
 
     /// Trains the quantizers on (a sample of) the rows and encodes every row, on `threads`
     /// threads, reporting phases "ivf-pq coarse" (k-means rounds), "ivf-pq codebooks"
@@ -218,15 +229,21 @@ enum IVFPQBuilder {
                 progress?(ProgressEvent(phase: "ivf-pq codebooks", completed: done, total: m, unit: "sub-quantizers"))
             }) { range in
                 for j in range {
-                    var residuals = [Float](repeating: 0, count: sampleSize * sub)
-                    for r in 0..<sampleSize {
+                    // The first rows of the (already shuffled) coarse sample.
+                    let rows = min(sampleSize, Self.codebookSampleRows)
+                    var residuals = [Float](repeating: 0, count: rows * sub)
+                    for r in 0..<rows {
                         let owner = Int(owners[r])
                         for t in 0..<sub {
                             residuals[r * sub + t] = samples[r * dimension + j * sub + t] - centroids[owner * dimension + j * sub + t]
                         }
                     }
-                    let book = residuals.withUnsafeBufferPointer {
-                        KMeans.train(data: $0, dimension: sub, k: 256, iterations: Self.codebookRounds, seed: seed &+ UInt64(j))
+                    let book = residuals.withUnsafeBufferPointer { all in
+                        let warm = rows > 2 * Self.codebookWarmRows ? Self.codebookWarmRounds : 0
+                        let start = warm == 0 ? nil : KMeans.train(
+                            data: UnsafeBufferPointer(rebasing: all[0..<(Self.codebookWarmRows * sub)]), dimension: sub, k: 256,
+                            iterations: warm, seed: seed &+ UInt64(j))
+                        return KMeans.train(data: all, dimension: sub, k: 256, iterations: Self.codebookRounds - warm, seed: seed &+ UInt64(j), from: start)
                     }
                     book.withUnsafeBufferPointer { (books + j * 256 * sub).update(from: $0.baseAddress!, count: 256 * sub) }
                 }

@@ -1,3 +1,4 @@
+import COpenBLAS
 import CVDBKernels
 import VDBCore
 import VDBKernels
@@ -102,19 +103,33 @@ enum KMeans {
                         for r in range { result[r] = Int32(vdb_nearest_l2sq_transposed(rows + r * dimension, centres, k, dimension, distances)) }
                     }
                 } else {
-                    // BLAS products (OpenBLAS threads them itself), 4096 rows at a time.
-                    let block = 4096
-                    var heaps = [TopK](repeating: TopK(k: 1), count: block)
-                    var start = 0
-                    while start < n {
-                        let count = min(block, n - start)
-                        if count < heaps.count { heaps.removeLast(heaps.count - count) }
-                        for i in heaps.indices { heaps[i].reset(k: 1) }
-                        BatchScoring.search(
-                            queries: UnsafeBufferPointer(rebasing: data[start * dimension..<(start + count) * dimension]), base: c,
-                            dimension: dimension, metric: innerProduct ? .dot : .l2, idBase: 0, into: &heaps)
-                        for i in 0..<count { heaps[i].forEachUnordered { _, id in out[start + i] = Int32(id) } }
-                        start += count
+                    // A block of rows times every centroid in one BLAS product (OpenBLAS threads
+                    // it itself), then each row's best column found by vectorised scans on all
+                    // threads: ‖c‖² − 2⟨x, c⟩ for L2 (‖x‖² is the same for every c), −⟨x, c⟩ for
+                    // inner products. Blocks keep the products near 16 MiB.
+                    let block = max(256, min(4096, (4 << 20) / k))
+                    let scores = UnsafeMutablePointer<Float>.allocate(capacity: block * k)
+                    defer { scores.deallocate() }
+                    var norms = [Float](repeating: 0, count: k)
+                    if !innerProduct {
+                        for j in 0..<k { norms[j] = vdb_dot_f32(c.baseAddress! + j * dimension, c.baseAddress! + j * dimension, dimension) }
+                    }
+                    norms.withUnsafeBufferPointer { norms in
+                        let (rows, centres, result) = (data.baseAddress!, c.baseAddress!, out.baseAddress!)
+                        let offsets = innerProduct ? nil : norms.baseAddress
+                        let scale: Float = innerProduct ? -1 : -2
+                        var start = 0
+                        while start < n {
+                            let count = min(block, n - start)
+                            cblas_sgemm(
+                                CblasRowMajor, CblasNoTrans, CblasTrans, Int32(count), Int32(k), Int32(dimension), 1,
+                                rows + start * dimension, Int32(dimension), centres, Int32(dimension), 0, scores, Int32(k))
+                            let (products, first) = (UnsafePointer(scores), start)
+                            Parallel.forEachBlock(count: count, blockSize: 256, threads: threads) { range in
+                                for i in range { result[first + i] = Int32(vdb_argmin_affine(products + i * k, offsets, scale, k)) }
+                            }
+                            start += count
+                        }
                     }
                 }
             }

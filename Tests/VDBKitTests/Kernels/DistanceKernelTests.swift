@@ -147,6 +147,41 @@ struct DistanceKernelTests {
         }
     }
 
+    /// Nearest-codeword search over a transposed codebook returns the first index of the
+    /// minimum, ties included: small integer components make the distances exact in float and
+    /// tie often, so any lane or tail order other than "first" shows. Sizes cover the fused
+    /// kernel's blocks of 8, its scalar tail, k < 8 and sub-spaces above 16 components.
+    @Test func nearestCodewordPicksTheFirstMinimum() async {
+        await propertyCheck(count: 300, input: Gen.int(in: 1...20), Gen.int(in: 1...300), Gen.uint64(in: 0...UInt64.max)) { dim, k, seed in
+            var rng = SeededGenerator(seed: seed)
+            let centroids = (0..<(k * dim)).map { _ in Float(Int(rng.next() % 4)) }
+            let q = (0..<dim).map { _ in Float(Int(rng.next() % 4)) }
+            var transposed = [Float](repeating: 0, count: k * dim)
+            for c in 0..<k { for t in 0..<dim { transposed[t * k + c] = centroids[c * dim + t] } }
+            let distances = (0..<k).map { c in (0..<dim).reduce(Float(0)) { $0 + (q[$1] - centroids[c * dim + $1]) * (q[$1] - centroids[c * dim + $1]) } }
+            let first = distances.firstIndex(of: distances.min()!)!
+            var scratch = [Float](repeating: 0, count: k)
+            #expect(vdb_nearest_l2sq_transposed(q, transposed, k, dim, &scratch) == first, "dim \(dim) k \(k)")
+        }
+    }
+
+    /// The affine argmin (a k-means assignment from BLAS products) gives the scalar loop's
+    /// answer, the first of tied minima included, with and without offsets.
+    @Test func affineArgminMatchesScalar() async {
+        await propertyCheck(count: 300, input: Gen.int(in: 1...300), Gen.uint64(in: 0...UInt64.max)) { k, seed in
+            var rng = SeededGenerator(seed: seed)
+            let scores = (0..<k).map { _ in Float(Int(rng.next() % 6)) }
+            let offsets = (0..<k).map { _ in Float(Int(rng.next() % 6)) }
+            for scale: Float in [-1, -2] {
+                let plain = (0..<k).map { scale * scores[$0] }
+                #expect(vdb_argmin_affine(scores, nil, scale, k) == plain.firstIndex(of: plain.min()!)!)
+                #expect(vdb_argmin_affine(scores, nil, scale, k) == vdb_argmin_affine_portable(scores, nil, scale, k))
+                let shifted = (0..<k).map { offsets[$0] + scale * scores[$0] }
+                #expect(vdb_argmin_affine(scores, offsets, scale, k) == shifted.firstIndex(of: shifted.min()!)!, "k \(k)")
+            }
+        }
+    }
+
     /// The float-by-byte kernel (scalar quantization) agrees with a Double reference.
     @Test func floatByByteMatchesReference() async {
         await propertyCheck(count: 200, input: Gen.int(in: 1...800), Gen.uint64(in: 0...UInt64.max)) { dimension, seed in
