@@ -12,7 +12,8 @@ public struct IngestOptions: Sendable {
     public var metric: Metric?
     public var normalized: Bool?
     public var model: String?
-    /// A segment is closed once its vectors reach this many bytes (at a document boundary).
+    /// A segment is closed once its vectors reach this many stored bytes (float16 rows count
+    /// 2 bytes a component), at a document boundary.
     public var segmentVectorBytes: Int
     /// Publish a new version that replaces the library's contents, keeping its contract.
     public var replace: Bool
@@ -157,7 +158,9 @@ public enum Ingestor {
         var writers = [SegmentWriter?](repeating: nil, count: shardCount)
         var writerSegments = [(id: UInt32, file: String)](repeating: (0, ""), count: shardCount)
         var lastDocument = [DocumentID?](repeating: nil, count: shardCount)
-        let segmentRows = max(1, options.segmentVectorBytes / (contract.dimension * 4))
+        // Stored bytes: float16 segments hold twice the rows of float32 ones. Counting float32
+        // bytes cut 1M x 384 float16 rows into 6 segments, and every query walks each one.
+        let segmentRows = max(1, options.segmentVectorBytes / (contract.dimension * (storage.vectors == .float16 ? 2 : 4)))
         var chunkIDs = Set<ChunkID>()
         var documents = Set<DocumentID>()
 

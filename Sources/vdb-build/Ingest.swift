@@ -34,7 +34,7 @@ extension VDBBuild {
         @Option(name: .long, help: "Number of shards; documents are placed by a hash of their id.")
         var shards = 1
 
-        @Option(name: .long, help: "Close a segment once its vectors reach this many MiB.")
+        @Option(name: .long, help: "Close a segment once its stored vectors reach this many MiB (float16 rows take half the bytes of float32 ones).")
         var segmentMib = 256
 
         @Flag(name: .long, help: "Replace the contents of an existing library (new version, same contract).")

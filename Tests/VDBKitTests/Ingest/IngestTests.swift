@@ -226,6 +226,22 @@ struct IngestTests {
         #expect(try readBack(dir, library: "r").count == 1000)
     }
 
+    /// The limit counts stored bytes: float16 segments hold twice the rows of float32 ones
+    /// under the same limit (1,000 rows at 6,400 bytes: 10 float32 segments, 5 float16).
+    @Test func float16SegmentsHoldTwiceTheRows() throws {
+        let dir = TemporaryDirectory()
+        let vectors = randomVectors(count: 1000, dimension: 16, seed: 9)
+        var counts = [Int]()
+        for (name, encoding) in [("f32", VectorEncoding.float32), ("f16", .float16)] {
+            var source = ArrayRowSource(dimension: 16, vectors: vectors, declaredMetric: .dot)
+            let report = try Ingestor.ingest(source: &source, dataDirectory: dir.path, options: IngestOptions(
+                library: name, shardCount: 1, segmentVectorBytes: 16 * 4 * 100, storage: StorageChange(vectors: encoding)))
+            counts.append(report.segments)
+            #expect(try readBack(dir, library: name).count == 1000)
+        }
+        #expect(counts == [10, 5], "segments: float32 \(counts[0]), float16 \(counts[1])")
+    }
+
     /// Placement must never change between builds, processes or machines (Swift's `Hasher` is
     /// seeded per process): pin values computed once.
     @Test func stableHashIsFixed() {
