@@ -19,7 +19,6 @@ HNSW everywhere: M 16, ef_construction 200. IVF-PQ: 4*sqrt(n) lists, d/4 sub-qua
     bench/setup.sh && bench/.venv/bin/python bench/million.py --json bench/results/million-DATE.json
 """
 import argparse
-import glob
 import json
 import math
 import os
@@ -77,16 +76,11 @@ def prefix(path, rows):
 
 
 def live_segment_bytes(data, library):
-    """Bytes of the segment files the library's live version names."""
+    """Bytes of the segment files the library's live version (the manifest CURRENT names) lists."""
     root = os.path.join(data, "libraries", library)
-    manifests = sorted(glob.glob(os.path.join(root, "**", "manifest*.json"), recursive=True), key=os.path.getmtime)
-    names = set()
-    if manifests:
-        text = open(manifests[-1]).read()
-        names = {os.path.basename(p) for p in glob.glob(os.path.join(root, "**", "*.vdbseg"), recursive=True)
-                 if os.path.basename(p) in text}
-    files = [p for p in glob.glob(os.path.join(root, "**", "*.vdbseg"), recursive=True) if not names or os.path.basename(p) in names]
-    return sum(os.path.getsize(p) for p in files)
+    with open(os.path.join(root, "CURRENT")) as f:
+        manifest = json.load(open(os.path.join(root, f.read().strip())))
+    return sum(os.path.getsize(os.path.join(root, segment["file"])) for shard in manifest["shards"] for segment in shard["segments"])
 
 
 def run_vdb(bin_dir, name, path, kind, float16, lists, m):

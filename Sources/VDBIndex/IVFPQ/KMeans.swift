@@ -1,7 +1,6 @@
 import COpenBLAS
 import CVDBKernels
 import VDBCore
-import VDBKernels
 
 /// Lloyd's k-means for the IVF coarse quantizer and the PQ codebooks.
 enum KMeans {
