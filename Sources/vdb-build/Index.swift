@@ -36,7 +36,7 @@ extension VDBBuild {
         @Option(name: .long, help: "k-d tree: rows per leaf.")
         var leafSize = 32
 
-        @Option(name: .long, help: "IVF-PQ: inverted lists (default 4·√rows).")
+        @Option(name: .long, help: "IVF-PQ: inverted lists of each segment (default 4·√ of the segment's rows, within 16...4096).")
         var lists: Int?
 
         @Option(name: .long, help: "IVF-PQ: 8-bit sub-quantizers; must divide the dimension (default dimension/4).")

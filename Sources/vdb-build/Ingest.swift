@@ -34,8 +34,8 @@ extension VDBBuild {
         @Option(name: .long, help: "Number of shards; documents are placed by a hash of their id.")
         var shards = 1
 
-        @Option(name: .long, help: "Close a segment once its stored vectors reach this many MiB (float16 rows take half the bytes of float32 ones).")
-        var segmentMib = 256
+        @Option(name: .long, help: "Close a segment once its stored vectors reach this many MiB (float16 rows take half the bytes of float32 ones). Every query searches every segment, so fewer, larger segments answer faster.")
+        var segmentMib = IngestOptions.defaultSegmentVectorBytes >> 20
 
         @Flag(name: .long, help: "Replace the contents of an existing library (new version, same contract).")
         var replace = false

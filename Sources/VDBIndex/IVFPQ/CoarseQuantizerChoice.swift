@@ -26,8 +26,8 @@ enum CoarseQuantizerChoice {
         let neighbours: [[Int]]
     }
 
-    static func sample(vectors: UnsafeBufferPointer<Float>, dimension: Int, seed: UInt64) -> Sample {
-        let n = vectors.count / dimension
+    static func sample(rows vectors: BuildRows, seed: UInt64) -> Sample {
+        let (n, dimension) = (vectors.count, vectors.dimension)
         var rng = SeededGenerator(seed: seed ^ 0x5eed_c0a5)
         let count = min(sampleQueries, n)
         var order = Array(0..<n)
@@ -35,10 +35,12 @@ enum CoarseQuantizerChoice {
         let rows = Array(order.prefix(count))
         var queries = [Float]()
         queries.reserveCapacity(count * dimension)
-        for r in rows { queries.append(contentsOf: vectors[r * dimension..<(r + 1) * dimension]) }
+        for r in rows { vectors.append(row: r, to: &queries) }
         var heaps = [TopK](repeating: TopK(k: min(n, neighbours + 1)), count: count)
-        queries.withUnsafeBufferPointer {
-            BatchScoring.search(queries: $0, base: vectors, dimension: dimension, metric: .dot, idBase: 0, into: &heaps)
+        queries.withUnsafeBufferPointer { queries in
+            vectors.forEachBlock { first, block in
+                BatchScoring.search(queries: queries, base: block, dimension: dimension, metric: .dot, idBase: UInt64(first), into: &heaps)
+            }
         }
         let found = heaps.enumerated().map { i, heap in heap.sorted().map { Int($0.id) }.filter { $0 != rows[i] }.prefix(neighbours).map { $0 } }
         return Sample(queries: queries, neighbours: found)
@@ -52,12 +54,13 @@ enum CoarseQuantizerChoice {
     /// longer, but with the fast scan a longer list costs little, and measured on pypi-dev its
     /// higher recall per nprobe came at the same queries per second (per row scanned, this
     /// check had preferred spherical centroids there, the slower choice at equal recall).
-    static func coverage(centroids: [Float], lists: Int, dimension: Int, sample: Sample, vectors: UnsafeBufferPointer<Float>) -> Double {
+    static func coverage(centroids: [Float], lists: Int, sample: Sample, rows vectors: BuildRows) -> Double {
+        let dimension = vectors.dimension
         // Every neighbour's list, as the builder assigns rows (largest inner product).
         let rows = sample.neighbours.flatMap { $0 }
         var gathered = [Float]()
         gathered.reserveCapacity(rows.count * dimension)
-        for r in rows { gathered.append(contentsOf: vectors[r * dimension..<(r + 1) * dimension]) }
+        for r in rows { vectors.append(row: r, to: &gathered) }
         var owners = [Int32](repeating: 0, count: rows.count)
         gathered.withUnsafeBufferPointer {
             KMeans.assign(data: $0, dimension: dimension, centroids: centroids, threads: 1, innerProduct: true, into: &owners)

@@ -3,7 +3,8 @@ public import VDBCore
 
 /// Parameters of an IVF-PQ index.
 public struct IVFPQParameters: Sendable, Hashable, Codable {
-    /// Inverted lists (coarse centroids); nil chooses 4·√rows, within 16...4096.
+    /// Inverted lists (coarse centroids) of each segment; nil chooses 4·√ of the segment's
+    /// rows, within 16...4096. A library of several segments has that many lists in each.
     public var lists: Int?
     /// Sub-quantizers of 8 bits each; must divide the dimension. nil chooses dimension / 4, or
     /// the largest divisor of the dimension below that.
@@ -163,8 +164,19 @@ enum IVFPQBuilder {
         vectors: UnsafeBufferPointer<Float>, dimension: Int, metric: Metric, parameters: IVFPQParameters, threads: Int = ProcessorCount.active,
         seed: UInt64 = 7, progress: ProgressHandler? = nil
     ) throws(IndexError) -> [UInt8] {
-        let n = vectors.count / dimension
-        guard n > 0, let base = vectors.baseAddress else { throw IndexError(.invalidParameter, "an IVF-PQ index needs rows") }
+        try build(
+            rows: BuildRows(float32: vectors, dimension: dimension), metric: metric, parameters: parameters, threads: threads, seed: seed,
+            progress: progress)
+    }
+
+    /// ``build(vectors:dimension:metric:parameters:threads:seed:progress:)`` on rows stored as
+    /// float32 or float16 (decoded as the passes read them; see ``BuildRows``).
+    static func build(
+        rows vectors: BuildRows, metric: Metric, parameters: IVFPQParameters, threads: Int = ProcessorCount.active,
+        seed: UInt64 = 7, progress: ProgressHandler? = nil
+    ) throws(IndexError) -> [UInt8] {
+        let (n, dimension) = (vectors.count, vectors.dimension)
+        guard n > 0 else { throw IndexError(.invalidParameter, "an IVF-PQ index needs rows") }
         let lists = min(n, parameters.lists ?? max(16, min(4096, Int(4 * Double(n).squareRoot()))))
         let m = parameters.subquantizers ?? IVFPQParameters.defaultSubquantizers(dimension: dimension)
         guard m >= 1, dimension % m == 0 else {
@@ -184,7 +196,7 @@ enum IVFPQBuilder {
         sample.reserveCapacity(sampleSize * dimension)
         var picked = Array(0..<n)
         for i in 0..<sampleSize { picked.swapAt(i, i + Int(rng.next() % UInt64(n - i))) }
-        for r in picked.prefix(sampleSize) { sample.append(contentsOf: vectors[r * dimension..<(r + 1) * dimension]) }
+        for r in picked.prefix(sampleSize) { vectors.append(row: r, to: &sample) }
         // Cosine has two candidate rules; both run `coarseProbeRounds` rounds, and the one whose
         // lists then hold more of a sample's true neighbours (``CoarseQuantizerChoice``) goes on
         // alone for the rest. Training both to the end cost twice the coarse rounds (pypi-dev,
@@ -206,10 +218,8 @@ enum IVFPQBuilder {
         var start: [Float]? = nil
         if candidates.count > 1 {
             let probed = candidates.enumerated().map { index, rule in train(rule, rounds: probeRounds, from: nil, after: index * probeRounds) }
-            let check = CoarseQuantizerChoice.sample(vectors: vectors, dimension: dimension, seed: seed)
-            let coverage = probed.map {
-                CoarseQuantizerChoice.coverage(centroids: $0, lists: lists, dimension: dimension, sample: check, vectors: vectors)
-            }
+            let check = CoarseQuantizerChoice.sample(rows: vectors, seed: seed)
+            let coverage = probed.map { CoarseQuantizerChoice.coverage(centroids: $0, lists: lists, sample: check, rows: vectors) }
             let best = coverage[1] > coverage[0] ? 1 : 0
             winner = candidates[best]
             start = probed[best]
@@ -252,7 +262,12 @@ enum IVFPQBuilder {
 
         // Every row's list, then its codes.
         var assignment = [Int32](repeating: 0, count: n)
-        KMeans.assign(data: vectors, dimension: dimension, centroids: centroids, threads: threads, innerProduct: byInnerProduct, into: &assignment)
+        var blockAssignment = [Int32]()
+        vectors.forEachBlock { first, block in
+            blockAssignment = [Int32](repeating: 0, count: block.count / dimension)
+            KMeans.assign(data: block, dimension: dimension, centroids: centroids, threads: threads, innerProduct: byInnerProduct, into: &blockAssignment)
+            assignment.replaceSubrange(first..<(first + blockAssignment.count), with: blockAssignment)
+        }
         let rowCodes = UnsafeMutablePointer<UInt8>.allocate(capacity: n * m)
         defer { rowCodes.deallocate() }
         // Each sub-space's codebook transposed, for the vectorised nearest-codeword search.
@@ -273,7 +288,8 @@ enum IVFPQBuilder {
                 centroids.withUnsafeBufferPointer { c in
                     for r in rows {
                         let owner = c.baseAddress! + Int(owners[r]) * dimension
-                        for t in 0..<dimension { residual[t] = base[r * dimension + t] - owner[t] }
+                        vectors.copy(row: r, into: residual)
+                        for t in 0..<dimension { residual[t] -= owner[t] }
                         for j in 0..<m {
                             out[r * m + j] = UInt8(vdb_nearest_l2sq_transposed(residual + j * sub, books + j * 256 * sub, 256, sub, distances))
                         }

@@ -305,7 +305,8 @@ struct IVFPQTests {
     @Test func coarseChoicePrefersListsThatHoldNeighbours() throws {
         let data = try SyntheticDataset(spec: SyntheticDatasetSpec(rows: 4_000, queries: 1, dimension: 16, clusters: 32, spread: 0.3, metric: .cosine, seed: 9, depth: 10))
         try data.train.withUnsafeBufferPointer { vectors in
-            let sample = CoarseQuantizerChoice.sample(vectors: vectors, dimension: 16, seed: 1)
+            let rows = BuildRows(float32: vectors, dimension: 16)
+            let sample = CoarseQuantizerChoice.sample(rows: rows, seed: 1)
             #expect(sample.neighbours.count == CoarseQuantizerChoice.sampleQueries)
             // Exact: no row outside a query's neighbours is closer than its farthest neighbour
             // (but the query row itself).
@@ -324,10 +325,38 @@ struct IVFPQTests {
                 let norm = (0..<16).reduce(Float(0)) { $0 + random[c * 16 + $1] * random[c * 16 + $1] }.squareRoot()
                 for t in 0..<16 { random[c * 16 + t] /= norm }
             }
-            let good = CoarseQuantizerChoice.coverage(centroids: trained, lists: 32, dimension: 16, sample: sample, vectors: vectors)
-            let bad = CoarseQuantizerChoice.coverage(centroids: random, lists: 32, dimension: 16, sample: sample, vectors: vectors)
+            let good = CoarseQuantizerChoice.coverage(centroids: trained, lists: 32, sample: sample, rows: rows)
+            let bad = CoarseQuantizerChoice.coverage(centroids: random, lists: 32, sample: sample, rows: rows)
             #expect(good > bad + 0.02, "trained \(good) vs random \(bad)")
-            #expect(CoarseQuantizerChoice.coverage(centroids: Array(trained[0..<16]), lists: 1, dimension: 16, sample: sample, vectors: vectors) == 1)
+            #expect(CoarseQuantizerChoice.coverage(centroids: Array(trained[0..<16]), lists: 1, sample: sample, rows: rows) == 1)
+        }
+    }
+
+    /// Float16 rows decoded block by block (several blocks here) build the same index as the
+    /// same rows decoded up front, and the cosine rule's exact sample finds the same
+    /// neighbours: the build never needs the segment's float32 copy.
+    @Test func float16RowsBuildAsTheirDecodedCopy() throws {
+        let (count, dimension) = (3_000, 16)
+        let vectors = randomVectors(count: count, dimension: dimension, seed: 12)
+        var half = [UInt16](repeating: 0, count: vectors.count)
+        vdb_f32_to_f16(vectors, &half, vectors.count)
+        var decoded = [Float](repeating: 0, count: vectors.count)
+        vdb_f16_to_f32(half, &decoded, half.count)
+        let parameters = IVFPQParameters(lists: 24, subquantizers: 4, nprobe: 4, rerank: 0)
+        try half.withUnsafeBufferPointer { half in
+            try decoded.withUnsafeBufferPointer { decoded in
+                let blocked = BuildRows(float16: half, dimension: dimension, blockRows: 700)
+                let whole = BuildRows(float32: decoded, dimension: dimension)
+                var blocks: [Int] = []
+                blocked.forEachBlock { first, rows in blocks.append(first); #expect(rows.count == min(700, count - first) * dimension) }
+                #expect(blocks == [0, 700, 1_400, 2_100, 2_800])
+                let fromHalf = try IVFPQBuilder.build(rows: blocked, metric: .l2, parameters: parameters, threads: 1)
+                let fromFloat = try IVFPQBuilder.build(rows: whole, metric: .l2, parameters: parameters, threads: 1)
+                #expect(fromHalf == fromFloat)
+                let a = CoarseQuantizerChoice.sample(rows: blocked, seed: 5), b = CoarseQuantizerChoice.sample(rows: whole, seed: 5)
+                #expect(a.queries == b.queries)
+                #expect(zip(a.neighbours, b.neighbours).filter { $0 == $1 }.count >= CoarseQuantizerChoice.sampleQueries - 2)
+            }
         }
     }
 
