@@ -79,7 +79,9 @@ def live_segment_bytes(data, library):
     """Bytes of the segment files the library's live version (the manifest CURRENT names) lists."""
     root = os.path.join(data, "libraries", library)
     with open(os.path.join(root, "CURRENT")) as f:
-        manifest = json.load(open(os.path.join(root, f.read().strip())))
+        name = f.read().strip()
+    with open(os.path.join(root, name)) as f:
+        manifest = json.load(f)
     return sum(os.path.getsize(os.path.join(root, segment["file"])) for shard in manifest["shards"] for segment in shard["segments"])
 
 
