@@ -9,7 +9,17 @@ extension ClusterNode {
     /// One look at etcd: libraries to create or drop, shards to campaign for, leadership to
     /// take up or give up. When etcd cannot be read nothing changes; the lease deadline stops
     /// this node's writes if that lasts.
+    ///
+    /// One look at a time: the loop and requests (a write to a library not yet known here)
+    /// both ask for looks, and the actor lets them interleave at every await. A look that
+    /// read etcd before a library was deleted and defined again, resumed after a newer look
+    /// had created the new library, dropped it and created the old one again from its
+    /// stale read (a node served the deleted library's contents until its next look).
     func tick() async {
+        await ticking.withLock { await look() }
+    }
+
+    private func look() async {
         let read: ([EtcdClient.KeyValue], [EtcdClient.KeyValue], [EtcdClient.KeyValue], [EtcdClient.KeyValue])
         do {
             read = (
@@ -73,9 +83,11 @@ extension ClusterNode {
     /// A library deleted and defined again under its name (a new creation revision in etcd)
     /// is dropped here and created anew.
     private func followLibraries(_ defined: [String: (record: LibraryRecord, revision: Int64)]) async {
+        // A copy that could not be dropped keeps its revision, so the next look tries again.
+        var stale: [String: Int64] = [:]
         for (name, definition) in defined {
             guard let known = libraryRevisions[name], known != definition.revision, service.openLibraries[name] != nil else { continue }
-            await dropLocalCopy(name, reason: "the cluster deleted it and defined it again")
+            if !(await dropLocalCopy(name, reason: "the cluster deleted it and defined it again")) { stale[name] = known }
         }
         let open = service.openLibraries
         for (name, definition) in defined.sorted(by: { $0.key < $1.key }) where open[name] == nil {
@@ -93,17 +105,21 @@ extension ClusterNode {
             await dropLocalCopy(name, reason: "the cluster deleted it")
         }
         libraryRecords = defined.mapValues(\.record)
-        libraryRevisions = defined.mapValues(\.revision)
+        libraryRevisions = defined.mapValues(\.revision).merging(stale) { _, known in known }
     }
 
-    private func dropLocalCopy(_ name: String, reason: String) async {
+    /// Returns whether the copy is gone.
+    @discardableResult
+    private func dropLocalCopy(_ name: String, reason: String) async -> Bool {
         for key in leading.keys where key.library == name { await stepDown(key, reason: reason) }
         for key in installed.keys where key.library == name { installed[key] = nil }
         do {
             try service.deleteLibrary(name)
             logger.notice("deleted a library", metadata: ["library": "\(name)", "reason": "\(reason)"])
+            return true
         } catch {
             logger.error("cannot delete a library", metadata: ["library": "\(name)", "error": "\(error)"])
+            return false
         }
     }
 

@@ -46,6 +46,8 @@ public actor ClusterNode: WriteAuthority {
     /// Writes and leader reads stop at this instant unless the lease is renewed before it.
     let leaseDeadline = Locked<ContinuousClock.Instant>(.now)
 
+    /// Held by each look at etcd (``tick()``), so looks never interleave.
+    let ticking = AsyncLock()
     /// What the node last read from etcd.
     var nodes: [String: NodeRecord] = [:]
     var libraryRecords: [String: LibraryRecord] = [:]
