@@ -36,6 +36,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--ef", type=int, default=64)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--server-args", default="", help="extra vdb-serve arguments, e.g. --no-event-loop-executor")
+    parser.add_argument("--json", help="where to write the results (default bench/results/rest-path-<date>.json)")
     args = parser.parse_args()
     bin_dir = build_tools(("vdb-build", "vdb-serve", "vdb-query"))
     (_, path), = datasets(bin_dir, ["pypi-dev"])
@@ -66,8 +68,16 @@ def main():
         "batch of 100, base64, include []": [{"vectorsBase64": packed(b), "k": 10, "ef": args.ef, "include": []} for b in batches],
     }
     rest = {}
-    with Server(bin_dir, data, "--log-level", "error") as server:
+    with Server(bin_dir, data, "--log-level", "error", *args.server_args.split()) as server:
         url = f"http://127.0.0.1:{server.port}/v1/libraries/p/search"
+        # The HTTP floor: a request that does no work.
+        script = os.path.join(OUT, "rest-path.lua")
+        with open(script, "w") as f:
+            f.write('wrk.method = "GET"\n')
+        health = f"http://127.0.0.1:{server.port}/healthz"
+        wrk(health, script, seconds=2, connections=1, threads=1)
+        rest["GET /healthz"] = wrk(health, script, seconds=args.seconds, connections=1, threads=1)
+        print("GET /healthz", json.dumps(rest["GET /healthz"]), flush=True)
         for name, bodies in forms.items():
             script = os.path.join(OUT, "rest-path.lua")
             lua_bodies(script, "POST", bodies)
@@ -83,9 +93,9 @@ def main():
             rest[name] = {**r, "queriesPerSecond": qps, "overInProcessBatched": qps / in_process["batchedQPS"]}
             print(name, json.dumps(rest[name]), flush=True)
     commit = sh("git", "rev-parse", "--short", "HEAD", cwd=ROOT).strip()
-    out = os.path.join(ROOT, "bench", "results", f"rest-path-{time.strftime('%Y-%m-%d')}.json")
+    out = args.json or os.path.join(ROOT, "bench", "results", f"rest-path-{time.strftime('%Y-%m-%d')}.json")
     with open(out, "w") as f:
-        json.dump({"commit": commit, "ef": args.ef, "inProcess": in_process, "rest": rest}, f, indent=1)
+        json.dump({"commit": commit, "ef": args.ef, "serverArgs": args.server_args, "inProcess": in_process, "rest": rest}, f, indent=1)
     print(f"wrote {out}")
 
 

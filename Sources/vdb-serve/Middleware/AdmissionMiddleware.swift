@@ -12,14 +12,20 @@ struct RequestLimits: Sendable {
 
 /// Admission control: bounds the searches in flight and gives every request a deadline.
 ///
-/// The deadline cancels the request's task: work that checks for cancellation (waiting for a
-/// body, a forward to another node, a batch search between its queries, a filter's exact
-/// scan between parts) stops and the answer is a 503. Work that has passed the point of no
+/// The deadline (``DeadlineWatch``) cancels the request's work: work that checks for
+/// cancellation (waiting for a body, a forward to another node, a batch search between its
+/// queries, a filter's exact scan between parts) stops and the answer is a 503. Work that has passed the point of no
 /// return (a write appended to the WAL) finishes, and its real answer is returned.
 struct AdmissionMiddleware: RouterMiddleware {
     typealias Context = VDBRequestContext
     let limits: RequestLimits
     let searches = InFlightCounter()
+    let deadlines: DeadlineWatch
+
+    init(limits: RequestLimits) {
+        self.limits = limits
+        deadlines = DeadlineWatch(duration: limits.deadline)
+    }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard request.method == .post, Self.isSearch(request.uri.path) else {
@@ -42,32 +48,30 @@ struct AdmissionMiddleware: RouterMiddleware {
     }
 
     private func withDeadline(_ request: Request, _ context: Context, _ next: (Request, Context) async throws -> Response) async throws -> Response {
-        let deadline = limits.deadline
-        return try await withoutActuallyEscaping(next) { next in
-            // The group below waits for both tasks before returning, so `next` never outlives
-            // this call; it is only moved into a child task.
+        try await withoutActuallyEscaping(next) { next in
+            // The work is awaited below before this returns, even when cancelled, so `next`
+            // never outlives this call; it is only moved into the task.
             nonisolated(unsafe) let next = next
-            return try await withThrowingTaskGroup(of: Response?.self) { group in
-                group.addTask { try await next(request, context) }
-                group.addTask {
-                    try? await Task.sleep(for: deadline)
-                    return nil
-                }
-                guard let first = try await group.next(), let response = first else {
-                    // The deadline passed first: stop the work, then answer with what it
-                    // returns if it could not be stopped.
-                    group.cancelAll()
-                    do {
-                        if let late = try await group.next(), let response = late { return response }
-                    } catch is CancellationError {}
-                    var problem = ProblemDetails(
-                        status: .serviceUnavailable, code: "deadline-exceeded",
-                        detail: "the request ran past the server's \(deadline) deadline and was cancelled")
-                    problem.retryAfter = 1
-                    throw problem
-                }
-                group.cancelAll()
+            // A task of its own, so that cancelling it leaves the connection's task (which
+            // serves the connection's next requests) uncancelled.
+            let work = Task { try await next(request, context) }
+            let ticket = deadlines.register { work.cancel() }
+            do {
+                let response = try await withTaskCancellationHandler { try await work.value } onCancel: { work.cancel() }
+                deadlines.finish(ticket)
                 return response
+            } catch is CancellationError {
+                // Past the deadline, the work stopped: the answer says so. A client that went
+                // away (this task cancelled) gets the error as it is.
+                guard !deadlines.finish(ticket), !Task.isCancelled else { throw CancellationError() }
+                var problem = ProblemDetails(
+                    status: .serviceUnavailable, code: "deadline-exceeded",
+                    detail: "the request ran past the server's \(deadlines.duration) deadline and was cancelled")
+                problem.retryAfter = 1
+                throw problem
+            } catch {
+                deadlines.finish(ticket)
+                throw error
             }
         }
     }
