@@ -30,19 +30,20 @@ struct DeadlineWatchTests {
         let router = Router(context: VDBRequestContext.self)
         router.add(middleware: ProblemDetailsMiddleware())
         router.add(middleware: middleware)
+        // Uncancelled, this would answer 200 after a minute. (No bound on the elapsed time:
+        // with the rest of the suite running, the task pool can be busy for a long while
+        // before the cancelled task resumes.)
         router.get("slow") { _, _ -> String in
-            try await Task.sleep(for: .seconds(10))
+            try await Task.sleep(for: .seconds(60))
             return "late"
         }
         router.get("quick") { _, _ in "ok" }
         let app = Application(router: router)
         try await app.test(.router) { client in
-            let started = ContinuousClock.now
             try await client.execute(uri: "/slow", method: .get) { response in
                 #expect(response.status == .serviceUnavailable)
                 #expect(String(buffer: response.body).contains("deadline-exceeded"))
             }
-            #expect(ContinuousClock.now - started < .seconds(5))
             // The caller's own task was left uncancelled: the next request is served.
             #expect(!Task.isCancelled)
             try await client.execute(uri: "/quick", method: .get) { response in
