@@ -7,10 +7,14 @@ protocol LinkAccess {
     /// (room for the layer's maximum degree).
     func read(_ graph: HNSWGraph, _ node: UInt32, level: Int, into buffer: UnsafeMutablePointer<UInt32>)
         -> (UnsafePointer<UInt32>, Int)
+    /// Whether the walk is one of the graph's construction (a constant, so the check folds away).
+    static var duringConstruction: Bool { get }
 }
 
 /// Reads a finished graph without synchronisation.
 struct DirectLinks: LinkAccess {
+    static var duringConstruction: Bool { false }
+
     @inline(__always)
     func read(_ graph: HNSWGraph, _ node: UInt32, level: Int, into buffer: UnsafeMutablePointer<UInt32>)
         -> (UnsafePointer<UInt32>, Int)
@@ -22,6 +26,7 @@ struct DirectLinks: LinkAccess {
 
 /// Reads a graph under construction: the list is copied under the node's spin lock.
 struct LockedLinks: LinkAccess {
+    static var duringConstruction: Bool { true }
     let locks: UnsafeMutablePointer<UInt8>
 
     @inline(__always)
@@ -105,12 +110,20 @@ enum HNSWSearch {
             // Two passes: first drop visited neighbours and request every remaining one, so
             // their cache misses overlap; then score them.
             var freshCount = 0
-            for i in 0..<count {
-                let n = list[i]
-                if visited.visit(n) { continue }
-                fresh[freshCount] = n
-                freshCount += 1
-                scorer.prefetch(n)
+            if A.duringConstruction {
+                // Branch-free (``VisitedMarks/keepUnvisited(_:count:into:)``): builds of 300k x
+                // 128 took 71 s against 79 s (three pairs). Searches measured no gain within
+                // the machine's noise, so they keep the branch.
+                freshCount = visited.keepUnvisited(list, count: count, into: fresh)
+                for i in 0..<freshCount { scorer.prefetch(fresh[i]) }
+            } else {
+                for i in 0..<count {
+                    let n = list[i]
+                    if visited.visit(n) { continue }
+                    fresh[freshCount] = n
+                    freshCount += 1
+                    scorer.prefetch(n)
+                }
             }
             for i in 0..<freshCount {
                 let n = fresh[i]

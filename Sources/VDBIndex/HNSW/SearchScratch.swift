@@ -157,6 +157,24 @@ struct VisitedMarks {
         p.pointee = epoch
         return false
     }
+
+    /// Marks the `count` nodes of `list` visited and writes the ones that were not into
+    /// `fresh`, in order; returns how many it wrote. Without a branch per node: whether a
+    /// neighbour was seen before is close to a coin toss, and the branch's stalls were a tenth
+    /// of an HNSW build's samples (perf, 300k x 128).
+    @inline(__always)
+    func keepUnvisited(_ list: UnsafePointer<UInt32>, count: Int, into fresh: UnsafeMutablePointer<UInt32>) -> Int {
+        var kept = 0
+        for i in 0..<count {
+            let n = list[i]
+            let p = marks + Int(n)
+            let seen = p.pointee == epoch
+            p.pointee = epoch
+            fresh[kept] = n
+            kept &+= seen ? 0 : 1
+        }
+        return kept
+    }
 }
 
 /// Scratch objects for one graph, reused across queries and threads.

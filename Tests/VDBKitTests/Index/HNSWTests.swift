@@ -12,6 +12,26 @@ import VDBKit
 
 @Suite("HNSW", .serialized)
 struct HNSWTests {
+    /// The branch-free visited filter keeps exactly the nodes a branchy one would: the first
+    /// sight of each node in a search, in list order, and marks them all.
+    @Test func keepUnvisitedKeepsFirstSightsInOrder() {
+        let scratch = SearchScratch(nodeCount: 100, maxDegree: 40)
+        var rng = SeededGenerator(seed: 3)
+        for _ in 0..<50 {
+            scratch.beginSearch()
+            let marks = scratch.visitedMarks
+            var seen = Set<UInt32>()
+            for _ in 0..<5 {
+                let list = (0..<Int.random(in: 1...40, using: &rng)).map { _ in UInt32.random(in: 0..<100, using: &rng) }
+                var expected: [UInt32] = []
+                for n in list where seen.insert(n).inserted { expected.append(n) }
+                let kept = list.withUnsafeBufferPointer { marks.keepUnvisited($0.baseAddress!, count: list.count, into: scratch.freshNodes) }
+                #expect(Array(UnsafeBufferPointer(start: scratch.freshNodes, count: kept)) == expected)
+            }
+            for n in seen { #expect(marks.visit(n)) }
+        }
+    }
+
     /// A seeded clustered dataset written as one segment, for graph tests.
     static func segment(_ dir: TemporaryDirectory, rows: Int, dimension: Int, metric: Metric, seed: UInt64 = 7) throws -> (Segment, SyntheticDataset) {
         let data = try SyntheticDataset(spec: SyntheticDatasetSpec(
