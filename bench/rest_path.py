@@ -6,10 +6,11 @@ same ef, in one run.
 - single queries: p50 over REST with the vector as a JSON array, as base64
   (`vectorBase64`), and as base64 with `"include": []` (ids and distances only), against
   vdb-query's one-query-per-call p50;
+- the HTTP floor: p50 of `GET /healthz`, which does no work, on the same server;
 - batches: queries/s of `/search/batch` (100 queries per request, base64) against vdb-query's
   batched single-thread QPS (--batch 100).
 
-    apt-get install wrk && bench/.venv/bin/python bench/rest_path.py [--ef 64]
+    apt-get install wrk && bench/.venv/bin/python bench/rest_path.py [--ef 64] [--server-args "..."] [--json PATH]
 
 Results: bench/results/rest-path-<date>.json. wrk, the server and vdb-query share 2 cores.
 """
