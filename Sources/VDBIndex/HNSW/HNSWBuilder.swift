@@ -45,16 +45,22 @@ public struct HNSWParameters: Sendable, Hashable, Codable {
 /// layers and 2M on layer 0, neighbours chosen by the diversity heuristic, per-node spin locks
 /// so threads insert concurrently.
 enum HNSWBuilder {
-    /// - Parameter codes: the rows' 8-bit codes, when the index keeps them: the construction
-    ///   walks then score on the codes (a quarter of the bytes per step), and only the
-    ///   candidates they return are measured exactly, for the neighbour selection and pruning.
+    /// - Parameters:
+    ///   - codes: the rows' 8-bit codes, when the index keeps them: the construction walks then
+    ///     score on the codes (a quarter of the bytes per step), and only the candidates they
+    ///     return are measured exactly, for the neighbour selection and pruning.
+    ///   - nodeRows: when set, node i of the graph is row `nodeRows[i]` (a permutation, such as
+    ///     ``LocalityOrder``'s) and `codes` are stored in node order; nil numbers nodes as rows.
+    ///     Either way rows are inserted in row order and draw the same levels, so the graph is
+    ///     the same up to the numbering; numbered for locality, each walk's reads fall in a few
+    ///     contiguous runs and the build takes fewer misses.
     static func build(
         vectors: UnsafeBufferPointer<Float>, dimension: Int, metric: Metric, parameters: HNSWParameters, threads: Int,
-        codes: QuantizedCodes? = nil, progress: ProgressHandler?
+        codes: QuantizedCodes? = nil, nodeRows: [UInt32]? = nil, progress: ProgressHandler?
     ) -> HNSWGraph {
         switch metric {
-        case .l2: return build(SquaredL2Kernel.self, vectors, dimension, metric, parameters, threads, codes, progress)
-        case .cosine, .dot: return build(NegatedDotKernel.self, vectors, dimension, metric, parameters, threads, codes, progress)
+        case .l2: return build(SquaredL2Kernel.self, vectors, dimension, metric, parameters, threads, codes, nodeRows, progress)
+        case .cosine, .dot: return build(NegatedDotKernel.self, vectors, dimension, metric, parameters, threads, codes, nodeRows, progress)
         }
     }
 
@@ -70,19 +76,30 @@ enum HNSWBuilder {
 
     private static func build<D: DistanceKernel>(
         _ kernel: D.Type, _ vectors: UnsafeBufferPointer<Float>, _ dimension: Int, _ metric: Metric, _ parameters: HNSWParameters,
-        _ threads: Int, _ codes: QuantizedCodes?, _ progress: ProgressHandler?
+        _ threads: Int, _ codes: QuantizedCodes?, _ nodeRows: [UInt32]?, _ progress: ProgressHandler?
     ) -> HNSWGraph {
         let count = vectors.count / dimension
+        precondition(nodeRows == nil || (nodeRows!.count == count && codes != nil), "one node per row, codes in node order")
+        let rowLevels = drawLevels(count: count, m: parameters.m, seed: parameters.seed)
         let graph = HNSWGraph(
-            levels: drawLevels(count: count, m: parameters.m, seed: parameters.seed), maxDegree: parameters.m,
+            levels: nodeRows.map { $0.map { rowLevels[Int($0)] } } ?? rowLevels, maxDegree: parameters.m,
             efConstruction: parameters.efConstruction)
+        if let nodeRows { graph.numberNodes(asRows: nodeRows) }
         guard count > 0, let base = vectors.baseAddress else { return graph }
+        // `nodeOfRow[r]` is row r's node: rows go in in row order whatever the numbering.
+        var nodeOfRow = [UInt32]()
+        if let nodeRows {
+            nodeOfRow = [UInt32](repeating: 0, count: count)
+            for (node, row) in nodeRows.enumerated() { nodeOfRow[Int(row)] = UInt32(node) }
+        }
+        let nodeOf = nodeOfRow
         let locks = UnsafeMutablePointer<UInt8>.allocate(capacity: count)
         locks.initialize(repeating: 0, count: count)
         defer { locks.deallocate() }
-        let entry = Locked<(node: UInt32, level: Int)>((0, graph.level(of: 0)))
-        graph.entryPoint = 0
-        graph.topLevel = graph.level(of: 0)
+        let first = nodeOf.first ?? 0
+        let entry = Locked<(node: UInt32, level: Int)>((first, graph.level(of: first)))
+        graph.entryPoint = first
+        graph.topLevel = graph.level(of: first)
         let next = Atomic<Int>(1)
         let done = Atomic<Int>(1)
         let context = BuildContext(
@@ -91,9 +108,10 @@ enum HNSWBuilder {
             let scratch = SearchScratch(nodeCount: count, maxDegree: graph.maxDegree0, dimension: dimension)
             let buffer = scratch.linkBuffer
             while true {
-                let node = next.wrappingAdd(1, ordering: .relaxed).oldValue
-                if node >= count { break }
-                context.insert(D.self, UInt32(node), entry: entry, scratch: scratch, buffer: buffer)
+                let row = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                if row >= count { break }
+                let node = nodeOf.isEmpty ? UInt32(row) : nodeOf[row]
+                context.insert(D.self, node, entry: entry, scratch: scratch, buffer: buffer)
                 let finished = done.wrappingAdd(1, ordering: .relaxed).newValue
                 if finished % 4096 == 0 || finished == count {
                     progress?(ProgressEvent(phase: "hnsw", completed: finished, total: count, unit: "vectors"))
@@ -105,6 +123,9 @@ enum HNSWBuilder {
         let final = entry.withLock { $0 }
         graph.entryPoint = final.node
         graph.topLevel = final.level
+        if metric != .dot {
+            ReachabilityRepair.repair(graph) { a, b in D.distance(context.vector(a), context.vector(b), dimension) }
+        }
         return graph
     }
 }
@@ -121,7 +142,7 @@ private struct BuildContext: @unchecked Sendable {
     let parameters: HNSWParameters
 
     @inline(__always)
-    func vector(_ node: UInt32) -> UnsafePointer<Float> { vectors + Int(node) * dimension }
+    func vector(_ node: UInt32) -> UnsafePointer<Float> { vectors + Int(graph.row(of: node)) * dimension }
 
     func insert<D: DistanceKernel>(
         _ kernel: D.Type, _ node: UInt32, entry: Locked<(node: UInt32, level: Int)>, scratch: SearchScratch,

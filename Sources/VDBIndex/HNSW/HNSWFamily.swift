@@ -22,19 +22,17 @@ public struct HNSWFamily: IndexFamily {
         }
         // The codes come first: the construction walks score on them, as searches do.
         let quantizer = ScalarQuantizer.train(vectors: segment.vectors, dimension: segment.dimension)
-        let codesSection = quantizer.encodeSection(vectors: segment.vectors)
+        // Nodes are numbered so that nodes near in space are near in memory, with the codes in
+        // node order: the build's walks gain from it as much as the searches'.
+        let order = LocalityOrder.order(vectors: segment.vectors, dimension: segment.dimension, seed: parameters.seed, threads: threads)
+        let codesSection = ScalarQuantizer.reordered(
+            section: quantizer.encodeSection(vectors: segment.vectors), by: order, dimension: segment.dimension)
         let graph = try codesSection.withUnsafeBytes { (raw) throws(StorageError) in
             let codes = try QuantizedCodes(section: raw, dimension: segment.dimension, rows: segment.rowCount, name: "new sq8 codes")
             return HNSWBuilder.build(
                 vectors: segment.vectors, dimension: segment.dimension, metric: segment.metric, parameters: parameters, threads: threads,
-                codes: codes, progress: progress)
+                codes: codes, nodeRows: order, progress: progress)
         }
-        // Built in row order (the insertion order is the rows'), then renumbered so nodes near
-        // in space are near in memory; the codes follow the nodes. Walks see the same graph.
-        let order = LocalityOrder.order(vectors: segment.vectors, dimension: segment.dimension, seed: parameters.seed, threads: threads)
-        return [
-            (.hnswGraph, graph.renumbered(by: order).serialized()),
-            (.sq8Codes, ScalarQuantizer.reordered(section: codesSection, by: order, dimension: segment.dimension)),
-        ]
+        return [(.hnswGraph, graph.serialized()), (.sq8Codes, codesSection)]
     }
 }

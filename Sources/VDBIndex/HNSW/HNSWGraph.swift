@@ -123,29 +123,12 @@ final class HNSWGraph: @unchecked Sendable {
         rows?.deallocate()
     }
 
-    /// The same graph with its nodes renumbered: node i of the result is node (row)
-    /// `order[i]` of this one, and the result records that row. Links, levels and the entry
-    /// point move with their nodes, so every walk visits the same rows as before.
-    func renumbered(by order: [UInt32]) -> HNSWGraph {
-        precondition(rows == nil && order.count == nodeCount, "renumbering needs a row-numbered graph and one node per row")
-        var position = [UInt32](repeating: 0, count: nodeCount)
-        for (node, row) in order.enumerated() { position[Int(row)] = UInt32(node) }
-        let out = HNSWGraph(levels: order.map { levels[Int($0)] }, maxDegree: maxDegree, efConstruction: efConstruction)
-        for node in 0..<nodeCount {
-            let old = order[node]
-            for level in 0...level(of: old) {
-                let source = links(old, level: level), target = out.links(UInt32(node), level: level)
-                let count = Int(source[0])
-                target[0] = source[0]
-                for i in 0..<count { target[i + 1] = position[Int(source[i + 1])] }
-            }
-        }
-        out.entryPoint = nodeCount > 0 ? position[Int(entryPoint)] : 0
-        out.topLevel = topLevel
+    /// Numbers a graph being built as `order` says: node i is row `order[i]`.
+    func numberNodes(asRows order: [UInt32]) {
+        precondition(rows == nil && backing == nil && order.count == nodeCount, "numbering needs a new graph and one node per row")
         let rows = UnsafeMutablePointer<UInt32>.allocate(capacity: max(1, nodeCount))
         rows.initialize(from: order, count: nodeCount)
-        out.rows = rows
-        return out
+        self.rows = rows
     }
 
     /// The row of `node`.

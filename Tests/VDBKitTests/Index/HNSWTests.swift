@@ -157,25 +157,48 @@ struct HNSWTests {
         #expect(LocalityOrder.order(vectors: small.vectors, dimension: 16, seed: 1, threads: 1) == (0..<500).map { UInt32($0) })
     }
 
-    /// A renumbered graph with node-ordered codes, written and reopened, answers exactly as the
-    /// row-numbered graph and row-ordered codes it came from, with and without a filter: the
-    /// walk is the same, only where each node lives in memory has changed.
+    /// A graph built with its nodes numbered for locality (node-ordered codes, rows inserted
+    /// in row order) is the graph a row-numbered build makes, up to the numbering: the same
+    /// links between the same rows, and the same answers, with and without a filter.
     @Test(arguments: [Metric.l2, .cosine])
-    func renumberedGraphAnswersAsBefore(metric: Metric) throws {
+    func nodeNumberedBuildIsTheRowNumberedGraph(metric: Metric) throws {
         let dir = TemporaryDirectory()
         let (segment, data) = try Self.segment(dir, rows: 6_000, dimension: 16, metric: metric)
-        let graph = Self.build(segment, HNSWParameters(m: 8, efConstruction: 60))
-        let rowOrdered = try Self.indexed(dir, segment, graph, quantized: true)
+        let parameters = HNSWParameters(m: 8, efConstruction: 60)
+        let codes = ScalarQuantizer.train(vectors: segment.vectors, dimension: 16).encodeSection(vectors: segment.vectors)
         let order = LocalityOrder.order(vectors: segment.vectors, dimension: 16, seed: 3, threads: 2)
         #expect(order != (0..<6_000).map { UInt32($0) })
-        let renumbered = graph.renumbered(by: order)
-        try renumbered.validateLinks(name: "renumbered")
-        #expect(order[Int(renumbered.entryPoint)] == graph.entryPoint && renumbered.topLevel == graph.topLevel)
-        let codes = ScalarQuantizer.train(vectors: segment.vectors, dimension: 16).encodeSection(vectors: segment.vectors)
-        let path = dir.file("renumbered.vdbseg")
-        _ = try SegmentWriter.rewrite(segment, to: path, extraSections: [
-            (.hnswGraph, renumbered.serialized()), (.sq8Codes, ScalarQuantizer.reordered(section: codes, by: order, dimension: 16)),
-        ])
+        let nodeCodes = ScalarQuantizer.reordered(section: codes, by: order, dimension: 16)
+        // One thread each, so both builds insert in exactly the same sequence.
+        func build(_ section: [UInt8], nodeRows: [UInt32]?) throws -> HNSWGraph {
+            try section.withUnsafeBytes { raw in
+                let codes = try QuantizedCodes(section: raw, dimension: 16, rows: 6_000, name: "test codes")
+                return HNSWBuilder.build(
+                    vectors: segment.vectors, dimension: 16, metric: metric, parameters: parameters, threads: 1, codes: codes,
+                    nodeRows: nodeRows, progress: nil)
+            }
+        }
+        let graph = try build(codes, nodeRows: nil)
+        let numbered = try build(nodeCodes, nodeRows: order)
+        try numbered.validateLinks(name: "node-numbered")
+        #expect(numbered.row(of: numbered.entryPoint) == graph.entryPoint && numbered.topLevel == graph.topLevel)
+        var sameLists = 0
+        for node in 0..<UInt32(6_000) {
+            let row = numbered.row(of: node)
+            #expect(numbered.level(of: node) == graph.level(of: row))
+            for level in 0...numbered.level(of: node) {
+                let a = numbered.links(node, level: level), b = graph.links(row, level: level)
+                let mine = (0..<Int(a[0])).map { numbered.row(of: a[$0 + 1]) }
+                let theirs = (0..<Int(b[0])).map { b[$0 + 1] }
+                if Set(mine) == Set(theirs) { sameLists += 1 }
+            }
+        }
+        let lists = (0..<6_000).reduce(0) { $0 + graph.level(of: UInt32($1)) + 1 }
+        #expect(sameLists == lists, "\(lists - sameLists) of \(lists) lists differ")
+
+        let rowOrdered = try Self.indexed(dir, segment, graph, quantized: true)
+        let path = dir.file("numbered.vdbseg")
+        _ = try SegmentWriter.rewrite(segment, to: path, extraSections: [(.hnswGraph, numbered.serialized()), (.sq8Codes, nodeCodes)])
         let nodeOrdered = try HNSWIndex(segment: Segment(path: path), defaultEf: 64)
         #expect(nodeOrdered.graph.rows != nil && nodeOrdered.codes?.inNodeOrder == true)
         var half = RowSet(capacity: segment.rowCount)
@@ -190,7 +213,7 @@ struct HNSWTests {
         }
         // A graph whose rows are not a permutation, and codes whose order disagrees with the
         // graph's, are refused when the segment opens.
-        var bytes = renumbered.serialized()
+        var bytes = numbered.serialized()
         let rowsAt = bytes.count - 6_000 * 4
         bytes.replaceSubrange(rowsAt..<rowsAt + 4, with: Array(bytes[rowsAt + 4..<rowsAt + 8]))
         let duplicated = bytes
@@ -200,7 +223,7 @@ struct HNSWTests {
             }
         }
         let mismatched = dir.file("mismatched.vdbseg")
-        _ = try SegmentWriter.rewrite(segment, to: mismatched, extraSections: [(.hnswGraph, renumbered.serialized()), (.sq8Codes, codes)])
+        _ = try SegmentWriter.rewrite(segment, to: mismatched, extraSections: [(.hnswGraph, numbered.serialized()), (.sq8Codes, codes)])
         #expect(throws: StorageError.self) { _ = try HNSWIndex(segment: Segment(path: mismatched), defaultEf: 64) }
     }
 
@@ -270,6 +293,51 @@ struct HNSWTests {
     }
 
     /// P(level ≥ l) = M^-l: the draw uses mL = 1/ln(M).
+    /// Nodes reachable on layer 0 from the entry point.
+    static func reachable(_ graph: HNSWGraph) -> Int {
+        var seen = Set([graph.entryPoint])
+        var queue = [graph.entryPoint]
+        while let node = queue.popLast() {
+            let list = graph.links(node, level: 0)
+            for i in 0..<Int(list[0]) where seen.insert(list[i + 1]).inserted { queue.append(list[i + 1]) }
+        }
+        return seen.count
+    }
+
+    /// A node no list names is linked in from its nearest reachable neighbour, in place of a
+    /// link whose target keeps another way in; nodes cut off behind it come back with it.
+    @Test func repairLinksInNodesNoListNames() throws {
+        // Eight nodes on a line at 0...7, layer 0 only, two slots per list (M 1).
+        let graph = HNSWGraph(levels: [UInt8](repeating: 0, count: 8), maxDegree: 1, efConstruction: 10)
+        func set(_ node: UInt32, _ links: [UInt32]) {
+            let list = graph.links(node, level: 0)
+            list[0] = UInt32(links.count)
+            for (i, n) in links.enumerated() { list[i + 1] = n }
+        }
+        // 0..4 form a ring through 0 and 4 names 7; 6 points into the ring and at 5, 5 only
+        // at 6, and nothing names 6.
+        set(0, [1, 4]); set(1, [0, 2]); set(2, [1, 3]); set(3, [2, 4]); set(4, [3, 7])
+        set(5, [6]); set(6, [5, 4]); set(7, [4])
+        graph.entryPoint = 0
+        #expect(Self.reachable(graph) == 6)
+        let changes = ReachabilityRepair.repair(graph) { a, b in abs(Float(a) - Float(b)) }
+        #expect(Self.reachable(graph) == 8)
+        #expect(changes == 1, "linking 6 in brings 5 with it")
+        // 6's nearest reachable neighbour is 4, whose list was full: 6 replaced 3, which 2
+        // still names, not 7, which only 4 names.
+        let four = graph.links(4, level: 0)
+        #expect(Set((0..<Int(four[0])).map { four[$0 + 1] }) == [6, 7])
+        try graph.validateLinks(name: "repaired")
+    }
+
+    /// Every node of a built graph can be reached on layer 0: a search can return any row.
+    @Test func builtGraphsReachEveryNode() throws {
+        let dir = TemporaryDirectory()
+        let (segment, _) = try Self.segment(dir, rows: 20_000, dimension: 24, metric: .l2)
+        let graph = Self.build(segment, HNSWParameters(m: 4, efConstruction: 20))
+        #expect(Self.reachable(graph) == 20_000)
+    }
+
     @Test func levelsFollowTheGeometricLaw() {
         let levels = HNSWBuilder.drawLevels(count: 200_000, m: 16, seed: 1)
         let aboveZero = Double(levels.filter { $0 >= 1 }.count) / 200_000
