@@ -57,7 +57,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Writes in flight per shard; past it a write is a 503 with Retry-After at once.")
     var maxShardWrites = 256
 
-    @Option(name: .long, help: "Seconds a request may run before its work is cancelled (a 503).")
+    @Option(name: .long, help: "Seconds a request may run before its work is cancelled (a 503); checked every twentieth of it (5-250 ms), so a request may run up to that much longer.")
     var requestTimeout = 30.0
 
     @Option(name: .long, help: "Flush a library once this many rows are unflushed (they are searched exactly until then).")
