@@ -37,7 +37,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--ef", type=int, default=64)
     parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--server-args", default="", help="extra vdb-serve arguments, e.g. --no-event-loop-executor")
+    parser.add_argument("--server-args", default="", help="extra vdb-serve arguments, e.g. \"--max-searches 8\"")
     parser.add_argument("--json", help="where to write the results (default bench/results/rest-path-<date>.json)")
     args = parser.parse_args()
     bin_dir = build_tools(("vdb-build", "vdb-serve", "vdb-query"))

@@ -86,13 +86,13 @@ enum HNSWBuilder {
             efConstruction: parameters.efConstruction)
         if let nodeRows { graph.numberNodes(asRows: nodeRows) }
         guard count > 0, let base = vectors.baseAddress else { return graph }
-        // `nodeOfRow[r]` is row r's node: rows go in in row order whatever the numbering.
-        var nodeOfRow = [UInt32]()
-        if let nodeRows {
-            nodeOfRow = [UInt32](repeating: 0, count: count)
-            for (node, row) in nodeRows.enumerated() { nodeOfRow[Int(row)] = UInt32(node) }
-        }
-        let nodeOf = nodeOfRow
+        // `nodeOf[r]` is row r's node (empty: the same number): rows go in in row order
+        // whatever the numbering.
+        let nodeOf: [UInt32] = nodeRows.map { nodeRows in
+            var inverse = [UInt32](repeating: 0, count: count)
+            for (node, row) in nodeRows.enumerated() { inverse[Int(row)] = UInt32(node) }
+            return inverse
+        } ?? []
         let locks = UnsafeMutablePointer<UInt8>.allocate(capacity: count)
         locks.initialize(repeating: 0, count: count)
         defer { locks.deallocate() }

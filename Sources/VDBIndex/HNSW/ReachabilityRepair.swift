@@ -21,7 +21,7 @@ enum ReachabilityRepair {
             let list = graph.links(UInt32(v), level: 0)
             for i in 0..<Int(list[0]) { inDegree[Int(list[i + 1])] += 1 }
         }
-        var reached = [Bool](repeating: false, count: n)
+        var reached: [Bool] = []
         var queue = [UInt32]()
         queue.reserveCapacity(n)
         func spread(from start: UInt32) {

@@ -292,7 +292,6 @@ struct HNSWTests {
         }
     }
 
-    /// P(level ≥ l) = M^-l: the draw uses mL = 1/ln(M).
     /// Nodes reachable on layer 0 from the entry point.
     static func reachable(_ graph: HNSWGraph) -> Int {
         var seen = Set([graph.entryPoint])
@@ -338,6 +337,7 @@ struct HNSWTests {
         #expect(Self.reachable(graph) == 20_000)
     }
 
+    /// P(level ≥ l) = M^-l: the draw uses mL = 1/ln(M).
     @Test func levelsFollowTheGeometricLaw() {
         let levels = HNSWBuilder.drawLevels(count: 200_000, m: 16, seed: 1)
         let aboveZero = Double(levels.filter { $0 >= 1 }.count) / 200_000
