@@ -120,7 +120,12 @@ struct TracingTests {
             server, "POST", "/v1/libraries/t/search", ["vector": [1, 0], "k": 2],
             headers: ["traceparent": "00-\(searchTrace)-\(searchParent)-01", "X-Request-Id": "traced-search"]).status == 200)
 
-        let spans = try await receiver.waitFor(["vdb.search", "vdb.search.part", "vdb.shard.apply", "vdb.wal.append", "vdb.wal.fsync"])
+        // The request spans too: each ends after its response is written, so it can come in a
+        // later export than the engine's spans inside it.
+        let spans = try await receiver.waitFor([
+            "/v1/libraries/{library}/search", "/v1/libraries/{library}/documents",
+            "vdb.search", "vdb.search.part", "vdb.shard.apply", "vdb.wal.append", "vdb.wal.fsync",
+        ])
         let names = spans.map(\.name)
         func children(of parent: ExportedSpan, named name: String) -> [ExportedSpan] {
             spans.filter { $0.parentID == parent.spanID && $0.traceID == parent.traceID && $0.name == name }
