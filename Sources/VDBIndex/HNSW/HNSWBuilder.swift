@@ -49,8 +49,10 @@ enum HNSWBuilder {
     ///   - codes: the rows' 8-bit codes, when the index keeps them: the construction walks then
     ///     score on the codes (a quarter of the bytes per step), and only the candidates they
     ///     return are measured exactly, for the neighbour selection and pruning.
+    ///   - vectors: the float vectors in node order: row `nodeRows[i]`'s at `i`.
     ///   - nodeRows: when set, node i of the graph is row `nodeRows[i]` (a permutation, such as
-    ///     ``LocalityOrder``'s) and `codes` are stored in node order; nil numbers nodes as rows.
+    ///     ``LocalityOrder``'s) and `vectors` and `codes` are stored in node order; nil numbers
+    ///     nodes as rows.
     ///     Either way rows are inserted in row order and draw the same levels, so the graph is
     ///     the same up to the numbering; numbered for locality, each walk's reads fall in a few
     ///     contiguous runs and the build takes fewer misses.
@@ -79,7 +81,7 @@ enum HNSWBuilder {
         _ threads: Int, _ codes: QuantizedCodes?, _ nodeRows: [UInt32]?, _ progress: ProgressHandler?
     ) -> HNSWGraph {
         let count = vectors.count / dimension
-        precondition(nodeRows == nil || (nodeRows!.count == count && codes != nil), "one node per row, codes in node order")
+        precondition(nodeRows == nil || nodeRows!.count == count, "one node per row")
         let rowLevels = drawLevels(count: count, m: parameters.m, seed: parameters.seed)
         let graph = HNSWGraph(
             levels: nodeRows.map { $0.map { rowLevels[Int($0)] } } ?? rowLevels, maxDegree: parameters.m,
@@ -133,6 +135,7 @@ enum HNSWBuilder {
 /// The shared state of one build. Threads write a node's lists only under its lock.
 private struct BuildContext: @unchecked Sendable {
     let graph: HNSWGraph
+    /// In node order.
     let vectors: UnsafePointer<Float>
     let dimension: Int
     let metric: Metric
@@ -142,7 +145,7 @@ private struct BuildContext: @unchecked Sendable {
     let parameters: HNSWParameters
 
     @inline(__always)
-    func vector(_ node: UInt32) -> UnsafePointer<Float> { vectors + Int(graph.row(of: node)) * dimension }
+    func vector(_ node: UInt32) -> UnsafePointer<Float> { vectors + Int(node) * dimension }
 
     func insert<D: DistanceKernel>(
         _ kernel: D.Type, _ node: UInt32, entry: Locked<(node: UInt32, level: Int)>, scratch: SearchScratch,

@@ -20,18 +20,24 @@ public struct HNSWFamily: IndexFamily {
                 progress: progress)
             return [(.hnswGraph, graph.serialized())]
         }
+        // Nodes are numbered so that nodes near in space are near in memory, and the build keeps
+        // its float32 rows in that order: its walks read the codes and its neighbour choices the
+        // exact vectors of a few contiguous runs. Float16 rows are decoded straight into that
+        // copy, never into the segment's decoded one as well.
+        let rows = BuildRows(segment: segment)
+        let order = LocalityOrder.order(rows: rows, seed: parameters.seed, threads: threads)
+        let nodeVectors = rows.gathered(order)
         // The codes come first: the construction walks score on them, as searches do.
-        let quantizer = ScalarQuantizer.train(vectors: segment.vectors, dimension: segment.dimension)
-        // Nodes are numbered so that nodes near in space are near in memory, with the codes in
-        // node order: the build's walks gain from it as much as the searches'.
-        let order = LocalityOrder.order(vectors: segment.vectors, dimension: segment.dimension, seed: parameters.seed, threads: threads)
-        let codesSection = ScalarQuantizer.reordered(
-            section: quantizer.encodeSection(vectors: segment.vectors), by: order, dimension: segment.dimension)
+        let codesSection = nodeVectors.withUnsafeBufferPointer { vectors in
+            ScalarQuantizer.train(vectors: vectors, dimension: segment.dimension).encodeSection(vectors: vectors, inNodeOrder: true)
+        }
         let graph = try codesSection.withUnsafeBytes { (raw) throws(StorageError) in
             let codes = try QuantizedCodes(section: raw, dimension: segment.dimension, rows: segment.rowCount, name: "new sq8 codes")
-            return HNSWBuilder.build(
-                vectors: segment.vectors, dimension: segment.dimension, metric: segment.metric, parameters: parameters, threads: threads,
-                codes: codes, nodeRows: order, progress: progress)
+            return nodeVectors.withUnsafeBufferPointer { vectors in
+                HNSWBuilder.build(
+                    vectors: vectors, dimension: segment.dimension, metric: segment.metric, parameters: parameters, threads: threads,
+                    codes: codes, nodeRows: order, progress: progress)
+            }
         }
         return [(.hnswGraph, graph.serialized()), (.sq8Codes, codesSection)]
     }

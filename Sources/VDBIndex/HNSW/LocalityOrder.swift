@@ -22,20 +22,20 @@ enum LocalityOrder {
 
     /// `order[node]` is the row placed at `node`; a permutation of `0..<rows`. Segments too
     /// small to gain keep the identity.
-    static func order(vectors: UnsafeBufferPointer<Float>, dimension: Int, seed: UInt64, threads: Int) -> [UInt32] {
-        let n = vectors.count / dimension
+    static func order(rows vectors: BuildRows, seed: UInt64, threads: Int) -> [UInt32] {
+        let n = vectors.count
         let all = (0..<n).map { UInt32($0) }
         guard n >= 4 * cellRows else { return all }
         var order = [UInt32]()
         order.reserveCapacity(n)
-        let regions = split(all, into: (n + regionRows - 1) / regionRows, vectors: vectors, dimension: dimension, seed: seed, threads: threads)
+        let regions = split(all, into: (n + regionRows - 1) / regionRows, vectors: vectors, seed: seed, threads: threads)
         for (i, region) in regions.enumerated() {
             guard region.count >= 2 * cellRows else {
                 order.append(contentsOf: region)
                 continue
             }
             let cells = split(
-                region, into: (region.count + cellRows - 1) / cellRows, vectors: vectors, dimension: dimension,
+                region, into: (region.count + cellRows - 1) / cellRows, vectors: vectors,
                 seed: seed &+ UInt64(i + 1), threads: threads)
             for cell in cells { order.append(contentsOf: cell) }
         }
@@ -44,12 +44,13 @@ enum LocalityOrder {
 
     /// `rows` grouped by k-means cell (trained on a sample), each group in the order given.
     private static func split(
-        _ rows: [UInt32], into k: Int, vectors: UnsafeBufferPointer<Float>, dimension: Int, seed: UInt64, threads: Int
+        _ rows: [UInt32], into k: Int, vectors: BuildRows, seed: UInt64, threads: Int
     ) -> [[UInt32]] {
         guard k > 1 else { return [rows] }
+        let dimension = vectors.dimension
         // Every `step`-th row: the sample, without a second shuffle (rows are in ingest order).
         let step = max(1, rows.count / (k * samplePerCell))
-        let sample = gather(stride(from: 0, to: rows.count, by: step).map { rows[$0] }, vectors: vectors, dimension: dimension)
+        let sample = vectors.gathered(stride(from: 0, to: rows.count, by: step).map { rows[$0] })
         let centroids = sample.withUnsafeBufferPointer {
             KMeans.train(data: $0, dimension: dimension, k: k, iterations: rounds, seed: seed, threads: threads)
         }
@@ -57,23 +58,13 @@ enum LocalityOrder {
         var groups = [[UInt32]](repeating: [], count: k)
         var assignment = [Int32]()
         for start in stride(from: 0, to: rows.count, by: assignBlock) {
-            let block = Array(rows[start..<min(rows.count, start + assignBlock)])
+            let block = rows[start..<min(rows.count, start + assignBlock)]
             assignment = [Int32](repeating: 0, count: block.count)
-            gather(block, vectors: vectors, dimension: dimension).withUnsafeBufferPointer {
+            vectors.gathered(block).withUnsafeBufferPointer {
                 KMeans.assign(data: $0, dimension: dimension, centroids: centroids, threads: threads, into: &assignment)
             }
             for (i, row) in block.enumerated() { groups[Int(assignment[i])].append(row) }
         }
         return groups.filter { !$0.isEmpty }
-    }
-
-    private static func gather(_ rows: [UInt32], vectors: UnsafeBufferPointer<Float>, dimension: Int) -> [Float] {
-        var out = [Float](repeating: 0, count: rows.count * dimension)
-        out.withUnsafeMutableBufferPointer { o in
-            for (i, row) in rows.enumerated() {
-                (o.baseAddress! + i * dimension).update(from: vectors.baseAddress! + Int(row) * dimension, count: dimension)
-            }
-        }
-        return out
     }
 }

@@ -16,11 +16,9 @@ enum ReachabilityRepair {
     static func repair(_ graph: HNSWGraph, distance: (UInt32, UInt32) -> Float) -> Int {
         let n = graph.nodeCount
         guard n > 1 else { return 0 }
+        // `inDegree[t]`: how many reached nodes name t. A link is only displaced when its
+        // target keeps another reached node's link.
         var inDegree = [Int32](repeating: 0, count: n)
-        for v in 0..<n {
-            let list = graph.links(UInt32(v), level: 0)
-            for i in 0..<Int(list[0]) { inDegree[Int(list[i + 1])] += 1 }
-        }
         var reached: [Bool] = []
         var queue = [UInt32]()
         queue.reserveCapacity(n)
@@ -32,18 +30,28 @@ enum ReachabilityRepair {
             while head < queue.count {
                 let list = graph.links(queue[head], level: 0)
                 head += 1
-                for i in 0..<Int(list[0]) where !reached[Int(list[i + 1])] {
-                    reached[Int(list[i + 1])] = true
-                    queue.append(list[i + 1])
+                for i in 0..<Int(list[0]) {
+                    let target = Int(list[i + 1])
+                    inDegree[target] += 1
+                    if !reached[target] {
+                        reached[target] = true
+                        queue.append(list[i + 1])
+                    }
                 }
             }
         }
+        // Nodes the repair linked in: their links are never displaced in turn, or two nodes
+        // could take turns displacing each other round after round.
+        var pinned = [Bool](repeating: false, count: n)
         var changes = 0
         var scans = 0
-        // A replaced link can cut off what only it led to, so each round starts from a fresh
-        // walk from the entry point; in practice the first round leaves nothing behind.
-        for _ in 0..<4 {
+        // A replaced link can still cut off what only it led to (its target's other way in can
+        // come from behind it, through a cycle), so each round starts from a fresh walk from
+        // the entry point. 20k rows at M 4, 36 two-thread builds: ~590 nodes to link in, and
+        // 29 builds were done after one round, 7 after two.
+        for _ in 0..<maxRounds {
             reached = [Bool](repeating: false, count: n)
+            for i in 0..<n { inDegree[i] = 0 }
             spread(from: graph.entryPoint)
             // In row order, so the repair does not depend on how nodes are numbered.
             var pending = (0..<n).filter { !reached[$0] }.map { UInt32($0) }.sorted { graph.row(of: $0) < graph.row(of: $1) }
@@ -60,7 +68,12 @@ enum ReachabilityRepair {
                         scans += 1
                         hosts += nearestReached(to: v, count: 16, n: n, reached: reached, distance: distance)
                     }
-                    if hosts.contains(where: { linkIn(v, host: $0, graph: graph, inDegree: &inDegree, distance: distance) }) {
+                    // A free slot anywhere before a displaced link: every displacement risks
+                    // cutting off what only that link led to.
+                    if hosts.contains(where: { linkIn(v, host: $0, graph: graph, displacing: false, inDegree: &inDegree, pinned: pinned, distance: distance) })
+                        || hosts.contains(where: { linkIn(v, host: $0, graph: graph, displacing: true, inDegree: &inDegree, pinned: pinned, distance: distance) })
+                    {
+                        pinned[Int(v)] = true
                         changes += 1
                         spread(from: v)
                     } else {
@@ -76,6 +89,9 @@ enum ReachabilityRepair {
         }
         return changes
     }
+
+    /// Rounds per build, at most: each walks the whole graph once.
+    static let maxRounds = 16
 
     /// Nodes scanned for hosts per build, at most: each scan reads every vector.
     static let maxScans = 64
@@ -101,10 +117,12 @@ enum ReachabilityRepair {
         return best.map(\.1)
     }
 
-    /// Puts `node` on `host`'s list: in a free slot, or in place of the farthest link whose
-    /// target has another way in. False if neither exists.
+    /// Puts `node` on `host`'s list: in a free slot, or when `displacing`, in place of the
+    /// farthest link whose target another reached node names and the repair did not link in.
+    /// False if there is no such place.
     private static func linkIn(
-        _ node: UInt32, host: UInt32, graph: HNSWGraph, inDegree: inout [Int32], distance: (UInt32, UInt32) -> Float
+        _ node: UInt32, host: UInt32, graph: HNSWGraph, displacing: Bool, inDegree: inout [Int32], pinned: [Bool],
+        distance: (UInt32, UInt32) -> Float
     ) -> Bool {
         let list = graph.links(host, level: 0)
         let count = Int(list[0])
@@ -112,8 +130,9 @@ enum ReachabilityRepair {
             list[count + 1] = node
             list[0] = UInt32(count + 1)
         } else {
+            guard displacing else { return false }
             var victim: (slot: Int, distance: Float)?
-            for i in 0..<count where inDegree[Int(list[i + 1])] > 1 {
+            for i in 0..<count where inDegree[Int(list[i + 1])] > 1 && !pinned[Int(list[i + 1])] {
                 let d = distance(host, list[i + 1])
                 if victim == nil || d > victim!.distance { victim = (i, d) }
             }

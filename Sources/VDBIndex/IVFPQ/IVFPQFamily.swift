@@ -15,8 +15,7 @@ public struct IVFPQFamily: IndexFamily {
 
     public func build(for segment: Segment, threads: Int, progress: ProgressHandler?) throws -> [(SegmentFormat.SectionKind, [UInt8])] {
         // Float16 rows are decoded as the build reads them, never as a float32 copy of the segment.
-        let rows = segment.halfVectors.map { BuildRows(float16: $0, dimension: segment.dimension) }
-            ?? BuildRows(float32: segment.vectors, dimension: segment.dimension)
+        let rows = BuildRows(segment: segment)
         let bytes = try IVFPQBuilder.build(rows: rows, metric: segment.metric, parameters: parameters, threads: threads, progress: progress)
         return [(.ivfpq, bytes)]
     }

@@ -48,13 +48,14 @@ struct ScalarQuantizer {
         return ScalarQuantizer(dimension: dimension, mins: lo, scales: scales)
     }
 
-    /// The section bytes for `vectors` (see the layout table).
-    func encodeSection(vectors: UnsafeBufferPointer<Float>) -> [UInt8] {
+    /// The section bytes for `vectors` (see the layout table): format 2 when the vectors come
+    /// in the node order of the graph they are built with, format 1 when in row order.
+    func encodeSection(vectors: UnsafeBufferPointer<Float>, inNodeOrder: Bool = false) -> [UInt8] {
         let rows = vectors.count / dimension
         let layout = Self.layout(dimension: dimension, rows: rows)
         var out = [UInt8](repeating: 0, count: layout.total)
         out.withUnsafeMutableBytes { raw in
-            raw.storeBytes(of: Self.formatVersion.littleEndian, toByteOffset: 0, as: UInt32.self)
+            raw.storeBytes(of: (inNodeOrder ? Self.nodeOrderFormatVersion : Self.formatVersion).littleEndian, toByteOffset: 0, as: UInt32.self)
             raw.storeBytes(of: UInt32(dimension).littleEndian, toByteOffset: 4, as: UInt32.self)
             raw.storeBytes(of: UInt64(rows).littleEndian, toByteOffset: 8, as: UInt64.self)
             for i in 0..<dimension {
@@ -71,24 +72,6 @@ struct ScalarQuantizer {
                     norm += decoded * decoded
                 }
                 raw.storeBytes(of: norm.bitPattern.littleEndian, toByteOffset: layout.norms + 4 * r, as: UInt32.self)
-            }
-        }
-        return out
-    }
-
-    /// A format-1 section's codes and norms put in node order: entry i is row `order[i]`'s.
-    static func reordered(section: [UInt8], by order: [UInt32], dimension: Int) -> [UInt8] {
-        let layout = Self.layout(dimension: dimension, rows: order.count)
-        precondition(section.count == layout.total, "the section does not hold these rows")
-        var out = section
-        out.withUnsafeMutableBytes { target in
-            section.withUnsafeBytes { source in
-                target.storeBytes(of: nodeOrderFormatVersion.littleEndian, toByteOffset: 0, as: UInt32.self)
-                for (node, row) in order.enumerated() {
-                    (target.baseAddress! + layout.norms + 4 * node).copyMemory(from: source.baseAddress! + layout.norms + 4 * Int(row), byteCount: 4)
-                    (target.baseAddress! + layout.codes + dimension * node)
-                        .copyMemory(from: source.baseAddress! + layout.codes + dimension * Int(row), byteCount: dimension)
-                }
             }
         }
         return out

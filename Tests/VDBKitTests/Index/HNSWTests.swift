@@ -139,7 +139,7 @@ struct HNSWTests {
     @Test func localityOrderGroupsNearbyRows() throws {
         let dir = TemporaryDirectory()
         let (segment, _) = try Self.segment(dir, rows: 8_000, dimension: 16, metric: .l2)
-        let order = LocalityOrder.order(vectors: segment.vectors, dimension: 16, seed: 1, threads: 2)
+        let order = LocalityOrder.order(rows: BuildRows(segment: segment), seed: 1, threads: 2)
         #expect(order.count == 8_000 && Set(order).count == 8_000 && order.allSatisfy { $0 < 8_000 })
         let v = segment.vectors.baseAddress!
         func meanStep(_ rows: [UInt32]) -> Float {
@@ -154,7 +154,7 @@ struct HNSWTests {
         #expect(ordered < ingest / 2, "consecutive nodes \(ordered) apart, rows in ingest order \(ingest)")
         // Too few rows to gain: the identity.
         let (small, _) = try Self.segment(dir, rows: 500, dimension: 16, metric: .l2, seed: 9)
-        #expect(LocalityOrder.order(vectors: small.vectors, dimension: 16, seed: 1, threads: 1) == (0..<500).map { UInt32($0) })
+        #expect(LocalityOrder.order(rows: BuildRows(segment: small), seed: 1, threads: 1) == (0..<500).map { UInt32($0) })
     }
 
     /// A graph built with its nodes numbered for locality (node-ordered codes, rows inserted
@@ -165,21 +165,23 @@ struct HNSWTests {
         let dir = TemporaryDirectory()
         let (segment, data) = try Self.segment(dir, rows: 6_000, dimension: 16, metric: metric)
         let parameters = HNSWParameters(m: 8, efConstruction: 60)
-        let codes = ScalarQuantizer.train(vectors: segment.vectors, dimension: 16).encodeSection(vectors: segment.vectors)
-        let order = LocalityOrder.order(vectors: segment.vectors, dimension: 16, seed: 3, threads: 2)
+        let quantizer = ScalarQuantizer.train(vectors: segment.vectors, dimension: 16)
+        let codes = quantizer.encodeSection(vectors: segment.vectors)
+        let order = LocalityOrder.order(rows: BuildRows(segment: segment), seed: 3, threads: 2)
         #expect(order != (0..<6_000).map { UInt32($0) })
-        let nodeCodes = ScalarQuantizer.reordered(section: codes, by: order, dimension: 16)
+        let nodeVectors = BuildRows(segment: segment).gathered(order)
+        let nodeCodes = nodeVectors.withUnsafeBufferPointer { quantizer.encodeSection(vectors: $0, inNodeOrder: true) }
         // One thread each, so both builds insert in exactly the same sequence.
-        func build(_ section: [UInt8], nodeRows: [UInt32]?) throws -> HNSWGraph {
+        func build(_ vectors: UnsafeBufferPointer<Float>, _ section: [UInt8], nodeRows: [UInt32]?) throws -> HNSWGraph {
             try section.withUnsafeBytes { raw in
                 let codes = try QuantizedCodes(section: raw, dimension: 16, rows: 6_000, name: "test codes")
                 return HNSWBuilder.build(
-                    vectors: segment.vectors, dimension: 16, metric: metric, parameters: parameters, threads: 1, codes: codes,
+                    vectors: vectors, dimension: 16, metric: metric, parameters: parameters, threads: 1, codes: codes,
                     nodeRows: nodeRows, progress: nil)
             }
         }
-        let graph = try build(codes, nodeRows: nil)
-        let numbered = try build(nodeCodes, nodeRows: order)
+        let graph = try build(segment.vectors, codes, nodeRows: nil)
+        let numbered = try nodeVectors.withUnsafeBufferPointer { try build($0, nodeCodes, nodeRows: order) }
         try numbered.validateLinks(name: "node-numbered")
         #expect(numbered.row(of: numbered.entryPoint) == graph.entryPoint && numbered.topLevel == graph.topLevel)
         var sameLists = 0

@@ -208,4 +208,17 @@ struct CompressionTests {
         #expect(usage.allSatisfy { $0.residentBytes <= $0.bytesOnDisk })
         #expect(usage.contains { $0.section == "ivf-pq" })
     }
+
+    /// An HNSW build over float16 vectors decodes them once, into its own node-ordered copy,
+    /// and never makes the segment's float32 copy as well (1.5 GiB more at 1M x 384).
+    @Test func hnswBuildDecodesFloat16Once() throws {
+        let dir = TemporaryDirectory()
+        var source = ArrayRowSource(dimension: 16, vectors: randomVectors(count: 3_000, dimension: 16, seed: 5), declaredMetric: .cosine)
+        _ = try Ingestor.ingest(source: &source, dataDirectory: dir.path, options: IngestOptions(library: "h", storage: StorageChange(vectors: .float16)))
+        let segment = try LibrarySnapshot.openCurrent(dataDirectory: dir.path, library: "h").allSegments[0]
+        #expect(segment.vectorEncoding == .float16)
+        let sections = try HNSWFamily(parameters: HNSWParameters(m: 8, efConstruction: 40)).build(for: segment, threads: 2, progress: nil)
+        #expect(sections.map(\.0) == [.hnswGraph, .sq8Codes])
+        #expect(segment.decodedVectorBytes == 0, "the HNSW build decoded the segment's float16 vectors")
+    }
 }

@@ -1,13 +1,15 @@
 import CVDBKernels
+import VDBStorage
 
-/// A segment's rows as the IVF-PQ build reads them: float32 in place, or float16 decoded a
+/// A segment's rows as the index builds read them: float32 in place, or float16 decoded a
 /// block (or a row) at a time.
 ///
 /// Building from ``Segment/vectors`` decoded a whole float16 segment into a float32 copy of
-/// twice the mapping's size and kept it: 1.5 GiB for 1M x 384, the largest part of that
-/// build's peak memory. The build reads every row only in three passes (the coarse
+/// twice the mapping's size and kept it: 1.5 GiB for 1M x 384, the largest part of an IVF-PQ
+/// build's peak memory. That build reads every row only in three passes (the coarse
 /// assignment, the encoding, the cosine rule's exact neighbours), and a sample, so decoding
-/// as it goes costs one conversion per row per pass and no copy.
+/// as it goes costs one conversion per row per pass and no copy. The HNSW build decodes once,
+/// straight into its node order (``HNSWFamily``).
 struct BuildRows: @unchecked Sendable {
     enum Storage {
         case float32(UnsafeBufferPointer<Float>)
@@ -19,6 +21,15 @@ struct BuildRows: @unchecked Sendable {
     let dimension: Int
     /// Float16 rows decoded per block by ``forEachBlock(_:)`` (16,384 x 384 floats: 24 MiB).
     let blockRows: Int
+
+    /// The segment's stored rows, never its decoded float32 copy.
+    init(segment: Segment) {
+        if let half = segment.halfVectors {
+            self.init(float16: half, dimension: segment.dimension)
+        } else {
+            self.init(float32: segment.vectors, dimension: segment.dimension)
+        }
+    }
 
     init(float32 vectors: UnsafeBufferPointer<Float>, dimension: Int) {
         storage = .float32(vectors)
@@ -48,6 +59,14 @@ struct BuildRows: @unchecked Sendable {
         let start = array.count
         array.append(contentsOf: repeatElement(0, count: dimension))
         array.withUnsafeMutableBufferPointer { copy(row: row, into: $0.baseAddress! + start) }
+    }
+
+    /// The given rows as float32, one after another, in the order given.
+    func gathered(_ rows: some Collection<UInt32>) -> [Float] {
+        [Float](unsafeUninitializedCapacity: rows.count * dimension) { out, initialized in
+            for (i, row) in rows.enumerated() { copy(row: Int(row), into: out.baseAddress! + i * dimension) }
+            initialized = rows.count * dimension
+        }
     }
 
     /// Calls `body` with consecutive blocks of rows as float32, in order, with the first row's
