@@ -179,6 +179,12 @@ struct SearchRequest: Decodable, Sendable {
 
     enum CodingKeys: String, CodingKey { case vector, vectorBase64 }
 
+    init(vector: [Float]?, vectorBase64: String?, options: SearchOptions) {
+        self.vector = vector
+        self.vectorBase64 = vectorBase64
+        self.options = options
+    }
+
     init(from decoder: any Decoder) throws {
         try Self.schema.checkKeys(of: decoder)
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -196,6 +202,12 @@ struct BatchSearchRequest: Decodable, Sendable {
     var options: SearchOptions
 
     enum CodingKeys: String, CodingKey { case vectors, vectorsBase64 }
+
+    init(vectors: [[Float]]?, vectorsBase64: String?, options: SearchOptions) {
+        self.vectors = vectors
+        self.vectorsBase64 = vectorsBase64
+        self.options = options
+    }
 
     init(from decoder: any Decoder) throws {
         try Self.schema.checkKeys(of: decoder)

@@ -75,10 +75,14 @@ protocol StrictBody: Decodable {
     /// Whether `init(from:)` checks the keys itself (``BodySchema/checkKeys(of:)``), so the
     /// body need not be parsed into a `JSONValue` first.
     static var checksKeysWhileDecoding: Bool { get }
+    /// The body read without the strict decoder, when its shape allows (``SearchBodyReader``);
+    /// nil sends it through ``decodeStrictly(from:)``.
+    static func readDirectly(_ bytes: UnsafeRawBufferPointer) -> Self?
 }
 
 extension StrictBody {
     static var checksKeysWhileDecoding: Bool { false }
+    static func readDirectly(_ bytes: UnsafeRawBufferPointer) -> Self? { nil }
 
     /// Decodes `data`, refusing keys the schema does not declare: a malformed body is a
     /// `DecodingError` (400), an unknown key a 422 naming it, a bad field a 422.
@@ -120,11 +124,13 @@ extension PatchChunkRequest: StrictBody {
 extension SearchRequest: StrictBody {
     static let schema = BodySchema.object(SearchOptions.keys.merging(["vector": .any, "vectorBase64": .any]) { a, _ in a })
     static var checksKeysWhileDecoding: Bool { true }
+    static func readDirectly(_ bytes: UnsafeRawBufferPointer) -> Self? { SearchBodyReader.search(bytes) }
 }
 
 extension BatchSearchRequest: StrictBody {
     static let schema = BodySchema.object(SearchOptions.keys.merging(["vectors": .any, "vectorsBase64": .any]) { a, _ in a })
     static var checksKeysWhileDecoding: Bool { true }
+    static func readDirectly(_ bytes: UnsafeRawBufferPointer) -> Self? { SearchBodyReader.batch(bytes) }
 }
 
 extension DeleteDocumentsRequest: StrictBody {

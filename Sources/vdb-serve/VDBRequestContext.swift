@@ -55,6 +55,7 @@ extension Request {
     /// Keys the body's type does not declare are refused (``StrictBody``).
     func json<Value: StrictBody>(_ type: Value.Type, context: VDBRequestContext) async throws -> Value {
         let buffer = try await body.collect(upTo: context.maxUploadSize)
+        if let value = buffer.withUnsafeReadableBytes({ Value.readDirectly($0) }) { return value }
         return try Self.decode(Value.self, from: Data(buffer.readableBytesView))
     }
 

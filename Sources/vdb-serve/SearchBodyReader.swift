@@ -1,0 +1,225 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Search bodies of the usual shapes read straight from their bytes.
+///
+/// Foundation's `JSONDecoder` builds a tree of the whole body and then a value per number: for
+/// a 384-d query sent as a JSON array that was ~0.3 ms, more than the search, and even for
+/// base64 it was the largest part of the server's own work per request. This reader takes one
+/// pass over the bytes and writes the floats into their array.
+///
+/// It reads only what it can answer exactly as the strict decoder would: an object of known
+/// keys, each once, with plain strings (no escapes), integers written as digits, numbers
+/// within float32's range, and no `filter`. For anything else it returns nil, and the body
+/// goes through ``StrictBody/decodeStrictly(from:)``, which also names every error; so the
+/// two paths cannot disagree on what is refused, nor on how.
+enum SearchBodyReader {
+    /// The fields of a search or batch body.
+    struct Fields {
+        var vector: [Float]?
+        var vectors: [[Float]]?
+        var base64: String?
+        var k: Int?
+        var ef: Int?
+        var nprobe: Int?
+        var rerank: Int?
+        var leaves: Int?
+        var include: [String]?
+        var consistency: String?
+
+        var options: SearchOptions {
+            SearchOptions(k: k, ef: ef, nprobe: nprobe, rerank: rerank, leaves: leaves, filter: nil, include: include, consistency: consistency)
+        }
+    }
+
+    /// A single search's body (`vector` or `vectorBase64`), or nil to decode it strictly.
+    static func search(_ bytes: UnsafeRawBufferPointer) -> SearchRequest? {
+        guard let fields = read(bytes, batch: false) else { return nil }
+        return SearchRequest(vector: fields.vector, vectorBase64: fields.base64, options: fields.options)
+    }
+
+    /// A batch's body (`vectors` or `vectorsBase64`), or nil to decode it strictly.
+    static func batch(_ bytes: UnsafeRawBufferPointer) -> BatchSearchRequest? {
+        guard let fields = read(bytes, batch: true) else { return nil }
+        return BatchSearchRequest(vectors: fields.vectors, vectorsBase64: fields.base64, options: fields.options)
+    }
+
+    private static func read(_ bytes: UnsafeRawBufferPointer, batch: Bool) -> Fields? {
+        guard let base = bytes.baseAddress else { return nil }
+        var cursor = Cursor(base: base.assumingMemoryBound(to: UInt8.self), end: bytes.count)
+        var fields = Fields()
+        var seen: [String] = []
+        guard cursor.consume(UInt8(ascii: "{")) else { return nil }
+        if !cursor.consume(UInt8(ascii: "}")) {
+            repeat {
+                // A key twice: the strict decoder's to judge.
+                guard let key = cursor.plainString(), !seen.contains(key), cursor.consume(UInt8(ascii: ":")) else { return nil }
+                seen.append(key)
+                switch key {
+                case "vector" where !batch: guard let v = cursor.floats() else { return nil }; fields.vector = v
+                case "vectors" where batch: guard let v = cursor.floatRows() else { return nil }; fields.vectors = v
+                case "vectorBase64" where !batch, "vectorsBase64" where batch: guard let s = cursor.plainString() else { return nil }; fields.base64 = s
+                case "k": guard let n = cursor.integer() else { return nil }; fields.k = n
+                case "ef": guard let n = cursor.integer() else { return nil }; fields.ef = n
+                case "nprobe": guard let n = cursor.integer() else { return nil }; fields.nprobe = n
+                case "rerank": guard let n = cursor.integer() else { return nil }; fields.rerank = n
+                case "leaves": guard let n = cursor.integer() else { return nil }; fields.leaves = n
+                case "include": guard let s = cursor.strings() else { return nil }; fields.include = s
+                case "consistency": guard let s = cursor.plainString() else { return nil }; fields.consistency = s
+                default: return nil  // `filter`, an unknown key: the strict decoder's
+                }
+            } while cursor.consume(UInt8(ascii: ","))
+            guard cursor.consume(UInt8(ascii: "}")) else { return nil }
+        }
+        guard cursor.atEnd else { return nil }
+        return fields
+    }
+
+    /// A position in the body; every read skips the whitespace before its value.
+    private struct Cursor {
+        let base: UnsafePointer<UInt8>
+        let end: Int
+        var i = 0
+
+        init(base: UnsafePointer<UInt8>, end: Int) {
+            self.base = base
+            self.end = end
+        }
+
+        var atEnd: Bool {
+            mutating get {
+                skipSpace()
+                return i == end
+            }
+        }
+
+        mutating func skipSpace() {
+            while i < end, base[i] == 0x20 || base[i] == 0x0A || base[i] == 0x0D || base[i] == 0x09 { i += 1 }
+        }
+
+        mutating func consume(_ byte: UInt8) -> Bool {
+            skipSpace()
+            guard i < end, base[i] == byte else { return false }
+            i += 1
+            return true
+        }
+
+        /// A string with no escapes or control characters, as valid UTF-8.
+        mutating func plainString() -> String? {
+            guard consume(UInt8(ascii: "\"")) else { return nil }
+            let start = i
+            while i < end, base[i] != UInt8(ascii: "\"") {
+                if base[i] == UInt8(ascii: "\\") || base[i] < 0x20 { return nil }
+                i += 1
+            }
+            guard i < end else { return nil }
+            let text = String(validating: UnsafeBufferPointer(start: base + start, count: i - start), as: UTF8.self)
+            i += 1
+            return text
+        }
+
+        /// `[` strings `]`.
+        mutating func strings() -> [String]? {
+            guard consume(UInt8(ascii: "[")) else { return nil }
+            var out = [String]()
+            if consume(UInt8(ascii: "]")) { return out }
+            repeat {
+                guard let s = plainString() else { return nil }
+                out.append(s)
+            } while consume(UInt8(ascii: ","))
+            return consume(UInt8(ascii: "]")) ? out : nil
+        }
+
+        /// An integer written as digits (at most 18, so it fits an Int), optionally negative.
+        mutating func integer() -> Int? {
+            skipSpace()
+            var j = i
+            let negative = j < end && base[j] == UInt8(ascii: "-")
+            if negative { j += 1 }
+            let first = j
+            var value = 0
+            while j < end, base[j] >= UInt8(ascii: "0"), base[j] <= UInt8(ascii: "9") {
+                // Past 18 digits the value is not kept (it would overflow); the guard below declines.
+                if j - first < 18 { value = value * 10 + Int(base[j] - UInt8(ascii: "0")) }
+                j += 1
+            }
+            let digits = j - first
+            guard digits > 0, digits <= 18, digits == 1 || base[first] != UInt8(ascii: "0") else { return nil }
+            // A fraction or an exponent: the strict decoder decides what it means.
+            if j < end, base[j] == UInt8(ascii: ".") || base[j] == UInt8(ascii: "e") || base[j] == UInt8(ascii: "E") { return nil }
+            i = j
+            return negative ? -value : value
+        }
+
+        /// A JSON number as the nearest float32 to its nearest double (as the strict decoder
+        /// reads it), or nil when it is not valid JSON or lies outside float32's range.
+        mutating func float() -> Float? {
+            skipSpace()
+            let start = i
+            var j = i
+            if j < end, base[j] == UInt8(ascii: "-") { j += 1 }
+            func digits() -> Int {
+                let from = j
+                while j < end, base[j] >= UInt8(ascii: "0"), base[j] <= UInt8(ascii: "9") { j += 1 }
+                return j - from
+            }
+            let intStart = j
+            let intDigits = digits()
+            guard intDigits > 0, intDigits == 1 || base[intStart] != UInt8(ascii: "0") else { return nil }
+            if j < end, base[j] == UInt8(ascii: ".") {
+                j += 1
+                guard digits() > 0 else { return nil }
+            }
+            if j < end, base[j] == UInt8(ascii: "e") || base[j] == UInt8(ascii: "E") {
+                j += 1
+                if j < end, base[j] == UInt8(ascii: "+") || base[j] == UInt8(ascii: "-") { j += 1 }
+                guard digits() > 0 else { return nil }
+            }
+            let length = j - start
+            guard length < 64 else { return nil }
+            // strtod reads a NUL-terminated copy; the whole token must be read (a locale whose
+            // decimal point is not "." would stop early, and then the strict decoder reads it).
+            let parsed: Double? = withUnsafeTemporaryAllocation(of: CChar.self, capacity: 64) { buffer in
+                let text = buffer.baseAddress!
+                UnsafeMutableRawPointer(text).copyMemory(from: base + start, byteCount: length)
+                text[length] = 0
+                var stop: UnsafeMutablePointer<CChar>?
+                errno = 0
+                let value = strtod(text, &stop)
+                // Past a double's range either way (ERANGE): the strict decoder's to judge.
+                return stop == text + length && errno == 0 ? value : nil
+            }
+            guard let parsed, parsed.magnitude <= Double(Float.greatestFiniteMagnitude) else { return nil }
+            i = j
+            return Float(parsed)
+        }
+
+        /// `[` numbers `]`.
+        mutating func floats() -> [Float]? {
+            guard consume(UInt8(ascii: "[")) else { return nil }
+            var out = [Float]()
+            out.reserveCapacity(384)
+            if consume(UInt8(ascii: "]")) { return out }
+            repeat {
+                guard let x = float() else { return nil }
+                out.append(x)
+            } while consume(UInt8(ascii: ","))
+            return consume(UInt8(ascii: "]")) ? out : nil
+        }
+
+        /// `[` arrays of numbers `]`.
+        mutating func floatRows() -> [[Float]]? {
+            guard consume(UInt8(ascii: "[")) else { return nil }
+            var out = [[Float]]()
+            if consume(UInt8(ascii: "]")) { return out }
+            repeat {
+                guard let row = floats() else { return nil }
+                out.append(row)
+            } while consume(UInt8(ascii: ","))
+            return consume(UInt8(ascii: "]")) ? out : nil
+        }
+    }
+}
