@@ -22,17 +22,7 @@ enum SearchBodyReader {
         var vector: [Float]?
         var vectors: [[Float]]?
         var base64: String?
-        var k: Int?
-        var ef: Int?
-        var nprobe: Int?
-        var rerank: Int?
-        var leaves: Int?
-        var include: [String]?
-        var consistency: String?
-
-        var options: SearchOptions {
-            SearchOptions(k: k, ef: ef, nprobe: nprobe, rerank: rerank, leaves: leaves, filter: nil, include: include, consistency: consistency)
-        }
+        var options = SearchOptions()
     }
 
     /// A single search's body (`vector` or `vectorBase64`), or nil to decode it strictly.
@@ -62,13 +52,13 @@ enum SearchBodyReader {
                 case "vector" where !batch: guard let v = cursor.floats() else { return nil }; fields.vector = v
                 case "vectors" where batch: guard let v = cursor.floatRows() else { return nil }; fields.vectors = v
                 case "vectorBase64" where !batch, "vectorsBase64" where batch: guard let s = cursor.plainString() else { return nil }; fields.base64 = s
-                case "k": guard let n = cursor.integer() else { return nil }; fields.k = n
-                case "ef": guard let n = cursor.integer() else { return nil }; fields.ef = n
-                case "nprobe": guard let n = cursor.integer() else { return nil }; fields.nprobe = n
-                case "rerank": guard let n = cursor.integer() else { return nil }; fields.rerank = n
-                case "leaves": guard let n = cursor.integer() else { return nil }; fields.leaves = n
-                case "include": guard let s = cursor.strings() else { return nil }; fields.include = s
-                case "consistency": guard let s = cursor.plainString() else { return nil }; fields.consistency = s
+                case "k": guard let n = cursor.integer() else { return nil }; fields.options.k = n
+                case "ef": guard let n = cursor.integer() else { return nil }; fields.options.ef = n
+                case "nprobe": guard let n = cursor.integer() else { return nil }; fields.options.nprobe = n
+                case "rerank": guard let n = cursor.integer() else { return nil }; fields.options.rerank = n
+                case "leaves": guard let n = cursor.integer() else { return nil }; fields.options.leaves = n
+                case "include": guard let s = cursor.strings() else { return nil }; fields.options.include = s
+                case "consistency": guard let s = cursor.plainString() else { return nil }; fields.options.consistency = s
                 default: return nil  // `filter`, an unknown key: the strict decoder's
                 }
             } while cursor.consume(UInt8(ascii: ","))
@@ -122,16 +112,7 @@ enum SearchBodyReader {
         }
 
         /// `[` strings `]`.
-        mutating func strings() -> [String]? {
-            guard consume(UInt8(ascii: "[")) else { return nil }
-            var out = [String]()
-            if consume(UInt8(ascii: "]")) { return out }
-            repeat {
-                guard let s = plainString() else { return nil }
-                out.append(s)
-            } while consume(UInt8(ascii: ","))
-            return consume(UInt8(ascii: "]")) ? out : nil
-        }
+        mutating func strings() -> [String]? { list { $0.plainString() } }
 
         /// An integer written as digits (at most 18, so it fits an Int), optionally negative.
         mutating func integer() -> Int? {
@@ -198,26 +179,21 @@ enum SearchBodyReader {
         }
 
         /// `[` numbers `]`.
-        mutating func floats() -> [Float]? {
-            guard consume(UInt8(ascii: "[")) else { return nil }
-            var out = [Float]()
-            out.reserveCapacity(384)
-            if consume(UInt8(ascii: "]")) { return out }
-            repeat {
-                guard let x = float() else { return nil }
-                out.append(x)
-            } while consume(UInt8(ascii: ","))
-            return consume(UInt8(ascii: "]")) ? out : nil
-        }
+        mutating func floats() -> [Float]? { list(reserving: 384) { $0.float() } }
 
         /// `[` arrays of numbers `]`.
-        mutating func floatRows() -> [[Float]]? {
+        mutating func floatRows() -> [[Float]]? { list { $0.floats() } }
+
+        /// `[` elements `,` … `]`, or nil when an element or the brackets are not there.
+        @inline(__always)
+        mutating func list<Element>(reserving capacity: Int = 0, _ element: (inout Cursor) -> Element?) -> [Element]? {
             guard consume(UInt8(ascii: "[")) else { return nil }
-            var out = [[Float]]()
+            var out = [Element]()
+            out.reserveCapacity(capacity)
             if consume(UInt8(ascii: "]")) { return out }
             repeat {
-                guard let row = floats() else { return nil }
-                out.append(row)
+                guard let x = element(&self) else { return nil }
+                out.append(x)
             } while consume(UInt8(ascii: ","))
             return consume(UInt8(ascii: "]")) ? out : nil
         }
