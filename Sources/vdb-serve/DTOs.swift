@@ -129,9 +129,11 @@ enum Float32Values {
         }
     }
 
+    /// Whether a JSON number can be a float32 (NaN cannot, nor anything past ±greatestFiniteMagnitude).
+    static func fits(_ value: Double) -> Bool { value.magnitude <= Double(Float.greatestFiniteMagnitude) }
+
     static func narrow(_ values: [Double], at path: [any CodingKey]) throws -> [Float] {
-        let limit = Double(Float.greatestFiniteMagnitude)
-        if let bad = values.firstIndex(where: { !($0.magnitude <= limit) }) {
+        if let bad = values.firstIndex(where: { !fits($0) }) {
             throw DecodingError.dataCorrupted(
                 .init(codingPath: path + [IndexKey(bad)], debugDescription: "\(values[bad]) is outside float32's range (±3.4028235e+38)"))
         }

@@ -74,11 +74,6 @@ enum SearchBodyReader {
         let end: Int
         var i = 0
 
-        init(base: UnsafePointer<UInt8>, end: Int) {
-            self.base = base
-            self.end = end
-        }
-
         var atEnd: Bool {
             mutating get {
                 skipSpace()
@@ -173,7 +168,7 @@ enum SearchBodyReader {
                 // Past a double's range either way (ERANGE): the strict decoder's to judge.
                 return stop == text + length && errno == 0 ? value : nil
             }
-            guard let parsed, parsed.magnitude <= Double(Float.greatestFiniteMagnitude) else { return nil }
+            guard let parsed, Float32Values.fits(parsed) else { return nil }
             i = j
             return Float(parsed)
         }
