@@ -7,6 +7,8 @@ same ef, in one run.
   (`vectorBase64`), and as base64 with `"include": []` (ids and distances only), against
   vdb-query's one-query-per-call p50;
 - the HTTP floor: p50 of `GET /healthz`, which does no work, on the same server;
+- server CPU per request: the server process's user + system CPU over each timed wrk run,
+  divided by the requests wrk completed (what the server spends, apart from waiting);
 - batches: queries/s of `/search/batch` (100 queries per request, base64) against vdb-query's
   batched single-thread QPS (--batch 100).
 
@@ -27,6 +29,21 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import OUT, ROOT, Server, build_tools, datasets, load, lua_bodies, sh, wrk  # noqa: E402
 
 BATCH = 100
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds of process `pid` so far, all its threads (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(server, url, script, seconds):
+    """wrk at one connection, with the server's CPU microseconds per request beside."""
+    before = cpu_seconds(server.process.pid)
+    r = wrk(url, script, seconds=seconds, connections=1, threads=1)
+    spent = cpu_seconds(server.process.pid) - before
+    return {**r, "serverCPUMicrosecondsPerRequest": spent / (r["rps"] * seconds) * 1e6}
 
 
 def packed(vectors):
@@ -77,19 +94,19 @@ def main():
             f.write('wrk.method = "GET"\n')
         health = f"http://127.0.0.1:{server.port}/healthz"
         wrk(health, script, seconds=2, connections=1, threads=1)
-        rest["GET /healthz"] = wrk(health, script, seconds=args.seconds, connections=1, threads=1)
+        rest["GET /healthz"] = timed(server, health, script, args.seconds)
         print("GET /healthz", json.dumps(rest["GET /healthz"]), flush=True)
         for name, bodies in forms.items():
             script = os.path.join(OUT, "rest-path.lua")
             lua_bodies(script, "POST", bodies)
             wrk(url, script, seconds=2, connections=1, threads=1)  # warm up
-            r = wrk(url, script, seconds=args.seconds, connections=1, threads=1)
+            r = timed(server, url, script, args.seconds)
             rest[name] = {**r, "p50OverInProcess": r["p50"] / in_process["p50ms"]}
             print(name, json.dumps(rest[name]), flush=True)
         for name, bodies in batch_forms.items():
             script = os.path.join(OUT, "rest-path.lua")
             lua_bodies(script, "POST", bodies)
-            r = wrk(url + "/batch", script, seconds=args.seconds, connections=1, threads=1)
+            r = timed(server, url + "/batch", script, args.seconds)
             qps = r["rps"] * BATCH
             rest[name] = {**r, "queriesPerSecond": qps, "overInProcessBatched": qps / in_process["batchedQPS"]}
             print(name, json.dumps(rest[name]), flush=True)
