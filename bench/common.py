@@ -79,6 +79,35 @@ def best_at(points, target):
     return max(ok) if ok else None
 
 
+def warm(paths):
+    """Reads each file through once, so its pages are in the page cache before a sweep: vdb
+    maps its segments, the other engines read their index into memory, and neither should pay
+    for disk reads inside a timed loop."""
+    for path in paths:
+        with open(path, "rb", buffering=0) as f:
+            while f.read(1 << 24):
+                pass
+
+
+def live_segments(data, library):
+    """Paths of the segment files the library's live version (the manifest CURRENT names) lists."""
+    import json
+    root = os.path.join(data, "libraries", library)
+    with open(os.path.join(root, "CURRENT")) as f:
+        name = f.read().strip()
+    with open(os.path.join(root, name)) as f:
+        manifest = json.load(f)
+    return [os.path.join(root, segment["file"]) for shard in manifest["shards"] for segment in shard["segments"]]
+
+
+def median_points(sweeps):
+    """Sweeps of the same settings, each a list of (setting, recall, QPS): per setting, the
+    first sweep's recall (it does not change between runs) and the median QPS. One sweep on
+    this shared 2-core machine moves 20-30% from run to run."""
+    return [(setting, found, float(np.median([sweep[i][2] for sweep in sweeps])))
+            for i, (setting, found, _) in enumerate(sweeps[0])]
+
+
 def interpolated_at(points, target):
     """QPS at exactly `target` recall, log-linear between the two settings that bracket it."""
     pts = sorted(points, key=lambda p: p[1])

@@ -7,7 +7,9 @@ recall@10 and single-thread queries per second. Queries run single-threaded in e
 hnswlib and FAISS get the whole query matrix in one call (no Python overhead per query), vdb
 runs its single-thread pass over the same queries. Also derives, per engine, QPS at recall 0.95
 and 0.99: interpolated log-linearly between the measured settings that bracket the target, and
-the best measured setting at or above it. Writes an SVG plot per dataset to
+the best measured setting at or above it. Every engine sweeps --repeats times (default 3; vdb
+each time in a fresh vdb-query after its segment files are read through once) and each ef's
+QPS is the median. Writes an SVG plot per dataset to
 bench/out/hnsw-<dataset>.svg.
 
     bench/setup.sh && bench/.venv/bin/python bench/hnsw_compare.py
@@ -22,13 +24,13 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import K, OUT, best_at, build_tools, datasets, interpolated_at, load, recall, sh  # noqa: E402
+from common import K, OUT, best_at, build_tools, datasets, interpolated_at, live_segments, load, median_points, recall, sh, warm  # noqa: E402
 
 EFS = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512]
 M, EF_CONSTRUCTION, BUILD_THREADS = 16, 200, 2
 
 
-def run_vdb(bin_dir, name, path):
+def run_vdb(bin_dir, name, path, repeats):
     data = os.path.join(OUT, "data")
     lib = f"hnsw-{name}"
     sh(f"{bin_dir}/vdb-build", "ingest", path, "--library", lib, "--data-dir", data, "--replace")
@@ -37,13 +39,16 @@ def run_vdb(bin_dir, name, path):
     build = report["buildSeconds"]
     with h5py.File(path, "r") as f:
         vector_bytes = f["train"].shape[0] * f["train"].shape[1] * 4
-    sweep = json.loads(sh(f"{bin_dir}/vdb-query", "--library", lib, "--data-dir", data, "--json", "--threads", "1",
-                          "--sweep", "ef=" + ",".join(map(str, EFS))))
-    points = [(r["parameters"]["ef"], r["recall"], r["singleThread"]["queriesPerSecond"]) for r in sweep]
-    return dict(build=build, memory=report["graphBytes"] + vector_bytes, points=points)
+    sweeps = []
+    for _ in range(repeats):
+        warm(live_segments(data, lib))
+        sweep = json.loads(sh(f"{bin_dir}/vdb-query", "--library", lib, "--data-dir", data, "--json", "--threads", "1",
+                              "--sweep", "ef=" + ",".join(map(str, EFS))))
+        sweeps.append([(r["parameters"]["ef"], r["recall"], r["singleThread"]["queriesPerSecond"]) for r in sweep])
+    return dict(build=build, memory=report["graphBytes"] + vector_bytes, points=median_points(sweeps))
 
 
-def run_hnswlib(train, test, angular, truth, truth_dist):
+def run_hnswlib(train, test, angular, truth, truth_dist, repeats):
     import hnswlib
     index = hnswlib.Index(space="ip" if angular else "l2", dim=train.shape[1])
     t0 = time.perf_counter()
@@ -52,20 +57,24 @@ def run_hnswlib(train, test, angular, truth, truth_dist):
     index.add_items(train, np.arange(len(train)))
     build = time.perf_counter() - t0
     index.set_num_threads(1)
-    points = []
-    for ef in EFS:
-        index.set_ef(max(ef, K))
-        t0 = time.perf_counter()
-        labels, dists = index.knn_query(test, k=K)
-        seconds = time.perf_counter() - t0
-        found_d = (dists if angular else np.sqrt(np.maximum(dists, 0)))  # hnswlib ip distance is 1 - dot
-        points.append((ef, recall(labels, truth, truth_dist, found_d), len(test) / seconds))
+    sweeps = []
+    for _ in range(repeats):
+        points = []
+        for ef in EFS:
+            index.set_ef(max(ef, K))
+            t0 = time.perf_counter()
+            labels, dists = index.knn_query(test, k=K)
+            seconds = time.perf_counter() - t0
+            found_d = (dists if angular else np.sqrt(np.maximum(dists, 0)))  # hnswlib ip distance is 1 - dot
+            points.append((ef, recall(labels, truth, truth_dist, found_d), len(test) / seconds))
+        sweeps.append(points)
+    points = median_points(sweeps)
     # hnswlib's level-0 block: links + vector + label per element, plus upper levels (approx.)
     memory = len(train) * (4 + 2 * M * 4 + train.shape[1] * 4 + 8)
     return dict(build=build, memory=memory, points=points)
 
 
-def run_faiss(train, test, angular, truth, truth_dist):
+def run_faiss(train, test, angular, truth, truth_dist, repeats):
     import faiss
     faiss.omp_set_num_threads(BUILD_THREADS)
     index = faiss.IndexHNSWFlat(train.shape[1], M, faiss.METRIC_INNER_PRODUCT if angular else faiss.METRIC_L2)
@@ -74,14 +83,18 @@ def run_faiss(train, test, angular, truth, truth_dist):
     index.add(train)
     build = time.perf_counter() - t0
     faiss.omp_set_num_threads(1)
-    points = []
-    for ef in EFS:
-        index.hnsw.efSearch = max(ef, K)
-        t0 = time.perf_counter()
-        dists, labels = index.search(test, K)
-        seconds = time.perf_counter() - t0
-        found_d = (1 - dists) if angular else np.sqrt(np.maximum(dists, 0))
-        points.append((ef, recall(labels, truth, truth_dist, found_d), len(test) / seconds))
+    sweeps = []
+    for _ in range(repeats):
+        points = []
+        for ef in EFS:
+            index.hnsw.efSearch = max(ef, K)
+            t0 = time.perf_counter()
+            dists, labels = index.search(test, K)
+            seconds = time.perf_counter() - t0
+            found_d = (1 - dists) if angular else np.sqrt(np.maximum(dists, 0))
+            points.append((ef, recall(labels, truth, truth_dist, found_d), len(test) / seconds))
+        sweeps.append(points)
+    points = median_points(sweeps)
     memory = len(train) * (2 * M * 4 + train.shape[1] * 4)
     return dict(build=build, memory=memory, points=points)
 
@@ -122,6 +135,7 @@ def svg(title, series, path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default="synth-100k-128,synth-100k-384,pypi-dev")
+    parser.add_argument("--repeats", type=int, default=3, help="sweeps per engine; QPS per ef is the median (default 3)")
     parser.add_argument("--json", help="also write all measurements to this file")
     parser.add_argument("--report", help="print the report of a JSON file written by --json, and exit")
     args = parser.parse_args()
@@ -134,9 +148,9 @@ def main():
     results = {}
     for name, path in datasets(bin_dir, args.datasets.split(",")):
         angular, train, test, truth, truth_dist = load(path)
-        engines = {"vdb": run_vdb(bin_dir, name, path),
-                   "hnswlib": run_hnswlib(train, test, angular, truth, truth_dist),
-                   "faiss HNSWFlat": run_faiss(train, test, angular, truth, truth_dist)}
+        engines = {"vdb": run_vdb(bin_dir, name, path, args.repeats),
+                   "hnswlib": run_hnswlib(train, test, angular, truth, truth_dist, args.repeats),
+                   "faiss HNSWFlat": run_faiss(train, test, angular, truth, truth_dist, args.repeats)}
         results[name] = engines
         svg(f"{name}: recall@10 vs QPS (M={M}, efC={EF_CONSTRUCTION})", list((n, e["points"]) for n, e in engines.items()),
             os.path.join(OUT, f"hnsw-{name}.svg"))

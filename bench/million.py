@@ -36,7 +36,7 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import K, OUT, build_tools, datasets, interpolated_at, load, recall  # noqa: E402
+from common import K, OUT, build_tools, datasets, interpolated_at, live_segments, load, median_points, recall, warm  # noqa: E402
 
 EFS = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512]
 NPROBES = [1, 2, 4, 8, 16, 32, 64, 128]
@@ -55,21 +55,6 @@ def child(args):
                              stdout=subprocess.PIPE).stdout
         seconds = time.perf_counter() - start
         return out, seconds, int(rss.read().split()[-1]) * 1024
-
-
-def warm(paths):
-    """Reads each file through once, so its pages are in the page cache before a sweep."""
-    for path in paths:
-        with open(path, "rb", buffering=0) as f:
-            while f.read(1 << 24):
-                pass
-
-
-def median_points(sweeps):
-    """Sweeps of the same settings, each a list of (setting, recall, QPS): per setting, the
-    first sweep's recall (it does not change between runs) and the median QPS."""
-    return [(setting, found, float(np.median([sweep[i][2] for sweep in sweeps])))
-            for i, (setting, found, _) in enumerate(sweeps[0])]
 
 
 def summary(points):
@@ -94,16 +79,6 @@ def prefix(path, rows):
         f["train"], f["test"], f["neighbors"] = train, test, labels
         f["distances"] = (1 - dists) if angular else np.sqrt(np.maximum(dists, 0))
     return target
-
-
-def live_segments(data, library):
-    """Paths of the segment files the library's live version (the manifest CURRENT names) lists."""
-    root = os.path.join(data, "libraries", library)
-    with open(os.path.join(root, "CURRENT")) as f:
-        name = f.read().strip()
-    with open(os.path.join(root, name)) as f:
-        manifest = json.load(f)
-    return [os.path.join(root, segment["file"]) for shard in manifest["shards"] for segment in shard["segments"]]
 
 
 def run_vdb(bin_dir, name, path, kind, float16, lists, m, repeats):
