@@ -108,6 +108,21 @@ def median_points(sweeps):
             for i, (setting, found, _) in enumerate(sweeps[0])]
 
 
+def hnswlib_sweep(index, test, angular, truth, truth_dist, efs):
+    """One pass of an hnswlib index over `efs` with the whole query matrix per call:
+    (ef, recall@K, queries per second) per ef."""
+    import time
+    points = []
+    for ef in efs:
+        index.set_ef(max(ef, K))
+        t0 = time.perf_counter()
+        labels, dists = index.knn_query(test, k=K)
+        seconds = time.perf_counter() - t0
+        found = dists if angular else np.sqrt(np.maximum(dists, 0))  # hnswlib's ip distance is 1 - dot
+        points.append((ef, recall(labels, truth, truth_dist, found), len(test) / seconds))
+    return points
+
+
 def interpolated_at(points, target):
     """QPS at exactly `target` recall, log-linear between the two settings that bracket it."""
     pts = sorted(points, key=lambda p: p[1])

@@ -24,7 +24,7 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import K, OUT, best_at, build_tools, datasets, interpolated_at, live_segments, load, median_points, recall, sh, warm  # noqa: E402
+from common import K, OUT, best_at, build_tools, datasets, hnswlib_sweep, interpolated_at, live_segments, load, median_points, recall, sh, warm  # noqa: E402
 
 EFS = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512]
 M, EF_CONSTRUCTION, BUILD_THREADS = 16, 200, 2
@@ -57,18 +57,7 @@ def run_hnswlib(train, test, angular, truth, truth_dist, repeats):
     index.add_items(train, np.arange(len(train)))
     build = time.perf_counter() - t0
     index.set_num_threads(1)
-    sweeps = []
-    for _ in range(repeats):
-        points = []
-        for ef in EFS:
-            index.set_ef(max(ef, K))
-            t0 = time.perf_counter()
-            labels, dists = index.knn_query(test, k=K)
-            seconds = time.perf_counter() - t0
-            found_d = (dists if angular else np.sqrt(np.maximum(dists, 0)))  # hnswlib ip distance is 1 - dot
-            points.append((ef, recall(labels, truth, truth_dist, found_d), len(test) / seconds))
-        sweeps.append(points)
-    points = median_points(sweeps)
+    points = median_points([hnswlib_sweep(index, test, angular, truth, truth_dist, EFS) for _ in range(repeats)])
     # hnswlib's level-0 block: links + vector + label per element, plus upper levels (approx.)
     memory = len(train) * (4 + 2 * M * 4 + train.shape[1] * 4 + 8)
     return dict(build=build, memory=memory, points=points)

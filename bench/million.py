@@ -36,7 +36,7 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import K, OUT, build_tools, datasets, interpolated_at, live_segments, load, median_points, recall, warm  # noqa: E402
+from common import K, OUT, build_tools, datasets, hnswlib_sweep, interpolated_at, live_segments, load, median_points, recall, warm  # noqa: E402
 
 EFS = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512]
 NPROBES = [1, 2, 4, 8, 16, 32, 64, 128]
@@ -136,15 +136,7 @@ def engine_main(engine, path, lists, m, index_path, phase):
         del train
         index.load_index(index_path)
         index.set_num_threads(1)
-        points = []
-        for ef in EFS:
-            index.set_ef(max(ef, K))
-            t0 = time.perf_counter()
-            labels, dists = index.knn_query(test, k=K)
-            seconds = time.perf_counter() - t0
-            found = dists if angular else np.sqrt(np.maximum(dists, 0))
-            points.append((ef, recall(labels, truth, truth_dist, found), len(test) / seconds))
-        print(json.dumps(points))
+        print(json.dumps(hnswlib_sweep(index, test, angular, truth, truth_dist, EFS)))
         return
     import faiss
     if phase == "build":

@@ -77,7 +77,7 @@ public indirect enum Filter: Sendable, Hashable {
     }
 
     static func lookup(_ keys: [String], in metadata: JSONValue?) -> JSONValue? {
-        MetadataSchema.value(at: keys.lazy.map { Substring($0) }, in: metadata)
+        MetadataSchema.value(at: keys, in: metadata)
     }
 
     /// Whether some clause reads document metadata.

@@ -112,7 +112,7 @@ import VDBKit
     }
 
     @Test func operatorsMeanWhatTheySay() throws {
-        let metadata = Self.json(#"{"category": "legal", "year": 2021, "tags": ["a", "draft"], "when": "2024-03-05T10:00:00Z", "n": {"x": true}}"#)
+        let metadata = Self.json(#"{"category": "legal", "year": 2021, "tags": ["a", "draft"], "when": "2024-03-05T10:00:00Z", "n": {"x": true}, "gone": null}"#)
         let document = DocumentID(row: 7)
         func check(_ filter: String, _ expected: Bool, sourceLocation: Testing.SourceLocation = #_sourceLocation) throws {
             #expect(try Filter.parse(Self.json(filter)).matches(metadata: metadata, document: document) == expected, "\(filter)", sourceLocation: sourceLocation)
@@ -131,6 +131,10 @@ import VDBKit
         try check(#"{"when": {"$lt": "2024-03-05T09:00:00Z"}}"#, false)
         try check(#"{"n.x": true}"#, true)
         try check(#"{"n.y": {"$exists": false}}"#, true)
+        // A path through a value that is not an object, or to JSON null, finds nothing.
+        try check(#"{"n.x.y": {"$exists": false}}"#, true)
+        try check(#"{"gone": {"$exists": false}}"#, true)
+        try check(#"{"gone": {"$ne": 1}}"#, true)
         try check(#"{"documentId": 7}"#, true)
         try check(#"{"documentId": {"$in": [1, 2]}}"#, false)
         try check(#"{"$or": [{"year": 1999}, {"category": "legal"}], "n.x": true}"#, true)
