@@ -4,8 +4,8 @@ import SystemPackage
 import VDBKit
 
 // The hot paths of vdb, measured with package-benchmark (STYLE "Performance habits"): the
-// distance kernel, an HNSW and an IVF-PQ search over a segment, a WAL append, and opening a
-// segment. Fixtures are built before `startMeasurement()`. Names use no spaces or commas:
+// distance kernel, an HNSW and an IVF-PQ search over a segment, a filter on a field no schema
+// declares, a WAL append, and opening a segment. Fixtures are built before `startMeasurement()`. Names use no spaces or commas:
 // `thresholds update` writes such characters as '_' but `thresholds check` looks them up as
 // written, so a name with them never finds its thresholds.
 // Run: `cd bench && swift package benchmark`; check against the checked-in thresholds:
@@ -19,7 +19,9 @@ final class Fixture: @unchecked Sendable {
     let queries: [Float]
     let dimension = 128
 
-    init(index: IndexSettings, name: String, rows: Int) throws {
+    /// `metadataSeed`: give every row SyntheticMetadata's fields, declared by no schema, so
+    /// filters on them evaluate each row's stored JSON.
+    init(index: IndexSettings, name: String, rows: Int, metadataSeed: UInt64? = nil) throws {
         directory = FilePath(NSTemporaryDirectory()).appending("vdb-bench-\(name)-\(getpid())")
         try? FileManager.default.removeItem(atPath: directory.string)
         let data = try SyntheticDataset(spec: SyntheticDatasetSpec(rows: rows, queries: 256, dimension: 128, clusters: 64, seed: 7))
@@ -27,7 +29,12 @@ final class Fixture: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: directory.string, withIntermediateDirectories: true)
         try data.writeHDF5(to: file)
         var source = try HDF5RowSource(dataset: HDF5Dataset(path: file))
-        _ = try Ingestor.ingest(source: &source, dataDirectory: directory, options: IngestOptions(library: "b"))
+        var options = IngestOptions(library: "b")
+        if let metadataSeed {
+            options.syntheticMetadataSeed = metadataSeed
+            options.schema = MetadataSchema()
+        }
+        _ = try Ingestor.ingest(source: &source, dataDirectory: directory, options: options)
         if index != .flat {
             _ = try IndexBuilder.build(dataDirectory: directory, library: "b", options: IndexBuildOptions(settings: index))
         }
@@ -38,9 +45,9 @@ final class Fixture: @unchecked Sendable {
 
 nonisolated(unsafe) var fixtures: [String: Fixture] = [:]
 
-func fixture(_ name: String, _ index: IndexSettings, rows: Int = 20_000) throws -> Fixture {
+func fixture(_ name: String, _ index: IndexSettings, rows: Int = 20_000, metadataSeed: UInt64? = nil) throws -> Fixture {
     if let made = fixtures[name] { return made }
-    let made = try Fixture(index: index, name: name, rows: rows)
+    let made = try Fixture(index: index, name: name, rows: rows, metadataSeed: metadataSeed)
     fixtures[name] = made
     return made
 }
@@ -112,6 +119,18 @@ let benchmarks: @Sendable () -> Void = {
         let f = try fixture("flat-2k", .flat, rows: 2_000)
         benchmark.startMeasurement()
         searchAll(f, benchmark, parameters: SearchParameters())
+    }
+
+    // Preparing a filter on an undeclared field evaluates it on all 20k rows' decoded JSON, as
+    // every filtered REST search does. An unspecialised generic in that walk once made it 3-6x
+    // slower (974a88c, found by bench/rest_filter_latency.py, not by a test).
+    Benchmark("Filter-undeclared-field-20k-rows") { benchmark in
+        let f = try fixture("undeclared", .flat, metadataSeed: 7)
+        let filter = try Filter.parse(.object(["bucket": .object(["$lt": .number(100)]), "year": .object(["$gte": .number(2010)])]))
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            blackHole(f.searcher.prepare(filter, k: 10, parameters: SearchParameters()).plans.count)
+        }
     }
 
     Benchmark("WAL-append-1000-records-1536B-fsync-never", configuration: .init(scalingFactor: .kilo)) { benchmark in
