@@ -189,7 +189,7 @@ def percentile(values, p):
 
 
 def wrk(url, script, seconds=10, connections=16, threads=2):
-    """wrk's requests/s, p50/p99 (ms) and non-2xx count for `script` against `url`."""
+    """wrk's requests/s, requests completed, p50/p99 (ms) and non-2xx count for `script` against `url`."""
     import re
     out = sh("wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script, url)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -198,7 +198,8 @@ def wrk(url, script, seconds=10, connections=16, threads=2):
         v, unit = float(m.group(1)), m.group(2)
         return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return dict(rps=rps, p50=ms("50"), p99=ms("99"), errors=int(errors.group(1)) if errors else 0)
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    return dict(rps=rps, requests=requests, p50=ms("50"), p99=ms("99"), errors=int(errors.group(1)) if errors else 0)
 
 
 def lua_bodies(path, method, bodies):

@@ -39,9 +39,9 @@ def run_vdb(bin_dir, name, path, repeats):
     build = report["buildSeconds"]
     with h5py.File(path, "r") as f:
         vector_bytes = f["train"].shape[0] * f["train"].shape[1] * 4
-    sweeps = []
+    segments, sweeps = live_segments(data, lib), []
     for _ in range(repeats):
-        warm(live_segments(data, lib))
+        warm(segments)
         sweep = json.loads(sh(f"{bin_dir}/vdb-query", "--library", lib, "--data-dir", data, "--json", "--threads", "1",
                               "--sweep", "ef=" + ",".join(map(str, EFS))))
         sweeps.append([(r["parameters"]["ef"], r["recall"], r["singleThread"]["queriesPerSecond"]) for r in sweep])
@@ -72,8 +72,8 @@ def run_faiss(train, test, angular, truth, truth_dist, repeats):
     index.add(train)
     build = time.perf_counter() - t0
     faiss.omp_set_num_threads(1)
-    sweeps = []
-    for _ in range(repeats):
+
+    def sweep():
         points = []
         for ef in EFS:
             index.hnsw.efSearch = max(ef, K)
@@ -82,8 +82,9 @@ def run_faiss(train, test, angular, truth, truth_dist, repeats):
             seconds = time.perf_counter() - t0
             found_d = (1 - dists) if angular else np.sqrt(np.maximum(dists, 0))
             points.append((ef, recall(labels, truth, truth_dist, found_d), len(test) / seconds))
-        sweeps.append(points)
-    points = median_points(sweeps)
+        return points
+
+    points = median_points([sweep() for _ in range(repeats)])
     memory = len(train) * (2 * M * 4 + train.shape[1] * 4)
     return dict(build=build, memory=memory, points=points)
 

@@ -43,7 +43,7 @@ def timed(server, url, script, seconds):
     before = cpu_seconds(server.process.pid)
     r = wrk(url, script, seconds=seconds, connections=1, threads=1)
     spent = cpu_seconds(server.process.pid) - before
-    return {**r, "serverCPUMicrosecondsPerRequest": spent / (r["rps"] * seconds) * 1e6}
+    return {**r, "serverCPUMicrosecondsPerRequest": spent / r["requests"] * 1e6}
 
 
 def packed(vectors):

@@ -5,7 +5,8 @@ import VDBKit
 
 // The hot paths of vdb, measured with package-benchmark (STYLE "Performance habits"): the
 // distance kernel, an HNSW and an IVF-PQ search over a segment, a filter on a field no schema
-// declares, a WAL append, and opening a segment. Fixtures are built before `startMeasurement()`. Names use no spaces or commas:
+// declares, a WAL append, and opening a segment. Fixtures are built before
+// `startMeasurement()`. Names use no spaces or commas:
 // `thresholds update` writes such characters as '_' but `thresholds check` looks them up as
 // written, so a name with them never finds its thresholds.
 // Run: `cd bench && swift package benchmark`; check against the checked-in thresholds:
