@@ -34,6 +34,12 @@ struct RouterOptions: Sendable {
     var keys: APIKeyStore? = nil
     /// Whether each request gets a span (``TraceExport``).
     var tracing = false
+    /// Whether plain searches are answered on the event loop, below the router (``DirectSearch``).
+    var directSearch = true
+    /// Searches in flight, over the router's and the direct path's alike.
+    let searches = InFlightCounter()
+    /// Request counts and times per route, over both paths alike.
+    let requestMetrics = RequestMetrics()
 }
 
 /// The routes, over a library service. Tests call this without a process or a socket.
@@ -47,7 +53,7 @@ func buildRouter(service: LibraryService, cluster: ClusterContext? = nil, option
     let router = Router(context: VDBRequestContext.self)
     let routes = RouteTable()
     if options.tracing { router.add(middleware: TraceExport.middleware()) }
-    router.add(middleware: RequestObservationMiddleware())
+    router.add(middleware: RequestObservationMiddleware(metrics: options.requestMetrics))
     router.add(middleware: NoStoreMiddleware())
     router.add(middleware: ProblemDetailsMiddleware())
     router.add(middleware: MethodNotAllowedMiddleware(routes: routes))
@@ -56,7 +62,7 @@ func buildRouter(service: LibraryService, cluster: ClusterContext? = nil, option
         router.add(middleware: APIKeyRoleMiddleware())
     }
     router.add(middleware: QueryParametersMiddleware(rules: QueryParameterRules(document: OpenAPIDocument.bytes)))
-    router.add(middleware: AdmissionMiddleware(limits: options.limits))
+    router.add(middleware: AdmissionMiddleware(limits: options.limits, searches: options.searches))
     if let cluster {
         router.add(middleware: LeaderForwardingMiddleware(nodeID: cluster.node.nodeID, http: cluster.http))
         router.add(middleware: ReadConsistencyMiddleware(cluster: cluster.node, service: service, http: cluster.http))
@@ -94,9 +100,19 @@ func buildApplication(
     var services: [any Service] = [LibraryMaintenanceService(libraries: service)] + extraServices
     if let cluster { services.append(ClusterService(node: cluster.node)) }
     if let keys = options.keys { services.append(KeyReloadService(keys: keys, logger: logger)) }
+    let serverName = "vdb-serve"
+    // Plain searches below the router (``DirectSearch``), unless a request needs what only the
+    // router's path has: a span per request, or a cluster's forwarding and read consistency.
+    let direct: DirectSearch? =
+        options.directSearch && !options.tracing && cluster == nil
+        ? DirectSearch(
+            service: service, keys: options.keys, limits: options.limits, searches: options.searches, metrics: options.requestMetrics,
+            logger: logger, serverName: serverName, maxBodySize: VDBRequestContext.maxUploadSize)
+        : nil
     return Application(
         router: buildRouter(service: service, cluster: cluster, options: options),
-        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "vdb-serve"),
+        server: .http1(configuration: .init(additionalChannelHandlers: direct.map { [DirectSearchHandler(search: $0)] } ?? [])),
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: serverName),
         services: services,
         onServerRunning: { channel in
             guard let portFile, let port = channel.localAddress?.port else { return }

@@ -16,7 +16,8 @@ struct VDBRequestContext: RequestContext, AuthRequestContext {
 
     /// Bodies above this are refused with 413 before they are decoded: a document of a few
     /// hundred 1,536-d chunks fits.
-    var maxUploadSize: Int { 16 << 20 }
+    var maxUploadSize: Int { Self.maxUploadSize }
+    static let maxUploadSize = 16 << 20
 }
 
 extension Parameters {

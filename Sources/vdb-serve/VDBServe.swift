@@ -51,6 +51,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Send traces over OTLP/HTTP to this collector, http(s)://HOST:PORT (its /v1/traces). Without it, no tracing.")
     var otlpEndpoint: String?
 
+    @Flag(
+        name: .long, inversion: .prefixedNo,
+        help: "Answer plain searches (no filter, no query string) on the event loop, below the router; off, every request goes through the router. Off anyway with --otlp-endpoint or --cluster.")
+    var directSearch = true
+
     @Option(name: .long, help: "Searches running at once; past it a search is a 503 with Retry-After at once.")
     var maxSearches = RequestLimits().searchesInFlight
 
@@ -197,7 +202,7 @@ struct ServeCommand: AsyncParsableCommand {
         let clusterContext = try await joinCluster(service: service, logger: logger)
         let options = RouterOptions(
             limits: RequestLimits(searchesInFlight: maxSearches, deadline: .milliseconds(Int64(requestTimeout * 1000))), metrics: metrics, keys: keys,
-            tracing: otlpEndpoint != nil)
+            tracing: otlpEndpoint != nil, directSearch: directSearch)
         let app = buildApplication(
             configuration, service: service, cluster: clusterContext, options: options, extraServices: extraServices, logger: logger)
         logger.info(

@@ -19,11 +19,13 @@ struct RequestLimits: Sendable {
 struct AdmissionMiddleware: RouterMiddleware {
     typealias Context = VDBRequestContext
     let limits: RequestLimits
-    let searches = InFlightCounter()
+    /// Shared with ``DirectSearch``: one limit over both paths' searches.
+    let searches: InFlightCounter
     let deadlines: DeadlineWatch
 
-    init(limits: RequestLimits) {
+    init(limits: RequestLimits, searches: InFlightCounter = InFlightCounter()) {
         self.limits = limits
+        self.searches = searches
         deadlines = DeadlineWatch(duration: limits.deadline)
     }
 

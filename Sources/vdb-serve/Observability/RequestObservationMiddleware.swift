@@ -14,7 +14,8 @@ import Synchronization
 struct RequestObservationMiddleware: RouterMiddleware {
     typealias Context = VDBRequestContext
     static let requestIDHeader = HTTPField.Name("X-Request-Id")!
-    let metrics = RequestMetrics()
+    /// Shared with ``DirectSearch``, so both paths' requests are counted under one name.
+    let metrics: RequestMetrics
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let started = ContinuousClock.now
@@ -32,25 +33,33 @@ struct RequestObservationMiddleware: RouterMiddleware {
         response.headers[Self.requestIDHeader] = id
         let elapsed = ContinuousClock.now - started
         let route = context.endpointPath ?? "unmatched"
-        metrics.record(route: route, method: request.method, status: response.status.code, duration: elapsed)
         let status = response.status.code
+        metrics.record(route: route, method: request.method, status: status, duration: elapsed)
+        Self.log(
+            context.logger, method: request.method, route: route, path: request.uri.path, status: status, duration: elapsed,
+            bytesIn: request.headers[.contentLength].flatMap { Int($0) } ?? 0, bytesOut: response.body.contentLength ?? 0)
+        return response
+    }
+
+    /// The access-log line of a request (``DirectSearch`` writes the same one).
+    static func log(
+        _ logger: Logger, method: HTTPRequest.Method, route: String, path: String, status: Int, duration: Duration, bytesIn: Int, bytesOut: Int
+    ) {
         // A 503 is load shed or a deadline passed, answers by design (the metrics count them):
         // at error level a flood of them would bury the faults and cost the server its disk.
         let level: Logger.Level = status >= 500 && status != 503 ? .error : .info
-        if context.logger.logLevel <= level {
-            var fields: Logger.Metadata = [
-                "method": .string(request.method.rawValue),
-                "route": .string(route),
-                "path": .string(request.uri.path),
-                "status": .stringConvertible(status),
-                "duration_ms": .stringConvertible(Self.milliseconds(elapsed)),
-                "bytes_in": .stringConvertible(request.headers[.contentLength].flatMap { Int($0) } ?? 0),
-                "bytes_out": .stringConvertible(response.body.contentLength ?? 0),
-            ]
-            if let library = Self.library(in: request.uri.path) { fields["library"] = .string(library) }
-            context.logger.log(level: level, "request", metadata: fields)
-        }
-        return response
+        guard logger.logLevel <= level else { return }
+        var fields: Logger.Metadata = [
+            "method": .string(method.rawValue),
+            "route": .string(route),
+            "path": .string(path),
+            "status": .stringConvertible(status),
+            "duration_ms": .stringConvertible(milliseconds(duration)),
+            "bytes_in": .stringConvertible(bytesIn),
+            "bytes_out": .stringConvertible(bytesOut),
+        ]
+        if let library = library(in: path) { fields["library"] = .string(library) }
+        logger.log(level: level, "request", metadata: fields)
     }
 
     /// Milliseconds to the microsecond.
@@ -59,8 +68,11 @@ struct RequestObservationMiddleware: RouterMiddleware {
         return (ms * 1000).rounded() / 1000
     }
 
-    static func requestID(of request: Request) -> String {
-        if let given = request.headers[requestIDHeader], (1...128).contains(given.utf8.count),
+    static func requestID(of request: Request) -> String { requestID(given: request.headers[requestIDHeader]) }
+
+    /// The client's id when usable, a new one otherwise.
+    static func requestID(given: String?) -> String {
+        if let given, (1...128).contains(given.utf8.count),
            given.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) {
             return given
         }

@@ -16,7 +16,13 @@ struct SearchController {
     @Sendable func search(request: Request, context: VDBRequestContext) async throws -> SearchResponseBody {
         let library = try service.library(context.parameters.require("library"))
         let body = try await request.json(SearchRequest.self, context: context)
-        let (searcher, options) = try resolve(body.options, in: library, shards: try SearchFanOut.shards(of: request, in: library))
+        return try answer(body, in: library, shards: try SearchFanOut.shards(of: request, in: library))
+    }
+
+    /// One search, answered: the route's work after the body is read, and all of
+    /// ``DirectSearch``'s, so the two paths cannot answer differently.
+    func answer(_ body: SearchRequest, in library: LiveLibrary, shards: Set<Int>?) throws -> SearchResponseBody {
+        let (searcher, options) = try resolve(body.options, in: library, shards: shards)
         let query = try QueryVectors.one(vector: body.vector, base64: body.vectorBase64, dimension: searcher.contract.dimension)
         let started = ContinuousClock.now
         let result = try searcher.search(query, k: options.k, parameters: options.parameters, filter: options.filter, payload: options.payload)
