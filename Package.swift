@@ -176,6 +176,7 @@ let package = Package(
             name: "VDBServeTests",
             dependencies: [
                 "vdb-serve", "VDBKit", .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "PropertyBased", package: "swift-property-based")],
             swiftSettings: swiftSettings
         ),

@@ -79,6 +79,7 @@ struct OperationsTests {
         #expect(Self.sample(samples, "vdb_http_requests_total", searchRoute) == 3, "\(scrape.text)")
         #expect(Self.sample(samples, "vdb_http_request_duration_seconds_count", searchRoute) == 3)
         #expect(Self.sample(samples, "vdb_http_requests_total", ["route": "/v1/libraries/{library}", "status": "404"]) == 1)
+        #expect(Self.sample(samples, "vdb_http_direct_searches_total") == 2, "the plain searches, answered below the router")
         #expect(Self.sample(samples, "vdb_search_duration_seconds_count", ["family": "flat", "plan": "unfiltered"]) == 2, "\(scrape.text)")
         #expect(Self.sample(samples, "vdb_search_duration_seconds_count", ["plan": "none"]) == 1, "a filter matching nothing")
         #expect(Self.sample(samples, "vdb_wal_append_duration_seconds_count") == 3)

@@ -1,6 +1,7 @@
 import HTTPTypes
 import HummingbirdAuth
 import Logging
+import Metrics
 import NIOCore
 import VDBKit
 
@@ -29,6 +30,10 @@ struct DirectSearch: Sendable {
     let serverName: String
     /// Larger bodies go to the router, which refuses them with a 413.
     let maxBodySize: Int
+    /// `vdb_http_direct_searches_total`: the searches answered here (they are also in
+    /// `vdb_http_requests_total`, with the router's); made with the path, after the metrics
+    /// backend is in place.
+    let answered = Counter(label: "vdb_http_direct_searches_total")
 
     /// The library a request's head names, if the request is one this path may take; nil: the
     /// router's, decided before any of its body is read.
@@ -78,6 +83,7 @@ struct DirectSearch: Sendable {
 
         let elapsed = ContinuousClock.now - started
         metrics.record(route: Self.route, method: .post, status: 200, duration: elapsed)
+        answered.increment()
         if logger.logLevel <= .info {
             var logger = logger
             logger[metadataKey: "request_id"] = .string(id)
