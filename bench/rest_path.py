@@ -6,6 +6,9 @@ same ef, in one run.
 - single queries: p50 over REST with the vector as a JSON array, as base64
   (`vectorBase64`), and as base64 with `"include": []` (ids and distances only), against
   vdb-query's one-query-per-call p50;
+- both server paths: plain searches are answered below the router by default (the direct
+  path); the same forms are timed again on a server started with `--no-direct-search`,
+  where every request goes through Hummingbird's router;
 - the HTTP floor: p50 of `GET /healthz`, which does no work, on the same server;
 - server CPU per request: the server process's user + system CPU over each timed wrk run,
   divided by the requests wrk completed (what the server spends, apart from waiting);
@@ -85,35 +88,43 @@ def main():
         "batch of 100, base64": [{"vectorsBase64": packed(b), "k": 10, "ef": args.ef} for b in batches],
         "batch of 100, base64, include []": [{"vectorsBase64": packed(b), "k": 10, "ef": args.ef, "include": []} for b in batches],
     }
-    rest = {}
-    with Server(bin_dir, data, "--log-level", "error", *args.server_args.split()) as server:
+    rest, router_only = {}, {}
+    script = os.path.join(OUT, "rest-path.lua")
+
+    def singles(server, into):
         url = f"http://127.0.0.1:{server.port}/v1/libraries/p/search"
         # The HTTP floor: a request that does no work.
-        script = os.path.join(OUT, "rest-path.lua")
         with open(script, "w") as f:
             f.write('wrk.method = "GET"\n')
         health = f"http://127.0.0.1:{server.port}/healthz"
         wrk(health, script, seconds=2, connections=1, threads=1)
-        rest["GET /healthz"] = timed(server, health, script, args.seconds)
-        print("GET /healthz", json.dumps(rest["GET /healthz"]), flush=True)
+        into["GET /healthz"] = timed(server, health, script, args.seconds)
+        print("GET /healthz", json.dumps(into["GET /healthz"]), flush=True)
         for name, bodies in forms.items():
-            script = os.path.join(OUT, "rest-path.lua")
             lua_bodies(script, "POST", bodies)
             wrk(url, script, seconds=2, connections=1, threads=1)  # warm up
             r = timed(server, url, script, args.seconds)
-            rest[name] = {**r, "p50OverInProcess": r["p50"] / in_process["p50ms"]}
-            print(name, json.dumps(rest[name]), flush=True)
+            into[name] = {**r, "p50OverInProcess": r["p50"] / in_process["p50ms"]}
+            print(name, json.dumps(into[name]), flush=True)
+
+    with Server(bin_dir, data, "--log-level", "error", *args.server_args.split()) as server:
+        print("-- direct path (the default)", flush=True)
+        singles(server, rest)
+        url = f"http://127.0.0.1:{server.port}/v1/libraries/p/search"
         for name, bodies in batch_forms.items():
-            script = os.path.join(OUT, "rest-path.lua")
             lua_bodies(script, "POST", bodies)
             r = timed(server, url + "/batch", script, args.seconds)
             qps = r["rps"] * BATCH
             rest[name] = {**r, "queriesPerSecond": qps, "overInProcessBatched": qps / in_process["batchedQPS"]}
             print(name, json.dumps(rest[name]), flush=True)
+    with Server(bin_dir, data, "--log-level", "error", "--no-direct-search", *args.server_args.split()) as server:
+        print("-- through the router (--no-direct-search)", flush=True)
+        singles(server, router_only)
     commit = sh("git", "rev-parse", "--short", "HEAD", cwd=ROOT).strip()
     out = args.json or os.path.join(ROOT, "bench", "results", f"rest-path-{time.strftime('%Y-%m-%d')}.json")
     with open(out, "w") as f:
-        json.dump({"commit": commit, "ef": args.ef, "serverArgs": args.server_args, "inProcess": in_process, "rest": rest}, f, indent=1)
+        json.dump({"commit": commit, "ef": args.ef, "serverArgs": args.server_args, "inProcess": in_process, "rest": rest,
+                   "routerOnly": router_only}, f, indent=1)
     print(f"wrote {out}")
 
 

@@ -136,23 +136,52 @@ enum SearchBodyReader {
             skipSpace()
             let start = i
             var j = i
-            if j < end, base[j] == UInt8(ascii: "-") { j += 1 }
-            func digits() -> Int {
+            let negative = j < end && base[j] == UInt8(ascii: "-")
+            if negative { j += 1 }
+            // The significant digits (up to 19, as an integer) and the power of ten they are
+            // scaled by, read on the way, for ``nearFloat``.
+            var mantissa: UInt64 = 0
+            var significant = 0
+            var scale = 0
+            func digits(fraction: Bool) -> Int {
                 let from = j
-                while j < end, base[j] >= UInt8(ascii: "0"), base[j] <= UInt8(ascii: "9") { j += 1 }
+                while j < end, base[j] >= UInt8(ascii: "0"), base[j] <= UInt8(ascii: "9") {
+                    let digit = UInt64(base[j] - UInt8(ascii: "0"))
+                    if significant > 0 || digit != 0 {
+                        significant += 1
+                        if significant <= 19 { mantissa = mantissa * 10 + digit } else if !fraction { scale += 1 }
+                    }
+                    if fraction, significant <= 19 { scale -= 1 }
+                    j += 1
+                }
                 return j - from
             }
             let intStart = j
-            let intDigits = digits()
+            let intDigits = digits(fraction: false)
             guard intDigits > 0, intDigits == 1 || base[intStart] != UInt8(ascii: "0") else { return nil }
             if j < end, base[j] == UInt8(ascii: ".") {
                 j += 1
-                guard digits() > 0 else { return nil }
+                guard digits(fraction: true) > 0 else { return nil }
             }
+            var exponent = 0
             if j < end, base[j] == UInt8(ascii: "e") || base[j] == UInt8(ascii: "E") {
                 j += 1
-                if j < end, base[j] == UInt8(ascii: "+") || base[j] == UInt8(ascii: "-") { j += 1 }
-                guard digits() > 0 else { return nil }
+                var sign = 1
+                if j < end, base[j] == UInt8(ascii: "+") || base[j] == UInt8(ascii: "-") {
+                    if base[j] == UInt8(ascii: "-") { sign = -1 }
+                    j += 1
+                }
+                let from = j
+                while j < end, base[j] >= UInt8(ascii: "0"), base[j] <= UInt8(ascii: "9") {
+                    if exponent < 100_000 { exponent = exponent * 10 + Int(base[j] - UInt8(ascii: "0")) }
+                    j += 1
+                }
+                guard j > from else { return nil }
+                exponent *= sign
+            }
+            if significant <= 19, let value = Self.nearFloat(mantissa, scale + exponent, negative: negative) {
+                i = j
+                return value
             }
             let length = j - start
             guard length < 64 else { return nil }
@@ -171,6 +200,34 @@ enum SearchBodyReader {
             guard let parsed, Float32Values.fits(parsed) else { return nil }
             i = j
             return Float(parsed)
+        }
+
+        /// Powers of ten that a double holds exactly.
+        private static let exactPowers: [Double] = (0...22).map { (0..<$0).reduce(1.0) { x, _ in x * 10 } }
+
+        /// `mantissa` × 10^`power` as the float32 nearest to its nearest double, when that can
+        /// be known without strtod; nil otherwise (strtod decides).
+        ///
+        /// The double here is at most three roundings from the exact value (the mantissa, and
+        /// one or two scalings by an exact power of ten): within 3.5 units in the last place of
+        /// the correctly rounded double. If every double 8 units either side narrows to the same
+        /// float, so does the correctly rounded one, since narrowing is monotonic; only numbers
+        /// within a few parts in 10^16 of halfway between two floats go on to strtod.
+        @inline(__always)
+        static func nearFloat(_ mantissa: UInt64, _ power: Int, negative: Bool) -> Float? {
+            if mantissa == 0 { return negative ? -0.0 : 0.0 }
+            var value = Double(mantissa)
+            switch power {
+            case 0...22: value *= exactPowers[power]
+            case -22..<0: value /= exactPowers[-power]
+            case -44 ..< -22: value = value / exactPowers[22] / exactPowers[-22 - power]
+            default: return nil
+            }
+            // Normal floats only: a subnormal or an overflow is strtod's and the range check's.
+            guard value >= 1.2e-38, value <= 3.4e38 else { return nil }
+            let low = Float(Double(bitPattern: value.bitPattern - 8)), high = Float(Double(bitPattern: value.bitPattern + 8))
+            guard low == high else { return nil }
+            return negative ? -low : low
         }
 
         /// `[` numbers `]`.

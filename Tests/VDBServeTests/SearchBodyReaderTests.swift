@@ -115,6 +115,27 @@ struct SearchBodyReaderTests {
         }
     }
 
+    /// Numbers read without strtod narrow to the same float32 as the strict decoder's, above
+    /// all those near halfway between two floats, where one wrong rounding of the double would
+    /// show: each such midpoint written out to 17, 19 and 25 digits, nudged a few units of the
+    /// double's last place either way, and with exponents from 10^-44 to 10^22.
+    @Test func numbersNearHalfwayBetweenFloatsNarrowAsStrtodDoes() async {
+        await propertyCheck(count: 3_000, input: Gen.uint64(in: 0...UInt64.max)) { seed in
+            var rng = SeededGenerator(seed: seed)
+            // A normal float32, its neighbour up, and the double exactly halfway between.
+            let bits = UInt32(truncatingIfNeeded: rng.next()) % 0x7E00_0000 + 0x0080_0000
+            let low = Float(bitPattern: bits)
+            let halfway = (Double(low) + Double(low.nextUp)) / 2
+            let nudge = Int64(rng.next() % 9) - 4
+            let value = Double(bitPattern: UInt64(Int64(halfway.bitPattern) + nudge)) * (rng.next() % 2 == 0 ? 1 : -1)
+            var numbers = [String(format: "%.17g", value), String(format: "%.19g", value), String(format: "%.25g", value), String(format: "%.17e", value)]
+            numbers.append(String(format: "%.16e", Double(Float(bitPattern: UInt32(truncatingIfNeeded: rng.next()) % 0x7E00_0000 + 0x0080_0000))))
+            let body = "{\"vector\":[\(numbers.joined(separator: ","))]}"
+            #expect(Self.direct(body) != nil, "declined \(body)")
+            #expect(Self.direct(body) == Self.strict(body), "\(body)")
+        }
+    }
+
     /// What the reader leaves to the strict decoder, which reads it or names its error.
     @Test func declinesWhatNeedsTheStrictDecoder() {
         let declined = [
