@@ -142,6 +142,9 @@ struct DirectSearchTests {
                 (Self.head("/v1/libraries/d/search"), #"{"vector":[1,2,3],"k":2,"k":3}"#),
                 (Self.head("/v1/libraries/d/search"), #"{"vector":[1,2,"#),
                 (Self.head("/v1/libraries/d/search"), ""),
+                (Self.head("/v1/libraries/d/search"), #"{"vector":[1,2,3],"k":257}"#),
+                (Self.head("/v1/libraries/d/search"), #"{"vector":[1,2,3],"ef":513}"#),
+                (Self.head("/v1/libraries/d/search"), #"{"vector":[1,2,3],"nprobe":65}"#),
                 (Self.head("/v1/libraries/nope/search"), #"{"vector":[1,2,3]}"#),
                 (Self.head("/v1/libraries/d/search?k=3"), #"{"vector":[1,2,3]}"#),
                 (Self.head("/v1/libraries/d%20x/search"), #"{"vector":[1,2,3]}"#),
@@ -158,6 +161,19 @@ struct DirectSearchTests {
                 let passed = try #require(try Self.passedOn(channel), "\(head.path ?? "") \(body) was lost")
                 #expect(passed.0 == head && passed.1 == body)
             }
+        }
+    }
+
+    /// A search's exact work is counted over every part that has no index: the unflushed rows
+    /// here, which are what keeps a search over a large unindexed library off the event loop.
+    @Test func exactWorkIsCountedOverTheUnindexedParts() async throws {
+        try await Self.withFixture { fixture in
+            let searcher = try fixture.service.library("d").searcher()
+            #expect(searcher.exactlyScoredRows == 30)
+            #expect(DirectSearch.isQuick(SearchOptions(), on: searcher))
+            var wide = SearchOptions()
+            wide.rerank = DirectSearch.Quick.rerank + 1
+            #expect(!DirectSearch.isQuick(wide, on: searcher))
         }
     }
 

@@ -124,6 +124,18 @@ public final class Searcher: Sendable {
     /// Whether some segment is searched by an index of `kind`.
     public func searches(with kind: IndexKind) -> Bool { indexes.contains { $0.kind == kind } }
 
+    /// Rows every query scores one by one (segments without an index, and the unflushed rows):
+    /// the part of a search's work that grows with the library, not with ef or nprobe.
+    public var exactlyScoredRows: Int {
+        sources.reduce(0) { total, source in
+            guard source.index.kind == .flat else { return total }
+            switch source.rows {
+            case .segment(let segment): return total + segment.rowCount
+            case .delta(_, let count): return total + count
+            }
+        }
+    }
+
     /// Whether every query scores every row (so bytes scanned per query is the vector bytes).
     public var isExhaustive: Bool { indexes.allSatisfy { $0.kind == .flat } }
 

@@ -11,7 +11,8 @@ import VDBKit
 ///
 /// It answers only what it can answer exactly as the router would, and gives everything else
 /// back (nil) for the router to answer — a filter, an unknown key, any error, a query
-/// string, a shard list, a missing or weak API key, a full admission limit — so errors,
+/// string, a shard list, a missing or weak API key, a full admission limit, a search that
+/// may run long (``Quick``) — so errors,
 /// problem bodies and the rarer forms keep one home. What it does answer goes through the
 /// router's own pieces: ``SearchBodyReader``, ``SearchController/answer(_:in:shards:)``, the
 /// shared ``InFlightCounter`` and ``RequestMetrics``, and the same access-log line.
@@ -67,8 +68,9 @@ struct DirectSearch: Sendable {
         guard searches.enter(limit: limits.searchesInFlight) else { return nil }
         defer { searches.leave() }
         guard let request = body.withUnsafeReadableBytes({ SearchBodyReader.search($0) }),
-              let library = try? service.library(name),
-              let answer = try? SearchController(service: service).answer(request, in: library, shards: nil)
+              let searcher = try? service.library(name).searcher(),
+              Self.isQuick(request.options, on: searcher),
+              let answer = try? SearchController(service: service).answer(request, with: searcher)
         else { return nil }
 
         let id = RequestObservationMiddleware.requestID(given: head.headerFields[RequestObservationMiddleware.requestIDHeader])
@@ -92,6 +94,26 @@ struct DirectSearch: Sendable {
                 bytesIn: body.readableBytes, bytesOut: answer.bytes.count)
         }
         return Answer(head: HTTPResponse(status: .ok, headerFields: fields), body: answer.bytes)
+    }
+
+    /// The most work a search answered here may ask for. It holds its event loop (and every
+    /// connection on it) while it runs, and nothing can cancel it, so longer searches — an exact
+    /// scan of a large flat library, a very wide walk — go to the router, where the admission
+    /// limit sheds them and the deadline cuts them off. Within these a search takes about a
+    /// millisecond at most on 384-d data.
+    enum Quick {
+        static let exactlyScoredRows = 16_384
+        static let k = 256
+        static let ef = 512
+        static let nprobe = 64
+        static let rerank = 1_024
+        static let leaves = 64
+    }
+
+    static func isQuick(_ options: SearchOptions, on searcher: Searcher) -> Bool {
+        (options.k ?? 10) <= Quick.k && (options.ef ?? 0) <= Quick.ef && (options.nprobe ?? 0) <= Quick.nprobe
+            && (options.rerank ?? 0) <= Quick.rerank && (options.leaves ?? 0) <= Quick.leaves
+            && searcher.exactlyScoredRows <= Quick.exactlyScoredRows
     }
 
     /// Whether the request may search: always without keys; with them, a valid key of at

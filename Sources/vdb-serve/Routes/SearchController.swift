@@ -22,7 +22,12 @@ struct SearchController {
     /// One search, answered: the route's work after the body is read, and all of
     /// ``DirectSearch``'s, so the two paths cannot answer differently.
     func answer(_ body: SearchRequest, in library: LiveLibrary, shards: Set<Int>?) throws -> SearchResponseBody {
-        let (searcher, options) = try resolve(body.options, in: library, shards: shards)
+        try answer(body, with: try library.searcher(shards: shards))
+    }
+
+    /// ``answer(_:in:shards:)`` with the searcher already made.
+    func answer(_ body: SearchRequest, with searcher: Searcher) throws -> SearchResponseBody {
+        let options = try resolve(body.options, for: searcher)
         let query = try QueryVectors.one(vector: body.vector, base64: body.vectorBase64, dimension: searcher.contract.dimension)
         let started = ContinuousClock.now
         let result = try searcher.search(query, k: options.k, parameters: options.parameters, filter: options.filter, payload: options.payload)
@@ -35,7 +40,8 @@ struct SearchController {
     @Sendable func batch(request: Request, context: VDBRequestContext) async throws -> SearchResponseBody {
         let library = try service.library(context.parameters.require("library"))
         let body = try await request.json(BatchSearchRequest.self, context: context)
-        let (searcher, options) = try resolve(body.options, in: library, shards: try SearchFanOut.shards(of: request, in: library))
+        let searcher = try library.searcher(shards: try SearchFanOut.shards(of: request, in: library))
+        let options = try resolve(body.options, for: searcher)
         let queries = try QueryVectors.many(vectors: body.vectors, base64: body.vectorsBase64, dimension: searcher.contract.dimension)
         let started = ContinuousClock.now
         let results = try searcher.searchBatch(queries, k: options.k, parameters: options.parameters, filter: options.filter, payload: options.payload)
@@ -43,17 +49,16 @@ struct SearchController {
         return SearchResponseWriter.batch(results, index: searcher.indexDescription, version: searcher.epoch)
     }
 
-    /// The library's searcher, and the options checked against it (the filter against its schema).
-    private func resolve(_ options: SearchOptions, in library: LiveLibrary, shards: Set<Int>?) throws
-        -> (Searcher, (k: Int, parameters: SearchParameters, filter: Filter?, payload: HitPayload))
+    /// The options checked against the searcher (the filter against its library's schema).
+    private func resolve(_ options: SearchOptions, for searcher: Searcher) throws
+        -> (k: Int, parameters: SearchParameters, filter: Filter?, payload: HitPayload)
     {
         if let consistency = options.consistency, ReadConsistency(rawValue: consistency) == nil {
             throw ProblemDetails(
                 status: .unprocessableContent, code: "invalid-field", detail: "field 'consistency': use leader or any", pointer: "/consistency")
         }
-        let searcher = try library.searcher(shards: shards)
         let payload = try QueryVectors.payload(options.include)
         let filter = try options.filter.map { try Filter.parse($0, pointer: "/filter", schema: searcher.snapshot.manifest.metadataSchema) }
-        return (searcher, (options.k ?? 10, options.parameters, filter, payload))
+        return (options.k ?? 10, options.parameters, filter, payload)
     }
 }
