@@ -7,13 +7,19 @@ same ef, in one run.
   (`vectorBase64`), and as base64 with `"include": []` (ids and distances only), against
   vdb-query's one-query-per-call p50;
 - both server paths: plain searches are answered below the router by default (the direct
-  path); the same forms are timed again on a server started with `--no-direct-search`,
-  where every request goes through Hummingbird's router;
+  path); the same forms are timed on a second server started with `--no-direct-search`,
+  where every request goes through Hummingbird's router. Both run at once, and each form is
+  timed on them in alternating rounds (--rounds, default 3);
 - the HTTP floor: p50 of `GET /healthz`, which does no work, on the same server;
 - server CPU per request: the server process's user + system CPU over each timed wrk run,
   divided by the requests wrk completed (what the server spends, apart from waiting);
 - batches: queries/s of `/search/batch` (100 queries per request, base64) against vdb-query's
   batched single-thread QPS (--batch 100).
+
+The machine's speed drifts, so the runs go in rounds: vdb-query in process, then every form on
+both servers; each p50 is divided by its own round's in-process p50, and the median ratio over
+the rounds is reported (with every round). Batches are compared with a vdb-query run just
+before them.
 
     apt-get install wrk && bench/.venv/bin/python bench/rest_path.py [--ef 64] [--server-args "..."] [--json PATH]
 
@@ -56,7 +62,8 @@ def packed(vectors):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--ef", type=int, default=64)
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=5, help="seconds per timed wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per form and server; the median is kept")
     parser.add_argument("--server-args", default="", help="extra vdb-serve arguments, e.g. \"--max-searches 8\"")
     parser.add_argument("--json", help="where to write the results (default bench/results/rest-path-<date>.json)")
     args = parser.parse_args()
@@ -68,15 +75,17 @@ def main():
         shutil.rmtree(data, ignore_errors=True)
         sh(f"{bin_dir}/vdb-build", "ingest", path, "--library", "p", "--data-dir", data)
         sh(f"{bin_dir}/vdb-build", "index", "--library", "p", "--data-dir", data, "--type", "hnsw", "--m", "16", "--ef-construction", "200")
-    report = json.loads(sh(f"{bin_dir}/vdb-query", "--library", "p", "--data-dir", data, "--queries", path, "-k", "10",
-                           "--ef", str(args.ef), "--batch", str(BATCH), "--threads", "1", "--json"))
-    in_process = {
-        "p50ms": report["latency"]["p50Microseconds"] / 1000,
-        "singleQPS": report["singleThread"]["queriesPerSecond"],
-        "batchedQPS": report["batched"]["queriesPerSecond"],
-        "recallAt10": report["recall"],
-    }
-    print("in process", json.dumps(in_process), flush=True)
+
+    def in_process_run():
+        report = json.loads(sh(f"{bin_dir}/vdb-query", "--library", "p", "--data-dir", data, "--queries", path, "-k", "10",
+                               "--ef", str(args.ef), "--batch", str(BATCH), "--threads", "1", "--json"))
+        return {
+            "p50ms": report["latency"]["p50Microseconds"] / 1000,
+            "singleQPS": report["singleThread"]["queriesPerSecond"],
+            "batchedQPS": report["batched"]["queriesPerSecond"],
+            "recallAt10": report["recall"],
+        }
+
     queries = [[float(x) for x in q] for q in test[:500]]
     forms = {
         "array": [{"vector": q, "k": 10, "ef": args.ef} for q in queries],
@@ -90,40 +99,67 @@ def main():
     }
     rest, router_only = {}, {}
     script = os.path.join(OUT, "rest-path.lua")
+    # The router-only server reads a copy, so that neither server's files are the other's.
+    router_data = data + "-router"
+    shutil.rmtree(router_data, ignore_errors=True)
+    shutil.copytree(data, router_data)
 
-    def singles(server, into):
-        url = f"http://127.0.0.1:{server.port}/v1/libraries/p/search"
-        # The HTTP floor: a request that does no work.
-        with open(script, "w") as f:
-            f.write('wrk.method = "GET"\n')
-        health = f"http://127.0.0.1:{server.port}/healthz"
-        wrk(health, script, seconds=2, connections=1, threads=1)
-        into["GET /healthz"] = timed(server, health, script, args.seconds)
-        print("GET /healthz", json.dumps(into["GET /healthz"]), flush=True)
-        for name, bodies in forms.items():
+    def script_for(bodies):
+        if bodies is None:
+            with open(script, "w") as f:
+                f.write('wrk.method = "GET"\n')
+        else:
             lua_bodies(script, "POST", bodies)
-            wrk(url, script, seconds=2, connections=1, threads=1)  # warm up
-            r = timed(server, url, script, args.seconds)
-            into[name] = {**r, "p50OverInProcess": r["p50"] / in_process["p50ms"]}
-            print(name, json.dumps(into[name]), flush=True)
 
-    with Server(bin_dir, data, "--log-level", "error", *args.server_args.split()) as server:
-        print("-- direct path (the default)", flush=True)
-        singles(server, rest)
-        url = f"http://127.0.0.1:{server.port}/v1/libraries/p/search"
+    singles = [("GET /healthz", None), *forms.items()]
+    in_process_runs = []
+    with Server(bin_dir, data, "--log-level", "error", *args.server_args.split()) as direct, \
+         Server(bin_dir, router_data, "--log-level", "error", "--no-direct-search", *args.server_args.split()) as router:
+        servers = [("direct", direct, rest), ("router", router, router_only)]
+        runs = {(name, label): [] for name, _ in singles for label, _, _ in servers}
+        for name, bodies in singles:
+            script_for(bodies)
+            for _, server, _ in servers:
+                wrk(f"http://127.0.0.1:{server.port}{'/healthz' if bodies is None else '/v1/libraries/p/search'}", script, seconds=2,
+                    connections=1, threads=1)  # warm up
+        # Rounds of: the in-process search, then each form on both servers. The machine's
+        # speed drifts (20-35% within an hour here, 3x at worst), so each REST p50 is divided
+        # by its own round's in-process p50, and each ratio's median over the rounds is kept.
+        for round in range(args.rounds):
+            in_process_runs.append(in_process_run())
+            print(f"round {round + 1}: in process", json.dumps(in_process_runs[-1]), flush=True)
+            for name, bodies in singles:
+                script_for(bodies)
+                for label, server, _ in servers:
+                    url = f"http://127.0.0.1:{server.port}{'/healthz' if bodies is None else '/v1/libraries/p/search'}"
+                    r = timed(server, url, script, args.seconds)
+                    r["p50OverInProcess"] = r["p50"] / in_process_runs[-1]["p50ms"]
+                    runs[(name, label)].append(r)
+                    print(f"  {label} {name}", json.dumps(r), flush=True)
+        for name, _ in singles:
+            for label, _, into in servers:
+                rounds = runs[(name, label)]
+                ordered = sorted(rounds, key=lambda r: r["p50OverInProcess"])
+                into[name] = {**ordered[len(ordered) // 2], "rounds": rounds}
+                if name == "GET /healthz":
+                    del into[name]["p50OverInProcess"]
+        url = f"http://127.0.0.1:{direct.port}/v1/libraries/p/search"
+        batched_reference = in_process_run()
+        in_process_runs.append(batched_reference)
         for name, bodies in batch_forms.items():
             lua_bodies(script, "POST", bodies)
-            r = timed(server, url + "/batch", script, args.seconds)
+            r = timed(direct, url + "/batch", script, args.seconds)
             qps = r["rps"] * BATCH
-            rest[name] = {**r, "queriesPerSecond": qps, "overInProcessBatched": qps / in_process["batchedQPS"]}
+            rest[name] = {**r, "queriesPerSecond": qps, "overInProcessBatched": qps / batched_reference["batchedQPS"]}
             print(name, json.dumps(rest[name]), flush=True)
-    with Server(bin_dir, data, "--log-level", "error", "--no-direct-search", *args.server_args.split()) as server:
-        print("-- through the router (--no-direct-search)", flush=True)
-        singles(server, router_only)
+    shutil.rmtree(router_data, ignore_errors=True)
+    p50s = sorted(r["p50ms"] for r in in_process_runs)
+    in_process = {"p50ms": p50s[len(p50s) // 2], "batchedQPS": batched_reference["batchedQPS"], "recallAt10": in_process_runs[0]["recallAt10"]}
     commit = sh("git", "rev-parse", "--short", "HEAD", cwd=ROOT).strip()
     out = args.json or os.path.join(ROOT, "bench", "results", f"rest-path-{time.strftime('%Y-%m-%d')}.json")
     with open(out, "w") as f:
-        json.dump({"commit": commit, "ef": args.ef, "serverArgs": args.server_args, "inProcess": in_process, "rest": rest,
+        json.dump({"commit": commit, "ef": args.ef, "serverArgs": args.server_args, "inProcess": in_process,
+                   "inProcessRuns": in_process_runs, "rest": rest,
                    "routerOnly": router_only}, f, indent=1)
     print(f"wrote {out}")
 
