@@ -51,7 +51,7 @@ let package = Package(
         .systemLibrary(name: "CZstd", providers: [.apt(["libzstd-dev"])]),
         // VDBKit is one target per layer; each imports only the layers below it, so the compiler
         // rejects an import that runs back up (ARCHITECTURE.md draws the graph;
-        // scripts/check-layers.sh checks it).
+        // Tests/VDBKitTests/Architecture/LayeringTests checks every import against it).
         .target(
             name: "VDBCore",
             dependencies: ["CVDBKernels", .product(name: "Tracing", package: "swift-distributed-tracing")],
