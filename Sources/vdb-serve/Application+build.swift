@@ -103,6 +103,8 @@ func buildApplication(
     let serverName = "vdb-serve"
     // Plain searches below the router (``DirectSearch``), unless a request needs what only the
     // router's path has: a span per request, or a cluster's forwarding and read consistency.
+    // A middleware added to `buildRouter` that must apply to searches needs its counterpart in
+    // `DirectSearch` too, or a condition there that sends such requests to the router.
     let direct: DirectSearch? =
         options.directSearch && !options.tracing && cluster == nil
         ? DirectSearch(
