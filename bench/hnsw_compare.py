@@ -9,7 +9,9 @@ runs its single-thread pass over the same queries. Also derives, per engine, QPS
 and 0.99: interpolated log-linearly between the measured settings that bracket the target, and
 the best measured setting at or above it. Every engine sweeps --repeats times (default 3; vdb
 each time in a fresh vdb-query after its segment files are read through once) and each ef's
-QPS is the median. Writes an SVG plot per dataset to
+QPS is the median. vdb and hnswlib build --build-rounds times (default 3) in alternating
+rounds, so the machine's drift falls on both; the build time is each one's median and vdb's
+ratio the median of the rounds' ratios. Writes an SVG plot per dataset to
 bench/out/hnsw-<dataset>.svg.
 
     bench/setup.sh && bench/.venv/bin/python bench/hnsw_compare.py
@@ -30,13 +32,18 @@ EFS = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512]
 M, EF_CONSTRUCTION, BUILD_THREADS = 16, 200, 2
 
 
-def run_vdb(bin_dir, name, path, repeats):
+def build_vdb(bin_dir, name, path):
+    """Ingests afresh and builds the graph; vdb-build's report (its build time excludes ingest)."""
     data = os.path.join(OUT, "data")
     lib = f"hnsw-{name}"
     sh(f"{bin_dir}/vdb-build", "ingest", path, "--library", lib, "--data-dir", data, "--replace")
-    report = json.loads(sh(f"{bin_dir}/vdb-build", "index", "--library", lib, "--data-dir", data, "--type", "hnsw",
-                           "--m", str(M), "--ef-construction", str(EF_CONSTRUCTION), "--threads", str(BUILD_THREADS), "--json"))
-    build = report["buildSeconds"]
+    return json.loads(sh(f"{bin_dir}/vdb-build", "index", "--library", lib, "--data-dir", data, "--type", "hnsw",
+                         "--m", str(M), "--ef-construction", str(EF_CONSTRUCTION), "--threads", str(BUILD_THREADS), "--json"))
+
+
+def sweep_vdb(bin_dir, name, path, report, repeats):
+    data = os.path.join(OUT, "data")
+    lib = f"hnsw-{name}"
     with h5py.File(path, "r") as f:
         vector_bytes = f["train"].shape[0] * f["train"].shape[1] * 4
     segments, sweeps = live_segments(data, lib), []
@@ -45,22 +52,45 @@ def run_vdb(bin_dir, name, path, repeats):
         sweep = json.loads(sh(f"{bin_dir}/vdb-query", "--library", lib, "--data-dir", data, "--json", "--threads", "1",
                               "--sweep", "ef=" + ",".join(map(str, EFS))))
         sweeps.append([(r["parameters"]["ef"], r["recall"], r["singleThread"]["queriesPerSecond"]) for r in sweep])
-    return dict(build=build, memory=report["graphBytes"] + vector_bytes, points=median_points(sweeps))
+    return dict(memory=report["graphBytes"] + vector_bytes, points=median_points(sweeps))
 
 
-def run_hnswlib(train, test, angular, truth, truth_dist, repeats):
+def build_hnswlib(train, angular):
     import hnswlib
     index = hnswlib.Index(space="ip" if angular else "l2", dim=train.shape[1])
     t0 = time.perf_counter()
     index.init_index(max_elements=len(train), M=M, ef_construction=EF_CONSTRUCTION, random_seed=100)
     index.set_num_threads(BUILD_THREADS)
     index.add_items(train, np.arange(len(train)))
-    build = time.perf_counter() - t0
+    return index, time.perf_counter() - t0
+
+
+def sweep_hnswlib(index, train, test, angular, truth, truth_dist, repeats):
     index.set_num_threads(1)
     points = median_points([hnswlib_sweep(index, test, angular, truth, truth_dist, EFS) for _ in range(repeats)])
     # hnswlib's level-0 block: links + vector + label per element, plus upper levels (approx.)
     memory = len(train) * (4 + 2 * M * 4 + train.shape[1] * 4 + 8)
-    return dict(build=build, memory=memory, points=points)
+    return dict(memory=memory, points=points)
+
+
+def run_vdb_and_hnswlib(bin_dir, name, path, train, test, angular, truth, truth_dist, repeats, build_rounds):
+    """Builds vdb and hnswlib in alternating rounds, so a drift of the machine's speed falls on
+    both; each engine's build time is its median, and vdb's ratio is the median of the rounds'
+    ratios. The last round's indexes are swept."""
+    rounds = []
+    for _ in range(build_rounds):
+        report = build_vdb(bin_dir, name, path)
+        index, hnswlib_seconds = build_hnswlib(train, angular)
+        rounds.append({"vdb": report["buildSeconds"], "hnswlib": hnswlib_seconds})
+        print(f"{name}: build round: vdb {report['buildSeconds']:.2f} s, hnswlib {hnswlib_seconds:.2f} s", flush=True)
+
+    def median(values):
+        return sorted(values)[len(values) // 2]
+
+    vdb = dict(build=median([r["vdb"] for r in rounds]), buildRounds=rounds,
+               buildRatio=median([r["vdb"] / r["hnswlib"] for r in rounds]), **sweep_vdb(bin_dir, name, path, report, repeats))
+    hnsw = dict(build=median([r["hnswlib"] for r in rounds]), **sweep_hnswlib(index, train, test, angular, truth, truth_dist, repeats))
+    return vdb, hnsw
 
 
 def run_faiss(train, test, angular, truth, truth_dist, repeats):
@@ -126,6 +156,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default="synth-100k-128,synth-100k-384,pypi-dev")
     parser.add_argument("--repeats", type=int, default=3, help="sweeps per engine; QPS per ef is the median (default 3)")
+    parser.add_argument("--build-rounds", type=int, default=3,
+                        help="vdb and hnswlib builds, alternating; build time is the median (default 3)")
     parser.add_argument("--json", help="also write all measurements to this file")
     parser.add_argument("--report", help="print the report of a JSON file written by --json, and exit")
     args = parser.parse_args()
@@ -138,9 +170,8 @@ def main():
     results = {}
     for name, path in datasets(bin_dir, args.datasets.split(",")):
         angular, train, test, truth, truth_dist = load(path)
-        engines = {"vdb": run_vdb(bin_dir, name, path, args.repeats),
-                   "hnswlib": run_hnswlib(train, test, angular, truth, truth_dist, args.repeats),
-                   "faiss HNSWFlat": run_faiss(train, test, angular, truth, truth_dist, args.repeats)}
+        vdb, hnsw = run_vdb_and_hnswlib(bin_dir, name, path, train, test, angular, truth, truth_dist, args.repeats, args.build_rounds)
+        engines = {"vdb": vdb, "hnswlib": hnsw, "faiss HNSWFlat": run_faiss(train, test, angular, truth, truth_dist, args.repeats)}
         results[name] = engines
         svg(f"{name}: recall@10 vs QPS (M={M}, efC={EF_CONSTRUCTION})", list((n, e["points"]) for n, e in engines.items()),
             os.path.join(OUT, f"hnsw-{name}.svg"))
@@ -163,7 +194,8 @@ def report(results):
             print(f"{engine:<16} {e['build']:>8.2f} {e['memory'] / 2**20:>10.1f} {cells}")
         hl = engines["hnswlib"]
         for engine, e in engines.items():
-            summary = [f"build {e['build'] / hl['build']:.2f}x hnswlib"]
+            ratio = e.get("buildRatio", e["build"] / hl["build"])
+            summary = [f"build {ratio:.2f}x hnswlib" + (f" (median of {len(e['buildRounds'])} alternating rounds)" if "buildRounds" in e else "")]
             for target in (0.95, 0.99):
                 ours, theirs = interpolated_at(e["points"], target), interpolated_at(hl["points"], target)
                 best = best_at(e["points"], target)
