@@ -25,7 +25,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import OUT, ROOT, Client, Server, build_tools, lua_bodies, percentile, wrk  # noqa: E402
+from common import OUT, ROOT, Client, Server, build_tools, lua_bodies, wrk  # noqa: E402
 
 
 def free_port():

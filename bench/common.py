@@ -100,6 +100,12 @@ def live_segments(data, library):
     return [os.path.join(root, segment["file"]) for shard in manifest["shards"] for segment in shard["segments"]]
 
 
+def median_of(items, key=lambda x: x):
+    """The middle item by `key` (the upper one of an even count): a measured run, not an
+    average of runs, so its other fields stay those of one run."""
+    return sorted(items, key=key)[len(items) // 2]
+
+
 def median_points(sweeps):
     """Sweeps of the same settings, each a list of (setting, recall, QPS): per setting, the
     first sweep's recall (it does not change between runs) and the median QPS. One sweep on

@@ -18,7 +18,6 @@ import sys
 import threading
 import time
 
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import OUT, ROOT, Server, build_tools, datasets, load, percentile, sh  # noqa: E402

@@ -26,7 +26,7 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import K, OUT, best_at, build_tools, datasets, hnswlib_sweep, interpolated_at, live_segments, load, median_points, recall, sh, warm  # noqa: E402
+from common import K, OUT, best_at, build_tools, datasets, hnswlib_sweep, interpolated_at, live_segments, load, median_of, median_points, recall, sh, warm  # noqa: E402
 
 EFS = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512]
 M, EF_CONSTRUCTION, BUILD_THREADS = 16, 200, 2
@@ -83,13 +83,9 @@ def run_vdb_and_hnswlib(bin_dir, name, path, train, test, angular, truth, truth_
         index, hnswlib_seconds = build_hnswlib(train, angular)
         rounds.append({"vdb": report["buildSeconds"], "hnswlib": hnswlib_seconds})
         print(f"{name}: build round: vdb {report['buildSeconds']:.2f} s, hnswlib {hnswlib_seconds:.2f} s", flush=True)
-
-    def median(values):
-        return sorted(values)[len(values) // 2]
-
-    vdb = dict(build=median([r["vdb"] for r in rounds]), buildRounds=rounds,
-               buildRatio=median([r["vdb"] / r["hnswlib"] for r in rounds]), **sweep_vdb(bin_dir, name, path, report, repeats))
-    hnsw = dict(build=median([r["hnswlib"] for r in rounds]), **sweep_hnswlib(index, train, test, angular, truth, truth_dist, repeats))
+    vdb = dict(build=median_of([r["vdb"] for r in rounds]), buildRounds=rounds,
+               buildRatio=median_of([r["vdb"] / r["hnswlib"] for r in rounds]), **sweep_vdb(bin_dir, name, path, report, repeats))
+    hnsw = dict(build=median_of([r["hnswlib"] for r in rounds]), **sweep_hnswlib(index, train, test, angular, truth, truth_dist, repeats))
     return vdb, hnsw
 
 

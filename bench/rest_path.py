@@ -21,7 +21,7 @@ both servers; each p50 is divided by its own round's in-process p50, and the med
 the rounds is reported (with every round). Batches are compared with a vdb-query run just
 before them.
 
-    apt-get install wrk && bench/.venv/bin/python bench/rest_path.py [--ef 64] [--server-args "..."] [--json PATH]
+    apt-get install wrk && bench/.venv/bin/python bench/rest_path.py [--ef 64] [--rounds 3] [--seconds 5] [--server-args "..."] [--json PATH]
 
 Results: bench/results/rest-path-<date>.json. wrk, the server and vdb-query share 2 cores.
 """
@@ -35,7 +35,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import OUT, ROOT, Server, build_tools, datasets, load, lua_bodies, sh, wrk  # noqa: E402
+from common import OUT, ROOT, Server, build_tools, datasets, load, lua_bodies, median_of, sh, wrk  # noqa: E402
 
 BATCH = 100
 
@@ -105,11 +105,13 @@ def main():
     shutil.copytree(data, router_data)
 
     def script_for(bodies):
+        """wrk's script for a form, and the path it requests (None: `GET /healthz`)."""
         if bodies is None:
             with open(script, "w") as f:
                 f.write('wrk.method = "GET"\n')
-        else:
-            lua_bodies(script, "POST", bodies)
+            return "/healthz"
+        lua_bodies(script, "POST", bodies)
+        return "/v1/libraries/p/search"
 
     singles = [("GET /healthz", None), *forms.items()]
     in_process_runs = []
@@ -118,10 +120,9 @@ def main():
         servers = [("direct", direct, rest), ("router", router, router_only)]
         runs = {(name, label): [] for name, _ in singles for label, _, _ in servers}
         for name, bodies in singles:
-            script_for(bodies)
+            path_of_form = script_for(bodies)
             for _, server, _ in servers:
-                wrk(f"http://127.0.0.1:{server.port}{'/healthz' if bodies is None else '/v1/libraries/p/search'}", script, seconds=2,
-                    connections=1, threads=1)  # warm up
+                wrk(f"http://127.0.0.1:{server.port}{path_of_form}", script, seconds=2, connections=1, threads=1)  # warm up
         # Rounds of: the in-process search, then each form on both servers. The machine's
         # speed drifts (20-35% within an hour here, 3x at worst), so each REST p50 is divided
         # by its own round's in-process p50, and each ratio's median over the rounds is kept.
@@ -129,20 +130,17 @@ def main():
             in_process_runs.append(in_process_run())
             print(f"round {round + 1}: in process", json.dumps(in_process_runs[-1]), flush=True)
             for name, bodies in singles:
-                script_for(bodies)
+                path_of_form = script_for(bodies)
                 for label, server, _ in servers:
-                    url = f"http://127.0.0.1:{server.port}{'/healthz' if bodies is None else '/v1/libraries/p/search'}"
-                    r = timed(server, url, script, args.seconds)
-                    r["p50OverInProcess"] = r["p50"] / in_process_runs[-1]["p50ms"]
+                    r = timed(server, f"http://127.0.0.1:{server.port}{path_of_form}", script, args.seconds)
+                    if bodies is not None:
+                        r["p50OverInProcess"] = r["p50"] / in_process_runs[-1]["p50ms"]
                     runs[(name, label)].append(r)
                     print(f"  {label} {name}", json.dumps(r), flush=True)
         for name, _ in singles:
             for label, _, into in servers:
                 rounds = runs[(name, label)]
-                ordered = sorted(rounds, key=lambda r: r["p50OverInProcess"])
-                into[name] = {**ordered[len(ordered) // 2], "rounds": rounds}
-                if name == "GET /healthz":
-                    del into[name]["p50OverInProcess"]
+                into[name] = {**median_of(rounds, key=lambda r: r.get("p50OverInProcess", r["p50"])), "rounds": rounds}
         url = f"http://127.0.0.1:{direct.port}/v1/libraries/p/search"
         batched_reference = in_process_run()
         in_process_runs.append(batched_reference)
@@ -153,8 +151,7 @@ def main():
             rest[name] = {**r, "queriesPerSecond": qps, "overInProcessBatched": qps / batched_reference["batchedQPS"]}
             print(name, json.dumps(rest[name]), flush=True)
     shutil.rmtree(router_data, ignore_errors=True)
-    p50s = sorted(r["p50ms"] for r in in_process_runs)
-    in_process = {"p50ms": p50s[len(p50s) // 2], "batchedQPS": batched_reference["batchedQPS"], "recallAt10": in_process_runs[0]["recallAt10"]}
+    in_process = {"p50ms": median_of([r["p50ms"] for r in in_process_runs]), "batchedQPS": batched_reference["batchedQPS"], "recallAt10": in_process_runs[0]["recallAt10"]}
     commit = sh("git", "rev-parse", "--short", "HEAD", cwd=ROOT).strip()
     out = args.json or os.path.join(ROOT, "bench", "results", f"rest-path-{time.strftime('%Y-%m-%d')}.json")
     with open(out, "w") as f:

@@ -12,10 +12,10 @@ import VDBKit
 /// It answers only what it can answer exactly as the router would, and gives everything else
 /// back (nil) for the router to answer — a filter, an unknown key, any error, a query
 /// string, a shard list, a missing or weak API key, a full admission limit, a search that
-/// may run long (``Quick``) — so errors,
-/// problem bodies and the rarer forms keep one home. What it does answer goes through the
-/// router's own pieces: ``SearchBodyReader``, ``SearchController/answer(_:in:shards:)``, the
-/// shared ``InFlightCounter`` and ``RequestMetrics``, and the same access-log line.
+/// may run long (``Quick``) — so errors, problem bodies and the rarer forms keep one home.
+/// What it does answer goes through the router's own pieces: ``SearchBodyReader``,
+/// ``SearchController/answer(_:with:)``, the shared ``InFlightCounter`` and
+/// ``RequestMetrics``, and the same access-log line.
 ///
 /// The deadline does not apply here: a plain search does not look for cancellation on the
 /// router's path either, and filtered searches (the ones that do) go to the router.

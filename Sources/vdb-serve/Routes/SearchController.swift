@@ -16,16 +16,11 @@ struct SearchController {
     @Sendable func search(request: Request, context: VDBRequestContext) async throws -> SearchResponseBody {
         let library = try service.library(context.parameters.require("library"))
         let body = try await request.json(SearchRequest.self, context: context)
-        return try answer(body, in: library, shards: try SearchFanOut.shards(of: request, in: library))
+        return try answer(body, with: try library.searcher(shards: try SearchFanOut.shards(of: request, in: library)))
     }
 
     /// One search, answered: the route's work after the body is read, and all of
     /// ``DirectSearch``'s, so the two paths cannot answer differently.
-    func answer(_ body: SearchRequest, in library: LiveLibrary, shards: Set<Int>?) throws -> SearchResponseBody {
-        try answer(body, with: try library.searcher(shards: shards))
-    }
-
-    /// ``answer(_:in:shards:)`` with the searcher already made.
     func answer(_ body: SearchRequest, with searcher: Searcher) throws -> SearchResponseBody {
         let options = try resolve(body.options, for: searcher)
         let query = try QueryVectors.one(vector: body.vector, base64: body.vectorBase64, dimension: searcher.contract.dimension)
