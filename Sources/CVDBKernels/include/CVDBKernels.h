@@ -37,10 +37,11 @@ void vdb_l2sq_f32_rows(const float *q, const float *base, size_t rows, size_t di
 /// One query against `rows` contiguous row-major vectors: out[i] = dot(q, base[i]).
 void vdb_dot_f32_rows(const float *q, const float *base, size_t rows, size_t dim, float *out);
 
-/// Inner product of a float vector with `n` unsigned 8-bit codes: sum of q[i] * c[i]. The scalar
-/// quantizer folds its per-dimension scale into `q` once per query, so this is its whole kernel.
-float vdb_dot_f32_u8(const float *q, const uint8_t *c, size_t n);
-float vdb_dot_f32_u8_level(vdb_kernel_level level, const float *q, const uint8_t *c, size_t n);
+/// Inner product of `n` 16-bit weights with `n` unsigned 8-bit codes: sum of w[i] * c[i]. The
+/// scalar quantizer folds its per-dimension scale into the query and rounds it to 16 bits once
+/// per query, so this is its whole kernel. The caller keeps sum |w[i]| * 255 below 2^31.
+int32_t vdb_dot_i16_u8(const int16_t *w, const uint8_t *c, size_t n);
+int32_t vdb_dot_i16_u8_level(vdb_kernel_level level, const int16_t *w, const uint8_t *c, size_t n);
 
 /// PQ codes in blocks of 64 rows, [block][m][64] bytes (the last block zero-padded): row r's
 /// code j is at (r / 64)·64·m + j·64 + r % 64. Writes ceil(n / 64)·64·m bytes from row-major codes.

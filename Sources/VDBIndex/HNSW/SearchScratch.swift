@@ -105,7 +105,7 @@ final class SearchScratch {
     var pruning: [(distance: Float, node: UInt32)] = []
 
     /// The query folded into per-dimension weights, for quantized scoring.
-    let queryWeights: UnsafeMutablePointer<Float>
+    let queryWeights: UnsafeMutablePointer<Int16>
 
     init(nodeCount: Int, maxDegree: Int, dimension: Int = 0) {
         queryWeights = .allocate(capacity: max(1, dimension))

@@ -245,7 +245,7 @@ struct HNSWTests {
                     #expect(abs(decoded - segment.vectors[r * 24 + i]) <= codes.scales[i] * 0.5001)
                 }
             }
-            let weights = UnsafeMutablePointer<Float>.allocate(capacity: 24)
+            let weights = UnsafeMutablePointer<Int16>.allocate(capacity: 24)
             defer { weights.deallocate() }
             for q in 0..<20 {
                 let query = Array(data.test[q * 24..<(q + 1) * 24])
@@ -255,14 +255,19 @@ struct HNSWTests {
                         let exact = Distance.distance(metric, qp.baseAddress!, segment.vectors.baseAddress! + r * 24, dimension: 24)
                         let approx = scorer.score(UInt32(r))
                         // The rounding error per component is at most half a step, which bounds
-                        // both the inner-product error and the decoded vector's displacement.
-                        var dotBound: Float = 0, displacement: Float = 0
+                        // both the inner-product error and the decoded vector's displacement;
+                        // the weights' rounding to 16 bits adds at most half a weight step per
+                        // code unit.
+                        var dotBound: Float = 0, displacement: Float = 0, weightBound: Float = 0
                         for i in 0..<24 {
                             dotBound += abs(query[i]) * codes.scales[i] / 2
                             displacement += (codes.scales[i] / 2) * (codes.scales[i] / 2)
+                            weightBound += scorer.step / 2 * Float(codes.codes[r * 24 + i])
                         }
+                        #expect(scorer.step > 0 && scorer.step < 1e-3)
                         displacement = displacement.squareRoot()
-                        let tolerance = (metric == .l2 ? 2 * exact.squareRoot() * displacement + displacement * displacement : dotBound) * 1.001 + 1e-4
+                        let codeBound = metric == .l2 ? 2 * exact.squareRoot() * displacement + displacement * displacement : dotBound
+                        let tolerance = (codeBound + (metric == .l2 ? 2 : 1) * weightBound) * 1.001 + 1e-4
                         #expect(abs(approx - exact) <= tolerance, "row \(r): \(approx) vs \(exact)")
                     }
                 }
