@@ -2,21 +2,54 @@
 /// (search responses, one log line per request).
 extension Array where Element == UInt8 {
     /// A JSON string: quotes, backslashes and control characters escaped, the rest as UTF-8.
+    /// Most texts need no escape and go in as one copy.
     mutating func appendJSONString(_ text: String) {
         append(UInt8(ascii: "\""))
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
-            case UInt8(ascii: "\\"): append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
-            case 0x0A: append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
-            case 0x0D: append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
-            case 0x09: append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
-            case 0..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
-                append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(byte >> 4)], hex[Int(byte & 15)]])
-            default: append(byte)
-            }
+        if text.utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+            append(contentsOf: text.utf8)
+        } else {
+            for byte in text.utf8 { appendEscaped(byte) }
         }
         append(UInt8(ascii: "\""))
+    }
+
+    @inline(__always)
+    private mutating func appendEscaped(_ byte: UInt8) {
+        let hex: StaticString = "0123456789abcdef"
+        switch byte {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"):
+            append(UInt8(ascii: "\\"))
+            append(byte)
+        case 0x0A: appendPair(UInt8(ascii: "n"))
+        case 0x0D: appendPair(UInt8(ascii: "r"))
+        case 0x09: appendPair(UInt8(ascii: "t"))
+        case 0..<0x20:
+            append(contentsOf: "\\u00".utf8)
+            append(hex.utf8Start[Int(byte >> 4)])
+            append(hex.utf8Start[Int(byte & 15)])
+        default: append(byte)
+        }
+    }
+
+    @inline(__always)
+    private mutating func appendPair(_ letter: UInt8) {
+        append(UInt8(ascii: "\\"))
+        append(letter)
+    }
+
+    /// `value` in decimal, zero-padded to at least `width` digits, without making a String.
+    mutating func appendDecimal(_ value: Int, width: Int = 1) {
+        precondition(value >= 0 && width <= 18, "a non-negative value, at most 18 digits of padding")
+        var divisor = 1, digits = 1
+        while digits < width || value / divisor >= 10 {
+            divisor *= 10
+            digits += 1
+        }
+        var rest = value
+        while divisor > 0 {
+            append(UInt8(ascii: "0") + UInt8(rest / divisor))
+            rest %= divisor
+            divisor /= 10
+        }
     }
 }

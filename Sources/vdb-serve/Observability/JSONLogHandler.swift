@@ -35,14 +35,14 @@ struct JSONLogHandler: LogHandler {
         line: UInt
     ) {
         var line: [UInt8] = []
-        line.reserveCapacity(256)
-        line += Array("{\"time\":".utf8)
-        line.appendJSONString(Self.timestamp())
-        line += Array(",\"level\":".utf8)
+        line.reserveCapacity(320)
+        line.append(contentsOf: "{\"time\":\"".utf8)
+        Self.appendTimestamp(to: &line)
+        line.append(contentsOf: "\",\"level\":".utf8)
         line.appendJSONString(level.rawValue)
-        line += Array(",\"logger\":".utf8)
+        line.append(contentsOf: ",\"logger\":".utf8)
         line.appendJSONString(label)
-        line += Array(",\"message\":".utf8)
+        line.append(contentsOf: ",\"message\":".utf8)
         line.appendJSONString(message.description)
         var fields = metadata
         if let explicit { fields.merge(explicit) { $1 } }
@@ -52,7 +52,7 @@ struct JSONLogHandler: LogHandler {
             line.append(UInt8(ascii: ":"))
             Self.append(value, to: &line)
         }
-        line += Array("}\n".utf8)
+        line.append(contentsOf: "}\n".utf8)
         sink(line)
     }
 
@@ -65,9 +65,10 @@ struct JSONLogHandler: LogHandler {
         case .stringConvertible(let convertible):
             // Numbers stay numbers, so a query like `duration_ms > 100` works downstream.
             switch convertible {
-            case let number as any BinaryInteger: line += Array("\(number)".utf8)
-            case let number as Double where number.isFinite: line += Array("\(number)".utf8)
-            case let flag as Bool: line += Array((flag ? "true" : "false").utf8)
+            case let number as Int where number >= 0: line.appendDecimal(number)
+            case let number as any BinaryInteger: line.append(contentsOf: "\(number)".utf8)
+            case let number as Double where number.isFinite: line.append(contentsOf: "\(number)".utf8)
+            case let flag as Bool: line.append(contentsOf: (flag ? "true" : "false").utf8)
             default: line.appendJSONString(convertible.description)
             }
         case .array(let values):
@@ -89,17 +90,32 @@ struct JSONLogHandler: LogHandler {
         }
     }
 
-    /// RFC 3339 in UTC with milliseconds, without a formatter (they are not cheap to share).
-    private static func timestamp() -> String {
+    /// The time now, RFC 3339 in UTC with milliseconds (`2026-12-02T18:40:00.123Z`), written
+    /// straight into the line: one per request, so no formatter and no String.
+    static func appendTimestamp(to line: inout [UInt8]) {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        var seconds = now.tv_sec
+        appendTimestamp(seconds: now.tv_sec, milliseconds: Int(now.tv_nsec / 1_000_000), to: &line)
+    }
+
+    static func appendTimestamp(seconds: Int, milliseconds: Int, to line: inout [UInt8]) {
+        var seconds = seconds
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
-        let millis = Int(now.tv_nsec / 1_000_000)
-        let ms = millis < 10 ? "00\(millis)" : millis < 100 ? "0\(millis)" : "\(millis)"
-        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).\(ms)Z"
+        line.appendDecimal(Int(parts.tm_year) + 1900, width: 4)
+        line.append(UInt8(ascii: "-"))
+        line.appendDecimal(Int(parts.tm_mon) + 1, width: 2)
+        line.append(UInt8(ascii: "-"))
+        line.appendDecimal(Int(parts.tm_mday), width: 2)
+        line.append(UInt8(ascii: "T"))
+        line.appendDecimal(Int(parts.tm_hour), width: 2)
+        line.append(UInt8(ascii: ":"))
+        line.appendDecimal(Int(parts.tm_min), width: 2)
+        line.append(UInt8(ascii: ":"))
+        line.appendDecimal(Int(parts.tm_sec), width: 2)
+        line.append(UInt8(ascii: "."))
+        line.appendDecimal(milliseconds, width: 3)
+        line.append(UInt8(ascii: "Z"))
     }
 
     @Sendable static func standardError(_ line: [UInt8]) {
