@@ -17,9 +17,7 @@ extension Array where Element == UInt8 {
     private mutating func appendEscaped(_ byte: UInt8) {
         let hex: StaticString = "0123456789abcdef"
         switch byte {
-        case UInt8(ascii: "\""), UInt8(ascii: "\\"):
-            append(UInt8(ascii: "\\"))
-            append(byte)
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"): appendPair(byte)
         case 0x0A: appendPair(UInt8(ascii: "n"))
         case 0x0D: appendPair(UInt8(ascii: "r"))
         case 0x09: appendPair(UInt8(ascii: "t"))
@@ -31,6 +29,7 @@ extension Array where Element == UInt8 {
         }
     }
 
+    /// A backslash and `letter`.
     @inline(__always)
     private mutating func appendPair(_ letter: UInt8) {
         append(UInt8(ascii: "\\"))

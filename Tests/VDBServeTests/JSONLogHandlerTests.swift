@@ -21,7 +21,7 @@ struct JSONLogHandlerTests {
     }
 
     @Test func decimalsMatchStringFormatting() {
-        var generator = SystemRandomNumberGenerator()
+        var generator = SeededGenerator(seed: 17)  // seeded: a failure replays
         var values = [0, 1, 9, 10, 99, 100, 999, 1_000, Int.max, Int.max / 10]
         for _ in 0..<500 { values.append(Int.random(in: 0...Int.max, using: &generator) >> Int.random(in: 0..<63, using: &generator)) }
         for value in values {
