@@ -61,41 +61,54 @@ public final class Searcher: Sendable {
         }
     }
 
-    /// Opens every segment's index as the manifest's settings say (``IndexSettings/openIndex(for:)``).
-    ///
-    /// - Parameters:
-    ///   - live: the shards' current state under incremental updates (their segments and
-    ///     indexes, which rows are live, and the delta); nil for a library as published.
-    ///   - shards: the shards searched (a cluster node answering its part of a search spread
-    ///     over nodes); nil: all.
-    public init(snapshot: LibrarySnapshot, live: [ShardSnapshot]? = nil, shards: Set<Int>? = nil) throws {
-        self.snapshot = snapshot
+    /// A library as published: every segment's index opened as the manifest's settings say
+    /// (``IndexSettings/openIndex(for:)``).
+    public convenience init(snapshot: LibrarySnapshot) throws {
         var sources: [Source] = []
-        for shard in 0..<snapshot.manifest.shardCount where shards?.contains(shard) ?? true {
-            if let state = live?[shard] {
-                for (i, segment) in state.segments.enumerated() {
-                    var liveRows: RowSet? = state.live[i]
-                    if liveRows?.count == segment.rowCount { liveRows = nil }
-                    sources.append(Source(
-                        rows: .segment(segment), index: state.indexes[i], live: liveRows, shard: UInt32(shard), documents: state.documents))
-                }
-                if state.deltaCount > 0 {
-                    let index = DeltaIndex(store: state.delta, count: state.deltaCount, metric: snapshot.contract.metric)
-                    sources.append(Source(
-                        rows: .delta(state.delta, count: state.deltaCount), index: index, live: state.deltaLive, shard: UInt32(shard),
-                        documents: state.documents))
-                }
-            } else {
-                let documents = DocumentMetadataView(
-                    published: PublishedDocumentMetadata(segments: snapshot.segments[shard]), delta: nil, changes: 0)
-                for segment in snapshot.segments[shard] {
-                    let index = try snapshot.manifest.index.openIndex(for: segment)
-                    sources.append(Source(rows: .segment(segment), index: index, live: nil, shard: UInt32(shard), documents: documents))
-                }
+        for shard in 0..<snapshot.manifest.shardCount {
+            let documents = DocumentMetadataView(
+                published: PublishedDocumentMetadata(segments: snapshot.segments[shard]), delta: nil, changes: 0)
+            for segment in snapshot.segments[shard] {
+                let index = try snapshot.manifest.index.openIndex(for: segment)
+                sources.append(Source(rows: .segment(segment), index: index, live: nil, shard: UInt32(shard), documents: documents))
             }
         }
+        self.init(snapshot: snapshot, sources: sources, epoch: snapshot.epoch)
+    }
+
+    /// The shards' current state under incremental updates: their segments and indexes, which
+    /// rows are live, and the delta.
+    ///
+    /// - Parameter shards: the shards searched (a cluster node answering its part of a search
+    ///   spread over nodes); nil: all.
+    public convenience init(snapshot: LibrarySnapshot, live: [ShardSnapshot], shards: Set<Int>? = nil) {
+        var sources: [Source] = []
+        for shard in 0..<snapshot.manifest.shardCount where shards?.contains(shard) ?? true {
+            let state = live[shard]
+            for (i, segment) in state.segments.enumerated() {
+                var liveRows: RowSet? = state.live[i]
+                if liveRows?.count == segment.rowCount { liveRows = nil }
+                sources.append(Source(
+                    rows: .segment(segment), index: state.indexes[i], live: liveRows, shard: UInt32(shard), documents: state.documents))
+            }
+            if state.deltaCount > 0 {
+                let index = DeltaIndex(store: state.delta, count: state.deltaCount, metric: snapshot.contract.metric)
+                sources.append(Source(
+                    rows: .delta(state.delta, count: state.deltaCount), index: index, live: state.deltaLive, shard: UInt32(shard),
+                    documents: state.documents))
+            }
+        }
+        self.init(snapshot: snapshot, sources: sources, epoch: live.map(\.epoch).min() ?? snapshot.epoch)
+    }
+
+    private init(snapshot: LibrarySnapshot, sources: [Source], epoch: Epoch) {
+        self.snapshot = snapshot
         self.sources = sources
-        epoch = live?.map(\.epoch).min() ?? snapshot.epoch
+        self.epoch = epoch
+        // Labels every search response and metric names: made once here, not per search.
+        indexFamily = Set(sources.map(\.index.kind.rawValue)).sorted().joined(separator: "+")
+        let segmentCount = sources.filter { if case .segment = $0.rows { true } else { false } }.count
+        indexDescription = "\(indexFamily) over \(segmentCount) segment(s) in \(snapshot.manifest.shardCount) shard(s)"
     }
 
     /// The version whose segments this searcher reads (while a new version is being adopted
@@ -109,14 +122,10 @@ public final class Searcher: Sendable {
 
     /// The index families that answer queries, as one label ("hnsw", "flat+hnsw" while a
     /// flushed segment waits for its index): what search metrics are counted under.
-    public var indexFamily: String { Set(indexes.map(\.kind.rawValue)).sorted().joined(separator: "+") }
+    public let indexFamily: String
 
     /// What answers queries, for reports.
-    public var indexDescription: String {
-        let kinds = indexFamily
-        let segmentCount = sources.filter { if case .segment = $0.rows { true } else { false } }.count
-        return "\(kinds) over \(segmentCount) segment(s) in \(snapshot.manifest.shardCount) shard(s)"
-    }
+    public let indexDescription: String
 
     /// Whether every hit's distance is exact (not a compressed index's estimate).
     public func reportsExactDistances(_ parameters: SearchParameters) -> Bool { indexes.allSatisfy { $0.reportsExactDistances(parameters) } }

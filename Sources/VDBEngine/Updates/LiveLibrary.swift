@@ -42,7 +42,7 @@ public final class LiveLibrary: Sendable {
                 shard: UInt32(shard), walDirectory: Self.walDirectory(snapshot.directory, shard: shard),
                 published: try Self.published(snapshot, shard: shard, reusing: [:]), contract: snapshot.contract,
                 policy: policy, logger: logger,
-                publish: { state in shards.current.withLock { $0[shard] = state } }))
+                publish: { state in shards.publish(state, shard: shard) }))
         }
         self.writers = writers
     }
@@ -198,11 +198,16 @@ public final class LiveLibrary: Sendable {
     // MARK: Searching
 
     /// The shards as readers see them now.
-    public func currentShards() -> [ShardSnapshot] { shards.current.withLock { $0.map { $0! } } }
+    public func currentShards() -> [ShardSnapshot] { shards.current() }
 
     /// A searcher over the current state. It keeps that state however the library changes after.
-    public func searcher(shards: Set<Int>? = nil) throws -> Searcher {
-        try Searcher(snapshot: snapshot, live: currentShards(), shards: shards)
+    ///
+    /// The searcher over all shards is kept until a shard or the published version changes, so
+    /// a search does not rebuild its parts (nor recount each segment's live rows) every time.
+    public func searcher(shards subset: Set<Int>? = nil) throws -> Searcher {
+        let snapshot = self.snapshot
+        guard let subset else { return shards.searcher(over: snapshot) }
+        return Searcher(snapshot: snapshot, live: currentShards(), shards: subset)
     }
 
     /// Rows added since the last flush, over all shards.
@@ -401,8 +406,36 @@ public struct DocumentRecord: Sendable, Hashable {
     public var chunks: [ChunkRecord]
 }
 
-/// The latest snapshot of each shard, written by the shards' writers and read by searches.
+/// The latest snapshot of each shard, written by the shards' writers and read by searches, and
+/// the searcher over all of them, made once per change.
 final class PublishedShards: Sendable {
-    let current: Locked<[ShardSnapshot?]>
-    init(count: Int) { current = Locked([ShardSnapshot?](repeating: nil, count: count)) }
+    private struct State {
+        var shards: [ShardSnapshot?]
+        /// Over `shards` as they are now; dropped when one changes.
+        var searcher: Searcher?
+    }
+
+    private let state: Locked<State>
+
+    init(count: Int) { state = Locked(State(shards: [ShardSnapshot?](repeating: nil, count: count), searcher: nil)) }
+
+    func publish(_ snapshot: ShardSnapshot, shard: Int) {
+        state.withLock {
+            $0.shards[shard] = snapshot
+            $0.searcher = nil
+        }
+    }
+
+    func current() -> [ShardSnapshot] { state.withLock { $0.shards.map { $0! } } }
+
+    /// The searcher over every shard as published now, within the library version `snapshot`
+    /// (a searcher kept from an older version is made again).
+    func searcher(over snapshot: LibrarySnapshot) -> Searcher {
+        state.withLock { state in
+            if let kept = state.searcher, kept.snapshot === snapshot { return kept }
+            let made = Searcher(snapshot: snapshot, live: state.shards.map { $0! })
+            state.searcher = made
+            return made
+        }
+    }
 }

@@ -39,10 +39,13 @@ struct DirectSearch: Sendable {
     /// The library a request's head names, if the request is one this path may take; nil: the
     /// router's, decided before any of its body is read.
     func library(accepting head: HTTPRequest) -> String? {
-        guard head.method == .post, let path = head.path else { return nil }
-        let prefix = "/v1/libraries/", suffix = "/search"
-        guard path.hasPrefix(prefix), path.hasSuffix(suffix), path.utf8.count > prefix.utf8.count + suffix.utf8.count else { return nil }
-        let name = path.utf8.dropFirst(prefix.utf8.count).dropLast(suffix.utf8.count)
+        guard head.method == .post, let path = head.path?.utf8 else { return nil }
+        // Compared as bytes: String's prefix and suffix tests compare by Unicode rules, which
+        // cost more than the rest of this check.
+        let prefix = "/v1/libraries/".utf8, suffix = "/search".utf8
+        guard path.count > prefix.count + suffix.count, path.starts(with: prefix), path.reversed().starts(with: suffix.reversed())
+        else { return nil }
+        let name = path.dropFirst(prefix.count).dropLast(suffix.count)
         // A query string, an encoded byte, another path level: the router's to read.
         guard !name.contains(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "?") }) else { return nil }
         let fields = head.headerFields
@@ -55,10 +58,13 @@ struct DirectSearch: Sendable {
         return String(Substring(name))
     }
 
-    /// What a directly answered search sends back.
+    /// What a directly answered search sends back, and what ``observe(_:of:)`` records of it.
     struct Answer {
         var head: HTTPResponse
         var body: [UInt8]
+        var requestID: String
+        var bytesIn: Int
+        var elapsed: Duration
     }
 
     /// The answer to a search of `library` with `body`, or nil for the router to answer.
@@ -82,18 +88,23 @@ struct DirectSearch: Sendable {
         fields[RequestObservationMiddleware.requestIDHeader] = id
         fields[.date] = HTTPDate.now()
         fields[.server] = serverName
+        return Answer(
+            head: HTTPResponse(status: .ok, headerFields: fields), body: answer.bytes, requestID: id, bytesIn: body.readableBytes,
+            elapsed: ContinuousClock.now - started)
+    }
 
-        let elapsed = ContinuousClock.now - started
-        metrics.record(route: Self.route, method: .post, status: 200, duration: elapsed)
+    /// Counts and logs an answer once it is on its way: at one connection the client waits for
+    /// every step before the answer is written, and none after.
+    func observe(_ answer: Answer, of head: HTTPRequest) {
+        metrics.record(route: Self.route, method: .post, status: 200, duration: answer.elapsed)
         answered.increment()
         if logger.logLevel <= .info {
             var logger = logger
-            logger[metadataKey: "request_id"] = .string(id)
+            logger[metadataKey: "request_id"] = .string(answer.requestID)
             RequestObservationMiddleware.log(
-                logger, method: .post, route: Self.route, path: head.path ?? "", status: 200, duration: elapsed,
-                bytesIn: body.readableBytes, bytesOut: answer.bytes.count)
+                logger, method: .post, route: Self.route, path: head.path ?? "", status: 200, duration: answer.elapsed,
+                bytesIn: answer.bytesIn, bytesOut: answer.body.count)
         }
-        return Answer(head: HTTPResponse(status: .ok, headerFields: fields), body: answer.bytes)
     }
 
     /// The most work a search answered here may ask for. It holds its event loop (and every

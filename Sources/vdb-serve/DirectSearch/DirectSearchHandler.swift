@@ -64,6 +64,7 @@ final class DirectSearchHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 context.write(wrapOutboundOut(.head(answer.head)), promise: nil)
                 context.write(wrapOutboundOut(.body(context.channel.allocator.buffer(bytes: answer.body))), promise: nil)
                 context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+                search.observe(answer, of: head)
             } else {
                 passOn(head, body, context: context)
                 context.fireChannelRead(wrapInboundOut(.end(trailers)))

@@ -76,8 +76,7 @@ struct RequestObservationMiddleware: RouterMiddleware {
            given.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) {
             return given
         }
-        var generator = SystemRandomNumberGenerator()
-        return String(generator.next() as UInt64, radix: 16, uppercase: false) + String(generator.next() as UInt32, radix: 16, uppercase: false)
+        return RequestIDs.next()
     }
 
     /// The library a `/v1/libraries/{library}/…` path names.

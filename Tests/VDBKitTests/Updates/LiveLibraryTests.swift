@@ -363,6 +363,45 @@ struct LiveLibraryTests {
         #expect(try before.search(randomVectors(count: 1, dimension: 6, seed: 1), k: 1)[0].chunkID == row0.chunkID)
     }
 
+    /// The searcher over all shards is made once per change of state and shared until the next:
+    /// a write, a flush and an adopted version each give a new one that sees the change.
+    @Test func searcherIsKeptUntilTheStateChanges() async throws {
+        let dir = TemporaryDirectory()
+        _ = try Self.library(dir, rows: 50)
+        let service = try LibraryService(dataDirectory: dir.path, policy: .never)
+        let library = try service.library("u")
+        let first = try library.searcher()
+        #expect(try library.searcher() === first, "nothing changed")
+        #expect(try library.searcher(shards: [0]) !== first, "a subset of shards is its own searcher")
+        #expect(try library.searcher(shards: [0]).sources.allSatisfy { $0.shard == 0 })
+
+        let target: [Float] = [9, 9, 9, 9, 9, 9]
+        let id = DocumentID.random()
+        try await service.apply([.putDocument(id: id, metadata: nil, chunks: [ChunkInput(id: .random(), vector: target)])], to: library)
+        let afterWrite = try library.searcher()
+        #expect(afterWrite !== first)
+        #expect(try afterWrite.search(target, k: 1)[0].documentID == id)
+        #expect(try library.searcher() === afterWrite)
+        #expect(afterWrite.indexFamily == "flat")
+
+        try await library.flush()
+        let afterFlush = try library.searcher()
+        #expect(afterFlush !== afterWrite)
+        #expect(try afterFlush.search(target, k: 1)[0].documentID == id)
+        #expect(afterFlush.epoch > afterWrite.epoch)
+
+        let built = try IndexBuilder.build(
+            dataDirectory: dir.path, library: "u",
+            options: IndexBuildOptions(settings: .hnsw(HNSWParameters(m: 8, efConstruction: 60, efSearch: 100)), threads: 2))
+        await service.refresh()
+        let adopted = try library.searcher()
+        #expect(adopted !== afterFlush)
+        #expect(adopted.epoch == built.epoch)
+        #expect(adopted.indexFamily == "hnsw")
+        #expect(adopted.indexDescription.hasPrefix("hnsw over ") && adopted.indexDescription.hasSuffix(" segment(s) in 2 shard(s)"))
+        #expect(try library.searcher() === adopted)
+    }
+
     @Test func concurrentWritersUnderGroupCommitAreAllDurable() async throws {
         let dir = TemporaryDirectory()
         _ = try Self.library(dir, rows: 20)
