@@ -137,6 +137,39 @@ struct SearchBodyReaderTests {
     }
 
     /// What the reader leaves to the strict decoder, which reads it or names its error.
+    /// Fractions of every length up to 30 digits, with runs of leading zeros that end inside or
+    /// across the eight-digit steps: read as the strict decoder reads them.
+    @Test func longFractionsReadAsTheStrictDecoderReads() async {
+        await propertyCheck(count: 2_000, input: Gen.uint64(in: 0...UInt64.max)) { seed in
+            var rng = SeededGenerator(seed: seed)
+            let zeros = Int(rng.next() % 20), length = Int(rng.next() % 30) + 1
+            let digits = (0..<length).map { _ in String(rng.next() % 10) }.joined()
+            let whole = ["0", "1", "12345678", "9"][Int(rng.next() % 4)]
+            let exponent = rng.next() % 3 == 0 ? "e\(Int(rng.next() % 40) - 20)" : ""
+            let number = (rng.next() % 2 == 0 ? "-" : "") + whole + "." + String(repeating: "0", count: zeros) + digits + exponent
+            let body = "{\"vector\":[\(number),0.5]}"
+            #expect(Self.direct(body) != nil, "declined \(body)")
+            #expect(Self.direct(body) == Self.strict(body), "\(body)")
+        }
+    }
+
+    @Test func eightDigitsAtOnce() {
+        var rng = SeededGenerator(seed: 5)
+        for _ in 0..<2_000 {
+            let value = rng.next() % 100_000_000
+            var text = Array(String(value).utf8)
+            text = Array(repeating: UInt8(ascii: "0"), count: 8 - text.count) + text
+            #expect(text.withUnsafeBufferPointer { SearchBodyReader.Cursor.eightDigits($0.baseAddress!) } == value, "\(value)")
+            #expect(value == 0 || SearchBodyReader.Cursor.decimalLength(value) == String(value).count)
+            // Any byte that is not a digit, anywhere in the eight: not read.
+            let at = Int(rng.next() % 8)
+            for byte: UInt8 in [UInt8(ascii: "/"), UInt8(ascii: ":"), UInt8(ascii: "."), UInt8(ascii: "e"), 0, 0xB0, 0x39 + 0x80] {
+                text[at] = byte
+                #expect(text.withUnsafeBufferPointer { SearchBodyReader.Cursor.eightDigits($0.baseAddress!) } == nil, "\(text)")
+            }
+        }
+    }
+
     @Test func declinesWhatNeedsTheStrictDecoder() {
         let declined = [
             #"{"vector":[1,2],"filter":{"lang":"en"}}"#,  // filters
