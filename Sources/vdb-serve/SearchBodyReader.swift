@@ -245,13 +245,17 @@ enum SearchBodyReader {
 
         /// Powers of ten that a double holds exactly.
         private static let exactPowers: [Double] = (0...22).map { (0..<$0).reduce(1.0) { x, _ in x * 10 } }
+        /// Their reciprocals, each correctly rounded: a multiplication instead of a division
+        /// (which took a tenth of a JSON array query's reading time).
+        private static let reciprocals: [Double] = exactPowers.map { 1 / $0 }
 
         /// `mantissa` × 10^`power` as the float32 nearest to its nearest double, when that can
         /// be known without strtod; nil otherwise (strtod decides).
         ///
-        /// The double here is at most three roundings from the exact value (the mantissa, and
-        /// one or two scalings by an exact power of ten): within 3.5 units in the last place of
-        /// the correctly rounded double. If every double 8 units either side narrows to the same
+        /// The double here is at most three roundings from the exact value (the mantissa, then
+        /// a product with an exact power of ten, or with a power's rounded reciprocal, or two
+        /// divisions by exact powers): within 3.5 units in the last place of the correctly
+        /// rounded double. If every double 8 units either side narrows to the same
         /// float, so does the correctly rounded one, since narrowing is monotonic; only numbers
         /// within a few parts in 10^16 of halfway between two floats go on to strtod.
         @inline(__always)
@@ -260,7 +264,7 @@ enum SearchBodyReader {
             var value = Double(mantissa)
             switch power {
             case 0...22: value *= exactPowers[power]
-            case -22..<0: value /= exactPowers[-power]
+            case -22..<0: value *= reciprocals[-power]
             case -44 ..< -22: value = value / exactPowers[22] / exactPowers[-22 - power]
             default: return nil
             }
