@@ -14,18 +14,31 @@ import OpenAPIRuntime
 ///
 /// Every error answer is thrown as a ``VDBProblem`` carrying the problem's `code`.
 public struct VDBClient: Sendable {
-    /// The generated client: every operation of the API.
+    /// The generated client: every operation of the API, error answers as its typed outputs.
     public let generated: Client
+    /// The same, but an error answer is thrown as the ``VDBProblem`` its body holds (by
+    /// ``ProblemMiddleware``): what the calls below use.
+    private let checked: Client
 
     /// - Parameters:
     ///   - url: the server, `http://HOST:PORT`.
     ///   - apiKey: sent as `Authorization: Bearer KEY` when the server checks keys.
     public init(url: String, apiKey: String? = nil, httpClient: HTTPClient = HTTPClient.shared) throws {
         guard let serverURL = URL(string: url) else { throw VDBProblem(status: 0, code: "invalid-url", detail: "'\(url)' is not a URL") }
-        generated = Client(
-            serverURL: serverURL,
-            transport: AsyncHTTPClientTransport(configuration: .init(client: httpClient)),
-            middlewares: apiKey.map { [BearerMiddleware(key: $0)] } ?? [])
+        let transport = AsyncHTTPClientTransport(configuration: .init(client: httpClient))
+        let key: [any ClientMiddleware] = apiKey.map { [BearerMiddleware(key: $0)] } ?? []
+        generated = Client(serverURL: serverURL, transport: transport, middlewares: key)
+        checked = Client(serverURL: serverURL, transport: transport, middlewares: key + [ProblemMiddleware()])
+    }
+
+    /// Runs a call on ``checked``: a problem the middleware threw comes out as itself, not
+    /// inside the runtime's `ClientError`.
+    private func call<Output>(_ operation: (Client) async throws -> Output) async throws -> Output {
+        do {
+            return try await operation(checked)
+        } catch let error as ClientError {
+            throw (error.underlyingError as? VDBProblem) ?? error
+        }
     }
 
     public typealias Library = Components.Schemas.Library
@@ -36,50 +49,50 @@ public struct VDBClient: Sendable {
 
     @discardableResult
     public func createLibrary(_ name: String, dimension: Int, metric: Metric, shards: Int? = nil) async throws -> Library {
-        let output = try await generated.createLibrary(body: .json(.init(dimension: dimension, metric: metric, name: name, shards: shards)))
+        let output = try await call { try await $0.createLibrary(body: .json(.init(dimension: dimension, metric: metric, name: name, shards: shards))) }
         if case .created(let created) = output { return try created.body.json }
-        throw VDBProblem(output as Any)
+        throw VDBProblem(unexpected: output)
     }
 
     public func library(_ name: String) async throws -> Library {
-        let output = try await generated.getLibrary(path: .init(library: name))
+        let output = try await call { try await $0.getLibrary(path: .init(library: name)) }
         if case .ok(let ok) = output { return try ok.body.json }
-        throw VDBProblem(output as Any)
+        throw VDBProblem(unexpected: output)
     }
 
     public func deleteLibrary(_ name: String) async throws {
-        let output = try await generated.deleteLibrary(path: .init(library: name))
+        let output = try await call { try await $0.deleteLibrary(path: .init(library: name)) }
         if case .noContent = output { return }
-        throw VDBProblem(output as Any)
+        throw VDBProblem(unexpected: output)
     }
 
     @discardableResult
     public func addDocument(to library: String, id: String? = nil, chunks: [ChunkInput]) async throws -> Document {
-        let output = try await generated.createDocument(
-            path: .init(library: library), body: .json(.init(chunks: chunks, id: id.map(Self.id))))
+        let output = try await call { try await $0.createDocument(
+            path: .init(library: library), body: .json(.init(chunks: chunks, id: id.map(Self.id)))) }
         if case .created(let created) = output { return try created.body.json }
-        throw VDBProblem(output as Any)
+        throw VDBProblem(unexpected: output)
     }
 
     public func document(_ id: String, in library: String) async throws -> Document {
-        let output = try await generated.getDocument(path: .init(library: library, document: id))
+        let output = try await call { try await $0.getDocument(path: .init(library: library, document: id)) }
         if case .ok(let ok) = output { return try ok.body.json }
-        throw VDBProblem(output as Any)
+        throw VDBProblem(unexpected: output)
     }
 
     public func deleteDocument(_ id: String, in library: String) async throws {
-        let output = try await generated.deleteDocument(path: .init(library: library, document: id))
+        let output = try await call { try await $0.deleteDocument(path: .init(library: library, document: id)) }
         if case .noContent = output { return }
-        throw VDBProblem(output as Any)
+        throw VDBProblem(unexpected: output)
     }
 
     /// The `k` chunks nearest `vector`, optionally among those `filter` matches.
     public func search(_ library: String, vector: [Float], k: Int = 10, filter: OpenAPIObjectContainer? = nil) async throws -> SearchResult {
-        let output = try await generated.search(
+        let output = try await call { try await $0.search(
             path: .init(library: library),
-            body: .json(.init(filter: filter, k: k, vector: vector.map(Double.init))))
+            body: .json(.init(filter: filter, k: k, vector: vector.map(Double.init)))) }
         if case .ok(let ok) = output { return try ok.body.json }
-        throw VDBProblem(output as Any)
+        throw VDBProblem(unexpected: output)
     }
 
     /// An id as the API takes it: a non-negative integer when the text is one, else a UUID.
@@ -107,25 +120,35 @@ public struct VDBProblem: Error, CustomStringConvertible, Sendable {
         self.init(status: problem.status, code: problem.code, detail: problem.detail)
     }
 
-    /// The problem in an operation's error output. Every generated output enum holds, for an
-    /// error status, a struct whose `body` holds the `Problem`; for a status the document does
-    /// not list, `undocumented(statusCode:_:)`. One reflective walk reads all of them, where
-    /// a switch would repeat itself for each of the API's 28 operations.
-    init(_ output: Any) {
-        guard let (label, payload) = Mirror(reflecting: output).children.first.map({ ($0.label ?? "", $0.value) }) else {
-            self.init(status: 0, code: "unexpected", detail: "\(output)")
-            return
-        }
-        if label == "undocumented", let status = Mirror(reflecting: payload).children.first?.value as? Int {
-            self.init(status: status, code: "undocumented", detail: "status \(status) is not in the API's document")
-            return
-        }
-        let body = Mirror(reflecting: payload).children.first { $0.label == "body" }?.value
-        if let body, let problem = Mirror(reflecting: body).children.first?.value as? Components.Schemas.Problem {
-            self.init(problem)
-            return
-        }
-        self.init(status: 0, code: label, detail: "an answer the client does not expect here: \(label)")
+    /// A success answer other than the one a call expects (the document lists it, the call
+    /// does not handle it).
+    init(unexpected output: some Sendable) {
+        self.init(status: 0, code: "unexpected-answer", detail: "an answer the client does not expect here: \(output)")
+    }
+}
+
+/// Throws an error answer (status 400 and up) as the ``VDBProblem`` in its RFC 9457 body, or,
+/// when the body is not one, as a problem named after the status.
+struct ProblemMiddleware: ClientMiddleware {
+    /// Problem bodies are small; anything longer is not read past this.
+    static let maximumBody = 64 * 1024
+
+    func intercept(
+        _ request: HTTPRequest, body: HTTPBody?, baseURL: URL, operationID: String,
+        next: @Sendable (HTTPRequest, HTTPBody?, URL) async throws -> (HTTPResponse, HTTPBody?)
+    ) async throws -> (HTTPResponse, HTTPBody?) {
+        let (response, responseBody) = try await next(request, body, baseURL)
+        guard response.status.code >= 400 else { return (response, responseBody) }
+        // A body too long or cut short still leaves the status to report.
+        var bytes = Data()
+        if let responseBody { bytes = (try? await Data(collecting: responseBody, upTo: Self.maximumBody)) ?? Data() }
+        throw Self.problem(status: response.status.code, body: bytes)
+    }
+
+    static func problem(status: Int, body: Data) -> VDBProblem {
+        if let problem = try? JSONDecoder().decode(Components.Schemas.Problem.self, from: body) { return VDBProblem(problem) }
+        let text = String(decoding: body.prefix(200), as: UTF8.self)
+        return VDBProblem(status: status, code: "http-\(status)", detail: text.isEmpty ? "status \(status) without a problem body" : text)
     }
 }
 

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import VDBClient
+@testable import VDBClient
 
 /// The clients against the real server (issue 16): the Python package's tests and its README
 /// example, run with `.venv-tools/bin/python` (where `scripts/ensure-system-libraries.sh`
@@ -90,6 +90,18 @@ struct ClientTests {
         } catch let problem as VDBProblem {
             #expect(problem.status == 404 && problem.code == "not-found")
         }
+    }
+
+    /// An error answer's body is read as the RFC 9457 problem it should be; anything else
+    /// still becomes a problem, named after its status, with the start of what came.
+    @Test func errorBodiesBecomeProblems() {
+        let body = Data(#"{"type":"about:blank","title":"Not Found","status":404,"code":"not-found","detail":"library 'x' does not exist"}"#.utf8)
+        let problem = ProblemMiddleware.problem(status: 404, body: body)
+        #expect(problem.status == 404 && problem.code == "not-found" && problem.detail == "library 'x' does not exist", "\(problem)")
+        let proxy = ProblemMiddleware.problem(status: 502, body: Data("<html>bad gateway</html>".utf8))
+        #expect(proxy.status == 502 && proxy.code == "http-502" && proxy.detail == "<html>bad gateway</html>")
+        let empty = ProblemMiddleware.problem(status: 503, body: Data())
+        #expect(empty.code == "http-503" && empty.detail.contains("without a problem body"))
     }
 
     @Test func theSwiftClientSendsItsKey() async throws {
