@@ -36,6 +36,7 @@ struct ClusterTests {
             let window = Window(
                 stopAt: Date().addingTimeInterval(Double(Self.lease) + 6), writes: 21 * round, leaderReads: 41 * round,
                 giveUpAt: Date().addingTimeInterval(Double(Self.lease) + 66))
+            history.startGapWatch()
             let writers = (0..<3).map { _ in Task { await history.write(cluster, library: "r", within: window) } }
             let readers = (0..<2).map { _ in Task { await history.read(cluster, library: "r", within: window) } }
             try await Task.sleep(for: .seconds(1))
@@ -46,7 +47,7 @@ struct ClusterTests {
             let replicas = try await cluster.converged(library: "r", shards: 2)
             try await history.check(cluster, library: "r", round: round, replicas: replicas)
             let (acknowledged, ambiguous) = history.counts
-            print("cluster \(fault.rawValue) round \(round): \(replicas.sorted { $0.key < $1.key }.map(\.value)), acknowledged \(acknowledged), ambiguous \(ambiguous), leader reads checked \(history.checkedLeaderReads)")
+            print("cluster \(fault.rawValue) round \(round): \(replicas.sorted { $0.key < $1.key }.map(\.value)), acknowledged \(acknowledged), ambiguous \(ambiguous), leader reads checked \(history.checkedLeaderReads), longest wait between leader reads \(String(format: "%.1f", history.longestLeaderReadGap)) s")
         }
         let violations = history.violations
         #expect(violations.isEmpty, "\(violations.prefix(10))")
@@ -296,9 +297,21 @@ final class History: @unchecked Sendable {
     /// Acknowledged ids in the order their acknowledgements arrived.
     private var acknowledgedInOrder: [Int] = []
     private var leaderReads = 0
+    /// When the last leader read succeeded, and the longest wait between two (the availability
+    /// a fault costs leader reads), since ``startGapWatch()``.
+    private var lastLeaderRead: Date?
+    private var longestGap: TimeInterval = 0
 
     var counts: (acknowledged: Int, ambiguous: Int) { lock.withLock { (acknowledged.count, ambiguous.count) } }
     var checkedLeaderReads: Int { lock.withLock { leaderReads } }
+    var longestLeaderReadGap: TimeInterval { lock.withLock { longestGap } }
+
+    func startGapWatch() {
+        lock.withLock {
+            lastLeaderRead = Date()
+            longestGap = 0
+        }
+    }
 
     private func take() -> Int { lock.withLock { next += 1; return next } }
     private func violation(_ text: String) { lock.withLock { violations.append(text) } }
@@ -382,7 +395,12 @@ final class History: @unchecked Sendable {
             }
             switch read.status {
             case 200:
-                lock.withLock { leaderReads += 1 }
+                lock.withLock {
+                    leaderReads += 1
+                    let now = Date()
+                    if let last = lastLeaderRead { longestGap = max(longestGap, now.timeIntervalSince(last)) }
+                    lastLeaderRead = now
+                }
                 let chunks = read.json["chunks"] as? [[String: Any]] ?? []
                 if chunks.count != 1 { violation("document \(id) read with \(chunks.count) chunks, written with 1: \(read.json)") }
             case 404:
