@@ -21,9 +21,10 @@ struct DirectSearchTests {
         let client: any TestClientProtocol
         let options = RouterOptions()
 
-        func search(keys: APIKeyStore? = nil, maxBodySize: Int = 1 << 20) -> DirectSearch {
+        func search(keys: APIKeyStore? = nil, maxBodySize: Int = 1 << 20, logger given: Logger? = nil) -> DirectSearch {
             var logger = Logger(label: "direct-search-tests")
             logger.logLevel = .error
+            if let given { logger = given }
             return DirectSearch(
                 service: service, keys: keys, limits: options.limits, searches: options.searches, metrics: options.requestMetrics,
                 logger: logger, serverName: "vdb-serve", maxBodySize: maxBodySize)
@@ -102,6 +103,37 @@ struct DirectSearchTests {
         }
         Issue.record("no end part reached the router")
         return nil
+    }
+
+    /// A directly answered search writes the router's access-log line: its id, the route
+    /// template, path, library, status, and the bytes each way.
+    @Test func answersWriteTheAccessLogLine() async throws {
+        try await Self.withFixture { fixture in
+            let captured = Locked<[[UInt8]]>([])
+            let logger = Logger(label: "vdb-serve") { label in
+                JSONLogHandler(label: label, level: .info) { line in captured.withLock { $0.append(line) } }
+            }
+            let channel = try Self.channel(fixture.search(logger: logger))
+            let body = #"{"vector":[3,0,0.5],"k":2}"#
+            try Self.send(channel, Self.head("/v1/libraries/d/search", [.init("X-Request-Id")!: "line-1"]), body)
+            let (head, answer) = try #require(try Self.answered(channel))
+            #expect(head.status == .ok)
+            try Self.send(channel, Self.head("/v1/libraries/d/search"), body)
+            let (second, _) = try #require(try Self.answered(channel))
+            let lines = try captured.withLock { $0 }.map { try #require(try JSONSerialization.jsonObject(with: Data($0)) as? [String: Any]) }
+            #expect(lines.count == 2)
+            let line = try #require(lines.first)
+            #expect(line["message"] as? String == "request" && line["level"] as? String == "info")
+            #expect(line["request_id"] as? String == "line-1")
+            #expect(line["method"] as? String == "POST" && line["route"] as? String == DirectSearch.route)
+            #expect(line["path"] as? String == "/v1/libraries/d/search" && line["library"] as? String == "d")
+            #expect(line["status"] as? Int == 200)
+            #expect(line["bytes_in"] as? Int == body.utf8.count && line["bytes_out"] as? Int == answer.count)
+            #expect((line["duration_ms"] as? Double).map { $0 > 0 } == true)
+            // Without an id of its own, the request gets the one its answer carries.
+            let made = try #require(second.headerFields[.init("X-Request-Id")!])
+            #expect(lines.last?["request_id"] as? String == made && made.utf8.count == 24)
+        }
     }
 
     @Test func plainSearchesAreAnsweredAsTheRouterAnswersThem() async throws {

@@ -63,6 +63,7 @@ struct DirectSearch: Sendable {
         var head: HTTPResponse
         var body: [UInt8]
         var requestID: String
+        var library: String
         var bytesIn: Int
         var elapsed: Duration
     }
@@ -89,7 +90,7 @@ struct DirectSearch: Sendable {
         fields[.date] = HTTPDate.now()
         fields[.server] = serverName
         return Answer(
-            head: HTTPResponse(status: .ok, headerFields: fields), body: answer.bytes, requestID: id, bytesIn: body.readableBytes,
+            head: HTTPResponse(status: .ok, headerFields: fields), body: answer.bytes, requestID: id, library: name, bytesIn: body.readableBytes,
             elapsed: ContinuousClock.now - started)
     }
 
@@ -98,13 +99,9 @@ struct DirectSearch: Sendable {
     func observe(_ answer: Answer, of head: HTTPRequest) {
         metrics.record(route: Self.route, method: .post, status: 200, duration: answer.elapsed)
         answered.increment()
-        if logger.logLevel <= .info {
-            var logger = logger
-            logger[metadataKey: "request_id"] = .string(answer.requestID)
-            RequestObservationMiddleware.log(
-                logger, method: .post, route: Self.route, path: head.path ?? "", status: 200, duration: answer.elapsed,
-                bytesIn: answer.bytesIn, bytesOut: answer.body.count)
-        }
+        RequestObservationMiddleware.log(
+            logger, method: .post, route: Self.route, path: head.path ?? "", status: 200, duration: answer.elapsed,
+            bytesIn: answer.bytesIn, bytesOut: answer.body.count, requestID: answer.requestID, library: answer.library)
     }
 
     /// The most work a search answered here may ask for. It holds its event loop (and every

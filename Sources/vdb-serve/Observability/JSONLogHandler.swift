@@ -44,8 +44,11 @@ struct JSONLogHandler: LogHandler {
         line.appendJSONString(label)
         line.append(contentsOf: ",\"message\":".utf8)
         line.appendJSONString(message.description)
+        // The common cases without a merged copy: only the call's fields, or only the logger's.
         var fields = metadata
-        if let explicit { fields.merge(explicit) { $1 } }
+        if let explicit {
+            if fields.isEmpty { fields = explicit } else { fields.merge(explicit) { $1 } }
+        }
         for (key, value) in fields.sorted(by: { $0.key < $1.key }) {
             line.append(UInt8(ascii: ","))
             line.appendJSONString(Self.reserved.contains(key) ? "metadata." + key : key)

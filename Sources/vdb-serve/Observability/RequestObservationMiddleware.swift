@@ -42,8 +42,15 @@ struct RequestObservationMiddleware: RouterMiddleware {
     }
 
     /// The access-log line of a request (``DirectSearch`` writes the same one).
+    ///
+    /// - Parameters:
+    ///   - requestID: the id, when `logger` does not carry it already (set into the line
+    ///     directly, not into a copy of the logger's metadata).
+    ///   - library: the library the path names, when the caller knows it (found in `path`
+    ///     otherwise).
     static func log(
-        _ logger: Logger, method: HTTPRequest.Method, route: String, path: String, status: Int, duration: Duration, bytesIn: Int, bytesOut: Int
+        _ logger: Logger, method: HTTPRequest.Method, route: String, path: String, status: Int, duration: Duration, bytesIn: Int, bytesOut: Int,
+        requestID: String? = nil, library: String? = nil
     ) {
         // A 503 is load shed or a deadline passed, answers by design (the metrics count them):
         // at error level a flood of them would bury the faults and cost the server its disk.
@@ -58,7 +65,8 @@ struct RequestObservationMiddleware: RouterMiddleware {
             "bytes_in": .stringConvertible(bytesIn),
             "bytes_out": .stringConvertible(bytesOut),
         ]
-        if let library = library(in: path) { fields["library"] = .string(library) }
+        if let library = library ?? Self.library(in: path) { fields["library"] = .string(library) }
+        if let requestID { fields["request_id"] = .string(requestID) }
         logger.log(level: level, "request", metadata: fields)
     }
 
