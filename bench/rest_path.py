@@ -5,7 +5,7 @@ same ef, in one run.
 
 - single queries: p50 over REST with the vector as a JSON array, as base64
   (`vectorBase64`), and as base64 with `"include": []` (ids and distances only), against
-  vdb-query's one-query-per-call p50;
+  vdb-query's one-query-per-call p50 over the same 500 queries (`--limit 500`);
 - both server paths: plain searches are answered below the router by default (the direct
   path); the same forms are timed on a second server started with `--no-direct-search`,
   where every request goes through Hummingbird's router. Both run at once, and each form is
@@ -38,6 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import OUT, ROOT, Server, build_tools, datasets, load, lua_bodies, median_of, sh, wrk  # noqa: E402
 
 BATCH = 100
+QUERIES = 500  # sent over REST, and searched in process for the reference
 
 
 def cpu_seconds(pid):
@@ -77,8 +78,9 @@ def main():
         sh(f"{bin_dir}/vdb-build", "index", "--library", "p", "--data-dir", data, "--type", "hnsw", "--m", "16", "--ef-construction", "200")
 
     def in_process_run():
+        # The same queries as the REST forms send (the first QUERIES of the test set).
         report = json.loads(sh(f"{bin_dir}/vdb-query", "--library", "p", "--data-dir", data, "--queries", path, "-k", "10",
-                               "--ef", str(args.ef), "--batch", str(BATCH), "--threads", "1", "--json"))
+                               "--ef", str(args.ef), "--batch", str(BATCH), "--threads", "1", "--limit", str(QUERIES), "--json"))
         return {
             "p50ms": report["latency"]["p50Microseconds"] / 1000,
             "singleQPS": report["singleThread"]["queriesPerSecond"],
@@ -86,7 +88,7 @@ def main():
             "recallAt10": report["recall"],
         }
 
-    queries = [[float(x) for x in q] for q in test[:500]]
+    queries = [[float(x) for x in q] for q in test[:QUERIES]]
     forms = {
         "array": [{"vector": q, "k": 10, "ef": args.ef} for q in queries],
         "base64": [{"vectorBase64": packed([q]), "k": 10, "ef": args.ef} for q in queries],
