@@ -38,8 +38,14 @@ extension Array where Element == UInt8 {
 
     /// `value` in decimal, zero-padded to at least `width` digits, without making a String.
     mutating func appendDecimal(_ value: Int, width: Int = 1) {
-        precondition(value >= 0 && width <= 18, "a non-negative value, at most 18 digits of padding")
-        var divisor = 1, digits = 1
+        precondition(value >= 0, "a non-negative value")
+        appendDecimal(UInt64(value), width: width)
+    }
+
+    /// ``appendDecimal(_:width:)-(Int,_)`` for any 64-bit unsigned value (a row id).
+    mutating func appendDecimal(_ value: UInt64, width: Int = 1) {
+        precondition(width <= 19, "at most 19 digits of padding")
+        var divisor: UInt64 = 1, digits = 1
         while digits < width || value / divisor >= 10 {
             divisor *= 10
             digits += 1

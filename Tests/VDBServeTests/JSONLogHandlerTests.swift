@@ -33,6 +33,17 @@ struct JSONLogHandlerTests {
                 #expect(String(decoding: line, as: UTF8.self) == padded, "\(value) width \(width)")
             }
         }
+        // Row ids: the whole unsigned range, past Int.max and at the top power of ten.
+        var rows: [UInt64] = [UInt64(Int.max) + 1, 9_999_999_999_999_999_999, 10_000_000_000_000_000_000, .max]
+        for _ in 0..<200 { rows.append(UInt64.random(in: 0...UInt64.max, using: &generator)) }
+        for row in rows {
+            for width in [1, 19] {
+                var line: [UInt8] = []
+                line.appendDecimal(row, width: width)
+                let plain = String(row)
+                #expect(String(decoding: line, as: UTF8.self) == String(repeating: "0", count: max(0, width - plain.count)) + plain, "\(row)")
+            }
+        }
     }
 
     @Test func aLineIsOneJSONObjectWithTypedFields() throws {

@@ -204,7 +204,7 @@ public final class LiveLibrary: Sendable {
     ///
     /// The searcher over all shards is kept until a shard or the published version changes, so
     /// a search does not rebuild its parts (nor recount each segment's live rows) every time.
-    public func searcher(shards subset: Set<Int>? = nil) throws -> Searcher {
+    public func searcher(shards subset: Set<Int>? = nil) -> Searcher {
         let snapshot = self.snapshot
         guard let subset else { return shards.searcher(over: snapshot) }
         return Searcher(snapshot: snapshot, live: currentShards(), shards: subset)

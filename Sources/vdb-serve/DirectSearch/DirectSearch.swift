@@ -43,7 +43,7 @@ struct DirectSearch: Sendable {
         // Compared as bytes: String's prefix and suffix tests compare by Unicode rules, which
         // cost more than the rest of this check.
         let prefix = "/v1/libraries/".utf8, suffix = "/search".utf8
-        guard path.count > prefix.count + suffix.count, path.starts(with: prefix), path.reversed().starts(with: suffix.reversed())
+        guard path.count > prefix.count + suffix.count, path.starts(with: prefix), path.suffix(suffix.count).elementsEqual(suffix)
         else { return nil }
         let name = path.dropFirst(prefix.count).dropLast(suffix.count)
         // A query string, an encoded byte, another path level: the router's to read.

@@ -16,7 +16,7 @@ struct SearchController {
     @Sendable func search(request: Request, context: VDBRequestContext) async throws -> SearchResponseBody {
         let library = try service.library(context.parameters.require("library"))
         let body = try await request.json(SearchRequest.self, context: context)
-        return try answer(body, with: try library.searcher(shards: try SearchFanOut.shards(of: request, in: library)))
+        return try answer(body, with: library.searcher(shards: try SearchFanOut.shards(of: request, in: library)))
     }
 
     /// One search, answered: the route's work after the body is read, and all of
@@ -35,7 +35,7 @@ struct SearchController {
     @Sendable func batch(request: Request, context: VDBRequestContext) async throws -> SearchResponseBody {
         let library = try service.library(context.parameters.require("library"))
         let body = try await request.json(BatchSearchRequest.self, context: context)
-        let searcher = try library.searcher(shards: try SearchFanOut.shards(of: request, in: library))
+        let searcher = library.searcher(shards: try SearchFanOut.shards(of: request, in: library))
         let options = try resolve(body.options, for: searcher)
         let queries = try QueryVectors.many(vectors: body.vectors, base64: body.vectorsBase64, dimension: searcher.contract.dimension)
         let started = ContinuousClock.now

@@ -78,13 +78,7 @@ struct SearchResponseWriter {
 
     /// As the ids' `Codable` form: a row number as a JSON integer, anything else as its UUID string.
     private mutating func identifier(_ id: some Identifier128) {
-        if let row = id.row, let small = Int(exactly: row) {
-            bytes.appendDecimal(small)
-        } else if let row = id.row {
-            raw(String(row))
-        } else {
-            string(id.description)
-        }
+        if let row = id.row { bytes.appendDecimal(row) } else { string(id.description) }
     }
 
     /// Swift's shortest round-tripping form (`1e-05`, `0.25`), which is valid JSON.

@@ -305,7 +305,7 @@ import VDBKit
         let dir = TemporaryDirectory()
         let schema = declared ? Self.schema : MetadataSchema()
         let (library, model) = try await Self.library(dir, index: index, count: 800, seed: 11, schema: schema)
-        let searcher = try library.searcher()
+        let searcher = library.searcher()
         #expect(searcher.searches(with: index.family(forRows: .max).kind))
         var rng = SeededGenerator(seed: 5)
         for round in 0..<60 {

@@ -55,7 +55,7 @@ struct LittleEndianFloatsTests {
     }
 
     @Test func refusesMalformedPaddingAndLengths() {
-        let three = Self.base64([0x0102_0304, 0x0506_0708, 0x090A_0B0C])  // 12 bytes: "…" with no padding
+        let three = Self.base64([0x0102_0304, 0x0506_0708, 0x090A_0B0C])  // 12 bytes: 16 characters, no padding
         #expect(LittleEndianFloats.decode(base64: three)?.count == 3)
         #expect(LittleEndianFloats.decode(base64: String(three.dropLast())) == nil, "not a multiple of 4")
         #expect(LittleEndianFloats.decode(base64: "") == [])

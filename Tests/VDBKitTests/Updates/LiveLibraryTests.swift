@@ -87,7 +87,7 @@ struct LiveLibraryTests {
 
     /// The library's search equals brute force over the model, for a few queries.
     static func expectMatches(_ library: LiveLibrary, _ model: Model, seed: UInt64, _ note: String) throws {
-        let searcher = try library.searcher()
+        let searcher = library.searcher()
         var rng = SeededGenerator(seed: seed)
         let all = model.vectors
         #expect(library.currentShards().reduce(0) { $0 + $1.liveRowCount } == all.count, "\(note): live row count")
@@ -153,7 +153,7 @@ struct LiveLibraryTests {
             _ = try await library!.apply(tx)
             model.apply(tx)
             if step % 70 == 69 {
-                let before = try library!.searcher()
+                let before = library!.searcher()
                 let version = try await library!.flush()
                 #expect(version != nil, "step \(step): something to flush")
                 #expect(await library!.unflushedRows() == 0)
@@ -201,13 +201,13 @@ struct LiveLibraryTests {
             try await service.apply(tx, to: library)
             model.apply(tx)
         }
-        let before = try library.searcher()
+        let before = library.searcher()
         let built = try IndexBuilder.build(
             dataDirectory: dir.path, library: "u",
             options: IndexBuildOptions(settings: .hnsw(HNSWParameters(m: 8, efConstruction: 60, efSearch: 400)), threads: 2))
         await service.refresh()
         #expect(library.snapshot.epoch == built.epoch)
-        #expect(try library.searcher().indexDescription.contains("hnsw"))
+        #expect(library.searcher().indexDescription.contains("hnsw"))
         try Self.expectMatches(library, model, seed: 4, "after adopting the indexed version")
         #expect(try before.search(Self.vector(&rng), k: 5).count == 5)
         // A publisher working from an old version loses the compare-and-swap.
@@ -242,11 +242,11 @@ struct LiveLibraryTests {
             model.documents[id] = [(chunk.id, chunk.vector)]
         }
         var waited = 0
-        while !(try library.searcher().indexDescription.contains("hnsw")) && waited < 1_200 {
+        while !(library.searcher().indexDescription.contains("hnsw")) && waited < 1_200 {
             try await Task.sleep(nanoseconds: 50_000_000)
             waited += 1
         }
-        #expect(try library.searcher().indexDescription.contains("hnsw"), "graphs were built and adopted")
+        #expect(library.searcher().indexDescription.contains("hnsw"), "graphs were built and adopted")
         try Self.expectMatches(library, model, seed: 12, "after the background index build")
     }
 
@@ -350,7 +350,7 @@ struct LiveLibraryTests {
         let dir = TemporaryDirectory()
         _ = try Self.library(dir, rows: 50)
         let library = try LiveLibrary.open(dataDirectory: dir.path, library: "u", policy: .never)
-        let before = try library.searcher()
+        let before = library.searcher()
         let target: [Float] = [9, 9, 9, 9, 9, 9]
         let id = DocumentID.random()
         _ = try await library.apply([.putDocument(id: id, metadata: nil, chunks: [ChunkInput(id: .random(), vector: target)])])
@@ -370,22 +370,22 @@ struct LiveLibraryTests {
         _ = try Self.library(dir, rows: 50)
         let service = try LibraryService(dataDirectory: dir.path, policy: .never)
         let library = try service.library("u")
-        let first = try library.searcher()
-        #expect(try library.searcher() === first, "nothing changed")
-        #expect(try library.searcher(shards: [0]) !== first, "a subset of shards is its own searcher")
-        #expect(try library.searcher(shards: [0]).sources.allSatisfy { $0.shard == 0 })
+        let first = library.searcher()
+        #expect(library.searcher() === first, "nothing changed")
+        #expect(library.searcher(shards: [0]) !== first, "a subset of shards is its own searcher")
+        #expect(library.searcher(shards: [0]).sources.allSatisfy { $0.shard == 0 })
 
         let target: [Float] = [9, 9, 9, 9, 9, 9]
         let id = DocumentID.random()
         try await service.apply([.putDocument(id: id, metadata: nil, chunks: [ChunkInput(id: .random(), vector: target)])], to: library)
-        let afterWrite = try library.searcher()
+        let afterWrite = library.searcher()
         #expect(afterWrite !== first)
         #expect(try afterWrite.search(target, k: 1)[0].documentID == id)
-        #expect(try library.searcher() === afterWrite)
+        #expect(library.searcher() === afterWrite)
         #expect(afterWrite.indexFamily == "flat")
 
         try await library.flush()
-        let afterFlush = try library.searcher()
+        let afterFlush = library.searcher()
         #expect(afterFlush !== afterWrite)
         #expect(try afterFlush.search(target, k: 1)[0].documentID == id)
         #expect(afterFlush.epoch > afterWrite.epoch)
@@ -394,12 +394,12 @@ struct LiveLibraryTests {
             dataDirectory: dir.path, library: "u",
             options: IndexBuildOptions(settings: .hnsw(HNSWParameters(m: 8, efConstruction: 60, efSearch: 100)), threads: 2))
         await service.refresh()
-        let adopted = try library.searcher()
+        let adopted = library.searcher()
         #expect(adopted !== afterFlush)
         #expect(adopted.epoch == built.epoch)
         #expect(adopted.indexFamily == "hnsw")
         #expect(adopted.indexDescription.hasPrefix("hnsw over ") && adopted.indexDescription.hasSuffix(" segment(s) in 2 shard(s)"))
-        #expect(try library.searcher() === adopted)
+        #expect(library.searcher() === adopted)
     }
 
     @Test func concurrentWritersUnderGroupCommitAreAllDurable() async throws {
